@@ -1,0 +1,56 @@
+// The kernel interface: everything numeric that the model and the cache need, and nothing else.
+//
+// Implementations live in ops.cc (Highway, compiled for every target and dispatched once per call
+// with HWY_DYNAMIC_DISPATCH) and are checked against the scalar references in ops_ref.h.
+// Kernels never see the model graph, the cache policy or the file format.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "util/tensor_type.h"
+#include "util/thread_pool.h"
+
+namespace sllm::ops {
+
+// A row-major weight matrix [n_rows, n_cols] stored in `type` (rows are n_cols elements long,
+// consecutive rows `row_bytes` apart). Views the file mapping; owns nothing.
+struct MatView {
+  TensorType type = TensorType::kF32;
+  const void* data = nullptr;
+  size_t n_rows = 0;
+  size_t n_cols = 0;
+  size_t row_bytes = 0;
+};
+
+// y[b, r] = sum_c W[r, c] * x[b, c] for b < n_batch, r < n_rows.
+// x: [n_batch, n_cols] f32, y: [n_batch, n_rows] f32. Rows are split across the pool.
+void matmul(const MatView& w, const float* x, size_t n_batch, float* y, ThreadPool& pool);
+
+// out = x / sqrt(mean(x^2) + eps) * weight, n elements. out may alias x.
+void rmsnorm(const float* x, const float* weight, size_t n, float eps, float* out);
+
+// In place: x = exp(x - max) / sum.
+void softmax(float* x, size_t n);
+
+// gate = silu(gate) * up, n elements (SwiGLU).
+void silu_mul(float* gate, const float* up, size_t n);
+
+// y += x, n elements.
+void add(const float* x, float* y, size_t n);
+
+// Rows of the embedding table and other per-row reads: dst = dequantize(src row), n elements.
+void dequantize_row(TensorType type, const void* src, float* dst, size_t n);
+
+// Attention over cached keys/values stored as f32 or f16 (`kv_type` is kF32 or kF16).
+// dot: returns sum_i a[i] * k[i]. axpy: y[i] += a * v[i].
+float dot_kv(const float* a, const void* k, TensorType kv_type, size_t n);
+void axpy_kv(float a, const void* v, TensorType kv_type, float* y, size_t n);
+
+// Stores f32 values as the cache's element type (f32 copy or f16 round-to-nearest-even).
+void store_kv(const float* src, void* dst, TensorType kv_type, size_t n);
+
+// Name of the SIMD target the dispatcher picked (for `info` and benchmark output).
+const char* simd_target_name();
+
+}  // namespace sllm::ops

@@ -1,0 +1,97 @@
+// Tokenizers built from a plain Vocab (read from GGUF `tokenizer.ggml.*` metadata).
+//
+// SentencePiece-style (`tokenizer.ggml.model = llama`) is implemented now; byte-level BPE
+// (`gpt2`) will implement the same interface.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "streamingllm/error.h"
+
+namespace sllm {
+
+class GgufFile;
+
+using TokenId = int32_t;
+
+// Token types as in GGUF `tokenizer.ggml.token_type` (llama.cpp's llama_token_type).
+enum class TokenType : int32_t {
+  kUndefined = 0,
+  kNormal = 1,
+  kUnknown = 2,
+  kControl = 3,
+  kUserDefined = 4,
+  kUnused = 5,
+  kByte = 6,
+};
+
+struct Vocab {
+  std::string model;                // "llama" (SentencePiece), "gpt2" (byte-level BPE), ...
+  std::string pre;                  // `tokenizer.ggml.pre`, BPE pre-tokenizer name, may be empty
+  std::vector<std::string> tokens;  // token text as stored (SentencePiece uses U+2581 for space)
+  std::vector<float> scores;        // empty, or one per token
+  std::vector<TokenType> types;     // empty, or one per token
+  std::vector<std::string> merges;  // BPE only
+  TokenId bos = -1, eos = -1, unk = -1, pad = -1;  // -1: none
+  bool add_bos = true;
+  bool add_eos = false;
+  bool add_space_prefix = true;  // SentencePiece's dummy prefix
+
+  size_t n_tokens() const { return tokens.size(); }
+};
+
+// Reads `tokenizer.ggml.*` from a GGUF file. Validates lengths and special ids.
+Result<Vocab> vocab_from_gguf(const GgufFile& gguf);
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+
+  const Vocab& vocab() const { return vocab_; }
+
+  // Encodes UTF-8 text. Fails with kInvalidInput (naming the byte offset) on invalid UTF-8.
+  // add_bos prepends the BOS token. parse_special: text matching a control/user-defined token's
+  // text (e.g. "<s>", "<|im_end|>") becomes that token instead of being tokenized as text.
+  virtual Result<std::vector<TokenId>> encode(std::string_view text, bool add_bos,
+                                              bool parse_special) const = 0;
+
+  // The bytes a token stands for: "▁" becomes a space, byte tokens <0xAB> become that byte,
+  // control tokens are empty. May be part of a UTF-8 character.
+  virtual std::string token_bytes(TokenId id) const = 0;
+
+  // Decodes a whole sequence (as the StreamDecoder would print it).
+  std::string decode(const std::vector<TokenId>& ids) const;
+
+  bool is_control(TokenId id) const;
+
+ protected:
+  explicit Tokenizer(Vocab vocab) : vocab_(std::move(vocab)) {}
+  Vocab vocab_;
+};
+
+Result<std::unique_ptr<Tokenizer>> make_tokenizer(Vocab vocab);
+
+// Turns a stream of token ids into printable text: a UTF-8 character split across tokens is
+// returned whole, once, when its last byte arrives; the dummy-prefix space of the first piece
+// after BOS (or at the very start) is dropped, as SentencePiece does.
+class StreamDecoder {
+ public:
+  explicit StreamDecoder(const Tokenizer& tokenizer) : tokenizer_(&tokenizer) {}
+
+  // Returns the complete UTF-8 text that became available with this token (maybe empty).
+  std::string push(TokenId id);
+  // Returns whatever is still buffered (an incomplete character is returned as U+FFFD).
+  std::string flush();
+
+ private:
+  const Tokenizer* tokenizer_;
+  std::string pending_;
+  bool at_start_ = true;
+};
+
+}  // namespace sllm

@@ -1,0 +1,52 @@
+#include "util/tensor_type.h"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+
+namespace sllm {
+
+namespace {
+// Block layouts as in ggml (ggml-common.h): q8_0 = f16 scale + 32 int8; q4_0 = f16 scale + 16
+// bytes of 4-bit pairs.
+constexpr std::array<TensorTypeTraits, 5> kSupported = {{
+    {TensorType::kF32, "f32", 1, 4},
+    {TensorType::kF16, "f16", 1, 2},
+    {TensorType::kQ4_0, "q4_0", 32, 18},
+    {TensorType::kQ8_0, "q8_0", 32, 34},
+    {TensorType::kBF16, "bf16", 1, 2},
+}};
+
+// ggml's type names by id (ggml.c type_traits), so unsupported types can be named in errors.
+constexpr std::array<const char*, 40> kGgmlNames = {
+    "f32",     "f16",   "q4_0",  "q4_1",  "q4_2",   "q4_3",    "q5_0",    "q5_1",
+    "q8_0",    "q8_1",  "q2_K",  "q3_K",  "q4_K",   "q5_K",    "q6_K",    "q8_K",
+    "iq2_xxs", "iq2_xs", "iq3_xxs", "iq1_s", "iq4_nl", "iq3_s",  "iq2_s",   "iq4_xs",
+    "i8",      "i16",   "i32",   "i64",   "f64",    "iq1_m",   "bf16",    "q4_0_4_4",
+    "q4_0_4_8", "q4_0_8_8", "tq1_0", "tq2_0", "iq4_nl_4_4", "iq4_nl_4_8", "iq4_nl_8_8", "mxfp4",
+};
+}  // namespace
+
+std::optional<TensorTypeTraits> tensor_type_traits(uint32_t ggml_type_id) {
+  for (const auto& t : kSupported) {
+    if (static_cast<uint32_t>(t.type) == ggml_type_id) return t;
+  }
+  return std::nullopt;
+}
+
+std::string ggml_type_name(uint32_t ggml_type_id) {
+  if (ggml_type_id < kGgmlNames.size()) return kGgmlNames[ggml_type_id];
+  return "type " + std::to_string(ggml_type_id);
+}
+
+std::optional<TensorType> parse_tensor_type(const std::string& name) {
+  std::string lower = name;
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  for (const auto& t : kSupported) {
+    if (lower == t.name) return t.type;
+  }
+  return std::nullopt;
+}
+
+}  // namespace sllm
