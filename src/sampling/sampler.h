@@ -1,0 +1,107 @@
+// Token sampling: repetition penalty, top-k, top-p, min-p, temperature and a seeded draw.
+//
+// The order of the stages is llama.cpp's (common/sampling.cpp with its default sampler list), so
+// that the same options mean the same thing in both engines:
+//
+//   1. repetition penalty  over the logits of the tokens in the last repeat_last_n accepted tokens
+//   2. top-k               keep the k largest logits
+//   3. top-p               keep the smallest prefix (by probability) whose mass reaches top_p
+//   4. min-p               keep tokens with p >= min_p * p_max
+//   5. temperature         divide the logits by the temperature
+//   6. softmax + draw      one uniform from the RNG, inverted through the cumulative distribution
+//
+// top-p and min-p see the probabilities at temperature 1: the temperature only reshapes the
+// distribution among the survivors. With temperature == 0 the sampler is greedy: the penalty is
+// still applied (as in llama.cpp), then the argmax is returned and the RNG is not advanced.
+//
+// The sampler's whole state (RNG + penalty history) round-trips through save_state/load_state, so
+// that a resumed chat continues with exactly the tokens it would have produced.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "streamingllm/error.h"
+
+namespace sllm {
+
+struct SamplerOptions {
+  // Divides the logits before the draw. 0 = greedy (argmax); < 1 sharpens, > 1 flattens.
+  float temperature = 0.8f;
+  // Keep only the top_k most likely tokens. 0 = off (keep all).
+  int32_t top_k = 40;
+  // Nucleus sampling: keep the smallest set of tokens whose probability mass reaches top_p.
+  // In (0, 1]; 1 = off.
+  float top_p = 0.95f;
+  // Keep tokens at least min_p times as likely as the most likely one. In [0, 1]; 0 = off.
+  float min_p = 0.05f;
+  // Penalises tokens seen in the last repeat_last_n accepted tokens: positive logits are divided
+  // by it, negative ones multiplied (llama.cpp / CTRL paper). > 0; 1 = off.
+  float repeat_penalty = 1.0f;
+  // How many recently accepted tokens the repetition penalty looks at. >= 0; 0 = off.
+  int32_t repeat_last_n = 64;
+  // Seed of the RNG: same seed + same logits -> same tokens on every platform.
+  uint64_t seed = 42;
+
+  // Rejects out-of-range or non-finite values with a message naming the option and the value.
+  Status validate() const;
+};
+
+// xoshiro256** (Blackman & Vigna 2018): small, fast, and its whole state is four words, which
+// makes it trivial to save and restore. Seeded through splitmix64 as its authors recommend.
+struct Rng {
+  uint64_t s[4] = {};
+
+  static Rng from_seed(uint64_t seed);
+  uint64_t next_u64();
+  // Uniform in [0, 1) from the top 53 bits: the same value on every platform, unlike
+  // std::uniform_real_distribution whose algorithm is implementation-defined.
+  double next_double();
+};
+
+class Sampler {
+ public:
+  // `options` must have passed validate() (asserted in debug builds).
+  Sampler(SamplerOptions options, size_t n_vocab);
+
+  // Picks the next token from `logits` ([n_vocab], modified in place). Does not record the
+  // token: call accept() with whatever token is actually fed to the model.
+  int32_t sample(std::span<float> logits);
+
+  // Records a token (prompt or generated) in the repetition-penalty history.
+  void accept(int32_t token);
+
+  // RNG + history as text; load_state validates it against this sampler's n_vocab and
+  // repeat_last_n and leaves the sampler unchanged on error.
+  std::string save_state() const;
+  Status load_state(std::string_view state);
+
+  const SamplerOptions& options() const { return options_; }
+  size_t n_vocab() const { return n_vocab_; }
+
+ private:
+  struct Candidate {
+    int32_t id;
+    float logit;
+  };
+
+  void apply_repeat_penalty(std::span<float> logits);
+  // Survivors of top-k, top-p and min-p, sorted by logit (descending, ties by id).
+  void filter_candidates(std::span<const float> logits);
+  int32_t draw();
+
+  SamplerOptions options_;
+  size_t n_vocab_;
+  Rng rng_;
+  std::vector<int32_t> history_;       // [repeat_last_n] ring of accepted tokens
+  size_t history_next_ = 0;            // ring slot the next accepted token goes to
+  size_t n_history_ = 0;               // valid entries, <= repeat_last_n
+  std::vector<Candidate> candidates_;  // [n_vocab] scratch, reused across calls
+  std::vector<int32_t> penalized_;     // [repeat_last_n] scratch: distinct tokens in history
+};
+
+}  // namespace sllm
