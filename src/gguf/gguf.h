@@ -46,6 +46,8 @@ struct GgufValue;
 struct GgufArray {
   GgufValueType elem_type = GgufValueType::kUint8;
   std::vector<GgufValue> items;
+
+  bool operator==(const GgufArray&) const = default;
 };
 
 // One metadata value. Integers keep their GGUF width in `type`; they are stored widened.
@@ -63,13 +65,16 @@ struct GgufValue {
   static GgufValue string_array(const std::vector<std::string>& xs);
   static GgufValue f32_array(const std::vector<float>& xs);
   static GgufValue i32_array(const std::vector<int32_t>& xs);
+
+  // Same type and same value (floats compare as doubles, so NaN != NaN).
+  bool operator==(const GgufValue&) const = default;
 };
 
 struct GgufTensorInfo {
   std::string name;
   std::vector<uint64_t> dims;  // dims[0] is the contiguous (fastest-varying) one: the row length
   TensorType type = TensorType::kF32;
-  uint64_t offset = 0;   // from the start of the data section, as stored in the file
+  uint64_t offset = 0;  // from the start of the data section, as stored in the file
   uint64_t n_elements = 0;
   uint64_t n_bytes = 0;
   const uint8_t* data = nullptr;  // points into the mapping; valid while the GgufFile lives
@@ -83,9 +88,15 @@ class GgufFile {
   // Maps and validates the file. Fails on any malformation or unsupported tensor type.
   static Result<GgufFile> open(const std::string& path);
 
-  const std::string& path() const { return file_.path(); }
+  // Parses a GGUF image already in memory (what open() does after mapping; also the fuzzer's and
+  // the malformed-input tests' entry point). `name` prefixes error messages. Tensor `data`
+  // pointers point into `bytes`, which must outlive the result.
+  static Result<GgufFile> parse(std::span<const uint8_t> bytes, std::string name);
+
+  const std::string& path() const { return path_; }
   uint32_t version() const { return version_; }
   uint64_t alignment() const { return alignment_; }
+  uint64_t data_offset() const { return data_offset_; }  // file offset of the data section
 
   // Metadata in file order, and by key.
   const std::vector<std::pair<std::string, GgufValue>>& metadata() const { return metadata_; }
@@ -106,9 +117,11 @@ class GgufFile {
   const GgufTensorInfo* find_tensor(std::string_view name) const;
 
  private:
-  MappedFile file_;
+  MappedFile file_;   // empty when parsed from memory
+  std::string path_;  // the path, or the name given to parse()
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;
+  uint64_t data_offset_ = 0;
   std::vector<std::pair<std::string, GgufValue>> metadata_;
   std::map<std::string, size_t, std::less<>> metadata_index_;
   std::vector<GgufTensorInfo> tensors_;
@@ -124,9 +137,14 @@ class GgufWriter {
   // `dims[0]` is the row length; `bytes` must hold exactly the type's size for these dims.
   Status add_tensor(std::string name, TensorType type, std::vector<uint64_t> dims,
                     std::span<const uint8_t> bytes);
-  // Serialises the file (alignment from "general.alignment" if set, else 32).
+  // Checks what add_tensor() cannot: that each value's payload matches its type (integers in
+  // range of their width, array items of the array's element type) and that "general.alignment",
+  // if set, is an integer power of two that fits in u32.
+  Status validate() const;
+  // Serialises the file (alignment from "general.alignment" if set, else 32), padding with zeros
+  // after the tensor infos and after each tensor. Requires validate() to pass (asserted in debug).
   std::vector<uint8_t> serialize() const;
-  Status write(const std::string& path) const;  // atomic: temp file + fsync + rename
+  Status write(const std::string& path) const;  // validate(), then atomic: temp + fsync + rename
 
  private:
   struct Tensor {
