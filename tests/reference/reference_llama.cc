@@ -134,7 +134,8 @@ std::vector<double> Matrix::apply(const std::vector<double>& x) const {
   }
   std::vector<double> y(n_rows, 0.0);
   for (size_t r = 0; r < n_rows; ++r) {
-    for (size_t c = 0; c < n_cols; ++c) y[r] += at(r, c) * x[c];
+    const double* row = data.data() + r * n_cols;
+    for (size_t c = 0; c < n_cols; ++c) y[r] += row[c] * x[c];
   }
   return y;
 }
@@ -161,19 +162,21 @@ void softmax(std::vector<double>& x) {
 
 void rope(std::vector<double>& x, size_t n_heads, uint64_t pos, const ReferenceConfig& config) {
   const size_t half = config.rope_dim / 2;
-  for (size_t h = 0; h < n_heads; ++h) {
-    double* head = x.data() + h * config.head_dim;
-    for (size_t i = 0; i < half; ++i) {
-      const double theta = static_cast<double>(pos) *
-                           std::pow(config.rope_base, -2.0 * static_cast<double>(i) /
-                                                          static_cast<double>(config.rope_dim));
-      const bool adjacent = config.rope_style == RopeStyle::kAdjacentPairs;
-      const size_t a = adjacent ? 2 * i : i;
-      const size_t b = adjacent ? 2 * i + 1 : i + half;
+  const bool adjacent = config.rope_style == RopeStyle::kAdjacentPairs;
+  for (size_t i = 0; i < half; ++i) {
+    const double theta = static_cast<double>(pos) *
+                         std::pow(config.rope_base, -2.0 * static_cast<double>(i) /
+                                                        static_cast<double>(config.rope_dim));
+    const double cos_theta = std::cos(theta);
+    const double sin_theta = std::sin(theta);
+    const size_t a = adjacent ? 2 * i : i;
+    const size_t b = adjacent ? 2 * i + 1 : i + half;
+    for (size_t h = 0; h < n_heads; ++h) {
+      double* head = x.data() + h * config.head_dim;
       const double xa = head[a];
       const double xb = head[b];
-      head[a] = xa * std::cos(theta) - xb * std::sin(theta);
-      head[b] = xa * std::sin(theta) + xb * std::cos(theta);
+      head[a] = xa * cos_theta - xb * sin_theta;
+      head[b] = xa * sin_theta + xb * cos_theta;
     }
   }
 }
