@@ -135,7 +135,7 @@ class ReferenceLlama {
 // n_sinks = 0 is window attention; n_sinks + window >= the stream length is dense attention.
 class NaiveStreamingReference {
  public:
-  // `window` counts the current token, so it must be at least 1.
+  // `window` counts the current token, so it must be at least 1. `model` must outlive this.
   NaiveStreamingReference(const ReferenceLlama& model, size_t n_sinks, size_t window);
 
   // Feeds the next token of the stream and returns its logits [vocab_size].
