@@ -57,6 +57,8 @@ class Tokenizer {
   // Encodes UTF-8 text. Fails with kInvalidInput (naming the byte offset) on invalid UTF-8.
   // add_bos prepends the BOS token. parse_special: text matching a control/user-defined token's
   // text (e.g. "<s>", "<|im_end|>") becomes that token instead of being tokenized as text.
+  // As in llama.cpp (and HF tokenizers), user-defined tokens are matched even without
+  // parse_special; control and unknown tokens only with it. Longer token texts match first.
   virtual Result<std::vector<TokenId>> encode(std::string_view text, bool add_bos,
                                               bool parse_special) const = 0;
 
@@ -74,7 +76,17 @@ class Tokenizer {
   Vocab vocab_;
 };
 
+// Checks what the tokenizers rely on: a non-empty token list, scores and types empty or one per
+// token, special ids -1 or in range, byte tokens spelled <0xXX>. Errors name the GGUF key.
+Status validate_vocab(const Vocab& vocab);
+
+// Validates the vocab and picks the tokenizer for `vocab.model`: "llama" -> SentencePiece.
+// Other models fail with kUnsupported.
 Result<std::unique_ptr<Tokenizer>> make_tokenizer(Vocab vocab);
+
+// The SentencePiece tokenizer on its own (make_tokenizer's choice for "llama"); `vocab` must pass
+// validate_vocab.
+std::unique_ptr<Tokenizer> make_spm_tokenizer(Vocab vocab);
 
 // Turns a stream of token ids into printable text: a UTF-8 character split across tokens is
 // returned whole, once, when its last byte arrives; the dummy-prefix space of the first piece
