@@ -1,0 +1,538 @@
+// SIMD kernels of ops.h. Highway's foreach_target.h compiles this file once per target (SSE4,
+// AVX2, AVX-512, ... and the portable EMU128); the public functions at the bottom pick the best
+// target the CPU supports, once per call, through HWY_DYNAMIC_DISPATCH.
+//
+// Every kernel accepts any element count and unaligned pointers: full vectors use LoadU/StoreU,
+// and the last n % Lanes elements take a scalar or padded path.
+#include "kernels/ops.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/quant.h"
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/ops.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+// After foreach_target.h: these are re-included for each target.
+#include "hwy/contrib/math/math-inl.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace sllm::ops {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;
+// Block formats are decoded a vector at a time; capping the vector at 16 lanes makes a lane count
+// that divides both the 16 bytes of q4_0 codes and the 32 elements of a block.
+using DBlock = hn::CappedTag<float, 16>;
+
+// ------------------------------------------------------------------------------------------------
+// Element decoding
+
+inline uint16_t read_u16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// f16 lanes [p, p + Lanes(df)) as f32.
+template <class D>
+HWY_INLINE hn::Vec<D> load_f16(D df, const uint16_t* HWY_RESTRICT p) {
+  const hn::Rebind<uint16_t, D> du16;
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2 && !defined(HWY_DISABLE_F16C)
+  // F16C converts exactly in one instruction.
+  const hn::Rebind<hwy::float16_t, D> df16;
+  return hn::PromoteTo(df, hn::BitCast(df16, hn::LoadU(du16, p)));
+#else
+  // Highway 1.0.3 emulates the conversion on targets without F16C but maps inf/NaN to finite
+  // values, so decode by hand: rebias normals, scale subnormals, widen inf/NaN.
+  const hn::RebindToUnsigned<D> du;
+  const hn::RebindToSigned<D> di;
+  const auto h = hn::PromoteTo(du, hn::LoadU(du16, p));
+  const auto sign = hn::ShiftLeft<16>(hn::And(h, hn::Set(du, 0x8000u)));
+  const auto exp_mant = hn::And(h, hn::Set(du, 0x7FFFu));
+  const auto exp = hn::ShiftRight<10>(exp_mant);
+  const auto normal = hn::Add(hn::ShiftLeft<13>(exp_mant), hn::Set(du, (127u - 15u) << 23));
+  const auto subnormal =
+      hn::BitCast(du, hn::Mul(hn::ConvertTo(df, hn::BitCast(di, exp_mant)), hn::Set(df, 0x1p-24f)));
+  const auto inf_nan = hn::Or(hn::ShiftLeft<13>(exp_mant), hn::Set(du, 0x7F800000u));
+  auto bits = hn::IfThenElse(hn::Eq(exp, hn::Zero(du)), subnormal, normal);
+  bits = hn::IfThenElse(hn::Eq(exp, hn::Set(du, 0x1Fu)), inf_nan, bits);
+  return hn::BitCast(df, hn::Or(bits, sign));
+#endif
+}
+
+// bf16 lanes as f32: bf16 is the top half of an f32.
+template <class D>
+HWY_INLINE hn::Vec<D> load_bf16(D df, const uint16_t* HWY_RESTRICT p) {
+  const hn::RebindToUnsigned<D> du;
+  const hn::Rebind<uint16_t, D> du16;
+  return hn::BitCast(df, hn::ShiftLeft<16>(hn::PromoteTo(du, hn::LoadU(du16, p))));
+}
+
+// Stores f32 lanes as f16 with the exact rounding of quant::f32_to_f16 (nearest even, inf above
+// 65520, NaN -> quiet NaN). Done by hand on every target: Highway 1.0.3 truncates where F16C is
+// missing, and F16C keeps NaN payloads, which would make caches differ between machines.
+template <class D>
+HWY_INLINE void store_f16(D df, hn::Vec<D> v, uint16_t* HWY_RESTRICT p) {
+  const hn::RebindToUnsigned<D> du;
+  const hn::RebindToSigned<D> di;
+  const hn::Rebind<uint16_t, D> du16;
+  const auto bits = hn::BitCast(du, v);
+  const auto sign = hn::And(hn::ShiftRight<16>(bits), hn::Set(du, 0x8000u));
+  const auto abs = hn::And(bits, hn::Set(du, 0x7FFFFFFFu));
+  // Normal: rebias the exponent, round the mantissa at bit 13 half to even.
+  const auto rebiased = hn::Sub(abs, hn::Set(du, (127u - 15u) << 23));
+  const auto odd = hn::And(hn::ShiftRight<13>(rebiased), hn::Set(du, 1u));
+  const auto normal = hn::ShiftRight<13>(hn::Add(rebiased, hn::Add(hn::Set(du, 0xFFFu), odd)));
+  // Subnormal: the ulp of 0.5f is 2^-24, the f16 subnormal step, so the FPU's own round to nearest
+  // even in |v| + 0.5f yields the code in the low bits (1024 = the smallest normal, also right).
+  const auto sum = hn::Add(hn::BitCast(df, abs), hn::Set(df, 0.5f));
+  const auto subnormal = hn::Sub(hn::BitCast(du, sum), hn::Set(du, 0x3F000000u));
+  const auto abs_i = hn::BitCast(di, abs);
+  auto h =
+      hn::IfThenElse(hn::RebindMask(du, hn::Lt(abs_i, hn::Set(di, 0x38800000))), subnormal, normal);
+  h = hn::IfThenElse(hn::RebindMask(du, hn::Gt(abs_i, hn::Set(di, 0x477FEFFF))),
+                     hn::Set(du, 0x7C00u), h);
+  h = hn::IfThenElse(hn::RebindMask(du, hn::Gt(abs_i, hn::Set(di, 0x7F800000))),
+                     hn::Set(du, 0x7E00u), h);
+  hn::StoreU(hn::DemoteTo(du16, hn::BitCast(di, hn::Or(h, sign))), du16, p);
+}
+
+// Dense weight types: one element per column.
+template <TensorType kType>
+HWY_INLINE hn::Vec<DF> load_dense(DF df, const uint8_t* HWY_RESTRICT row, size_t col) {
+  if constexpr (kType == TensorType::kF32) {
+    return hn::LoadU(df, reinterpret_cast<const float*>(row) + col);
+  } else if constexpr (kType == TensorType::kF16) {
+    return load_f16(df, reinterpret_cast<const uint16_t*>(row) + col);
+  } else {
+    static_assert(kType == TensorType::kBF16);
+    return load_bf16(df, reinterpret_cast<const uint16_t*>(row) + col);
+  }
+}
+
+template <TensorType kType>
+float dense_at(const uint8_t* row, size_t col) {
+  if constexpr (kType == TensorType::kF32) {
+    float v;
+    std::memcpy(&v, row + col * sizeof(float), sizeof(v));
+    return v;
+  } else if constexpr (kType == TensorType::kF16) {
+    return quant::f16_to_f32(read_u16(row + 2 * col));
+  } else {
+    return quant::bf16_to_f32(read_u16(row + 2 * col));
+  }
+}
+
+// Block types: decodes the 32 elements of one block into out[0, 32). The products code * d are
+// exact in f32 (an 8-bit code times an 11-bit scale), so this equals the scalar decode bit for bit.
+template <TensorType kType>
+HWY_INLINE void decode_block(const uint8_t* HWY_RESTRICT block, float* HWY_RESTRICT out) {
+  const DBlock d;
+  const size_t n_lanes = hn::Lanes(d);
+  const hn::Rebind<int32_t, DBlock> di32;
+  const auto scale = hn::Set(d, quant::f16_to_f32(read_u16(block)));
+  const uint8_t* qs = block + sizeof(uint16_t);
+  if constexpr (kType == TensorType::kQ8_0) {
+    const hn::Rebind<int8_t, DBlock> di8;
+    for (size_t j = 0; j < quant::kBlockElems; j += n_lanes) {
+      const auto codes =
+          hn::PromoteTo(di32, hn::LoadU(di8, reinterpret_cast<const int8_t*>(qs) + j));
+      hn::StoreU(hn::Mul(hn::ConvertTo(d, codes), scale), d, out + j);
+    }
+  } else {
+    static_assert(kType == TensorType::kQ4_0);
+    // Byte j holds element j (low nibble) and element j + 16 (high nibble).
+    const hn::Rebind<uint8_t, DBlock> du8;
+    const auto k8 = hn::Set(di32, 8);
+    const auto k15 = hn::Set(di32, 15);
+    constexpr size_t kHalf = quant::kBlockElems / 2;
+    for (size_t j = 0; j < kHalf; j += n_lanes) {
+      const auto bytes = hn::PromoteTo(di32, hn::LoadU(du8, qs + j));
+      const auto lo = hn::Sub(hn::And(bytes, k15), k8);
+      const auto hi = hn::Sub(hn::ShiftRight<4>(bytes), k8);
+      hn::StoreU(hn::Mul(hn::ConvertTo(d, lo), scale), d, out + j);
+      hn::StoreU(hn::Mul(hn::ConvertTo(d, hi), scale), d, out + kHalf + j);
+    }
+  }
+}
+
+constexpr bool is_block_type(TensorType type) {
+  return type == TensorType::kQ8_0 || type == TensorType::kQ4_0;
+}
+
+constexpr size_t block_bytes(TensorType type) {
+  return type == TensorType::kQ8_0 ? sizeof(quant::BlockQ8_0) : sizeof(quant::BlockQ4_0);
+}
+
+// ------------------------------------------------------------------------------------------------
+// matmul
+
+// Batch rows that share one pass over a weight row.
+constexpr size_t kBatchTile = 4;
+
+// dots[b] = dot(weight row, x row b) for b < kRows; x rows are n_cols apart.
+// Each x row has its own accumulator, so its result does not depend on kRows, the batch size or
+// the thread count: only on the target's lane count.
+template <TensorType kType, size_t kRows>
+HWY_INLINE void row_dots(const uint8_t* HWY_RESTRICT row, const float* HWY_RESTRICT x,
+                         size_t n_cols, float* HWY_RESTRICT dots) {
+  static_assert(kRows >= 1 && kRows <= kBatchTile);
+  using D = std::conditional_t<is_block_type(kType), DBlock, DF>;
+  const D d;
+  const size_t n_lanes = hn::Lanes(d);
+  // Separate variables, not an array: SVE and RVV vectors cannot be array elements.
+  auto acc0 = hn::Zero(d);
+  auto acc1 = hn::Zero(d);
+  auto acc2 = hn::Zero(d);
+  auto acc3 = hn::Zero(d);
+  const auto fma_rows = [&](hn::Vec<D> w, size_t col) HWY_ATTR {
+    acc0 = hn::MulAdd(w, hn::LoadU(d, x + col), acc0);
+    if constexpr (kRows > 1) acc1 = hn::MulAdd(w, hn::LoadU(d, x + n_cols + col), acc1);
+    if constexpr (kRows > 2) acc2 = hn::MulAdd(w, hn::LoadU(d, x + 2 * n_cols + col), acc2);
+    if constexpr (kRows > 3) acc3 = hn::MulAdd(w, hn::LoadU(d, x + 3 * n_cols + col), acc3);
+  };
+
+  size_t col = 0;
+  if constexpr (is_block_type(kType)) {
+    HWY_ALIGN float w_block[quant::kBlockElems];
+    for (; col < n_cols; col += quant::kBlockElems) {
+      decode_block<kType>(row + col / quant::kBlockElems * block_bytes(kType), w_block);
+      for (size_t j = 0; j < quant::kBlockElems; j += n_lanes) {
+        fma_rows(hn::Load(d, w_block + j), col + j);
+      }
+    }
+  } else {
+    for (; col + n_lanes <= n_cols; col += n_lanes) fma_rows(load_dense<kType>(d, row, col), col);
+  }
+
+  dots[0] = hn::GetLane(hn::SumOfLanes(d, acc0));
+  if constexpr (kRows > 1) dots[1] = hn::GetLane(hn::SumOfLanes(d, acc1));
+  if constexpr (kRows > 2) dots[2] = hn::GetLane(hn::SumOfLanes(d, acc2));
+  if constexpr (kRows > 3) dots[3] = hn::GetLane(hn::SumOfLanes(d, acc3));
+  if constexpr (!is_block_type(kType)) {
+    for (; col < n_cols; ++col) {
+      const float w = dense_at<kType>(row, col);
+      for (size_t b = 0; b < kRows; ++b) dots[b] += w * x[b * n_cols + col];
+    }
+  }
+}
+
+// Rows [row_begin, row_end) of y for every batch row. The weight row is read from memory once
+// and then served from L1 to each tile of up to kBatchTile batch rows.
+template <TensorType kType>
+void matmul_rows(const MatView& w, const float* x, size_t n_batch, float* y, size_t row_begin,
+                 size_t row_end) {
+  const auto* data = static_cast<const uint8_t*>(w.data);
+  for (size_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* row = data + r * w.row_bytes;
+    for (size_t b0 = 0; b0 < n_batch; b0 += kBatchTile) {
+      const float* xb = x + b0 * w.n_cols;
+      float dots[kBatchTile];
+      const size_t n_rows_tile = std::min(kBatchTile, n_batch - b0);
+      switch (n_rows_tile) {
+        case 1:
+          row_dots<kType, 1>(row, xb, w.n_cols, dots);
+          break;
+        case 2:
+          row_dots<kType, 2>(row, xb, w.n_cols, dots);
+          break;
+        case 3:
+          row_dots<kType, 3>(row, xb, w.n_cols, dots);
+          break;
+        default:
+          row_dots<kType, 4>(row, xb, w.n_cols, dots);
+          break;
+      }
+      for (size_t b = 0; b < n_rows_tile; ++b) y[(b0 + b) * w.n_rows + r] = dots[b];
+    }
+  }
+}
+
+// Each pool thread takes one contiguous chunk of rows: consecutive rows are adjacent in memory,
+// and a chunk per thread leaves nothing to hand out per row.
+template <TensorType kType>
+void matmul_pooled(const MatView& w, const float* x, size_t n_batch, float* y, ThreadPool& pool) {
+  constexpr size_t kMinRowsPerTask = 16;
+  const size_t n_tasks =
+      std::min(pool.n_threads(), (w.n_rows + kMinRowsPerTask - 1) / kMinRowsPerTask);
+  const size_t rows_per_task = (w.n_rows + n_tasks - 1) / n_tasks;
+  pool.run(n_tasks, [&](size_t task) HWY_ATTR {
+    const size_t begin = task * rows_per_task;
+    const size_t end = std::min(w.n_rows, begin + rows_per_task);
+    matmul_rows<kType>(w, x, n_batch, y, begin, end);
+  });
+}
+
+void matmul_simd(const MatView& w, const float* x, size_t n_batch, float* y, ThreadPool& pool) {
+  switch (w.type) {
+    case TensorType::kF32:
+      return matmul_pooled<TensorType::kF32>(w, x, n_batch, y, pool);
+    case TensorType::kF16:
+      return matmul_pooled<TensorType::kF16>(w, x, n_batch, y, pool);
+    case TensorType::kBF16:
+      return matmul_pooled<TensorType::kBF16>(w, x, n_batch, y, pool);
+    case TensorType::kQ8_0:
+      return matmul_pooled<TensorType::kQ8_0>(w, x, n_batch, y, pool);
+    case TensorType::kQ4_0:
+      return matmul_pooled<TensorType::kQ4_0>(w, x, n_batch, y, pool);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Element-wise ops
+
+// Runs body(vector of lanes [i, i + Lanes)) -> vector over x[0, n) in place. The last n % Lanes
+// elements go through a zero-padded buffer, so the tail sees exactly the same math.
+template <class Body>
+HWY_INLINE void map_in_place(float* x, size_t n, const Body& body) {
+  const DF d;
+  const size_t n_lanes = hn::Lanes(d);
+  size_t i = 0;
+  for (; i + n_lanes <= n; i += n_lanes) hn::StoreU(body(hn::LoadU(d, x + i), i), d, x + i);
+  if (i < n) {
+    HWY_ALIGN float pad[HWY_LANES(float)] = {};
+    std::copy(x + i, x + n, pad);
+    hn::Store(body(hn::Load(d, pad), i), d, pad);
+    std::copy(pad, pad + (n - i), x + i);
+  }
+}
+
+void rmsnorm_simd(const float* x, const float* weight, size_t n, float eps, float* out) {
+  if (n == 0) return;
+  const DF d;
+  const size_t n_lanes = hn::Lanes(d);
+  auto sum_sq = hn::Zero(d);
+  size_t i = 0;
+  for (; i + n_lanes <= n; i += n_lanes) {
+    const auto v = hn::LoadU(d, x + i);
+    sum_sq = hn::MulAdd(v, v, sum_sq);
+  }
+  float total = hn::GetLane(hn::SumOfLanes(d, sum_sq));
+  for (size_t j = i; j < n; ++j) total += x[j] * x[j];
+  const float scale = 1.0f / std::sqrt(total / static_cast<float>(n) + eps);
+  const auto vscale = hn::Set(d, scale);
+  for (i = 0; i + n_lanes <= n; i += n_lanes) {
+    const auto v = hn::Mul(hn::LoadU(d, x + i), vscale);
+    hn::StoreU(hn::Mul(v, hn::LoadU(d, weight + i)), d, out + i);
+  }
+  for (; i < n; ++i) out[i] = x[i] * scale * weight[i];
+}
+
+void softmax_simd(float* x, size_t n) {
+  if (n == 0) return;
+  const DF d;
+  const size_t n_lanes = hn::Lanes(d);
+  // Subtracting the max keeps every exponent <= 0: no overflow, and the largest term is 1.
+  float max = x[0];
+  size_t i = 0;
+  if (n >= n_lanes) {
+    auto vmax = hn::LoadU(d, x);
+    for (i = n_lanes; i + n_lanes <= n; i += n_lanes) vmax = hn::Max(vmax, hn::LoadU(d, x + i));
+    max = hn::GetLane(hn::MaxOfLanes(d, vmax));
+  }
+  for (; i < n; ++i) max = std::max(max, x[i]);
+
+  const auto vmax = hn::Set(d, max);
+  auto sum = hn::Zero(d);
+  map_in_place(x, n, [&](hn::Vec<DF> v, size_t begin) HWY_ATTR {
+    const auto e = hn::Exp(d, hn::Sub(v, vmax));
+    // Padding lanes beyond n must not count.
+    sum = hn::Add(sum, hn::IfThenElseZero(hn::FirstN(d, n - begin), e));
+    return e;
+  });
+  const auto inv_sum = hn::Set(d, 1.0f / hn::GetLane(hn::SumOfLanes(d, sum)));
+  map_in_place(x, n, [&](hn::Vec<DF> v, size_t) HWY_ATTR { return hn::Mul(v, inv_sum); });
+}
+
+void silu_mul_simd(float* gate, const float* up, size_t n) {
+  const DF d;
+  const auto one = hn::Set(d, 1.0f);
+  // hn::Exp is only valid up to 104; exp(100) is already inf in f32, so g / (1 + exp(-g)) is
+  // unchanged by the clamp: it becomes -0 for g <= -100 as with std::exp.
+  const auto max_exp_arg = hn::Set(d, 100.0f);
+  map_in_place(gate, n, [&](hn::Vec<DF> g, size_t begin) HWY_ATTR {
+    const auto silu = hn::Div(g, hn::Add(one, hn::Exp(d, hn::Min(hn::Neg(g), max_exp_arg))));
+    if (begin + hn::Lanes(d) <= n) return hn::Mul(silu, hn::LoadU(d, up + begin));
+    // The padded tail: read only the valid part of `up`.
+    HWY_ALIGN float up_pad[HWY_LANES(float)] = {};
+    std::copy(up + begin, up + n, up_pad);
+    return hn::Mul(silu, hn::Load(d, up_pad));
+  });
+}
+
+void add_simd(const float* x, float* y, size_t n) {
+  const DF d;
+  const size_t n_lanes = hn::Lanes(d);
+  size_t i = 0;
+  for (; i + n_lanes <= n; i += n_lanes) {
+    hn::StoreU(hn::Add(hn::LoadU(d, x + i), hn::LoadU(d, y + i)), d, y + i);
+  }
+  for (; i < n; ++i) y[i] += x[i];
+}
+
+template <TensorType kType>
+void dequantize_dense(const uint8_t* src, float* dst, size_t n) {
+  const DF d;
+  const size_t n_lanes = hn::Lanes(d);
+  size_t i = 0;
+  for (; i + n_lanes <= n; i += n_lanes) hn::StoreU(load_dense<kType>(d, src, i), d, dst + i);
+  for (; i < n; ++i) dst[i] = dense_at<kType>(src, i);
+}
+
+void dequantize_row_simd(TensorType type, const void* src, float* dst, size_t n) {
+  const auto* in = static_cast<const uint8_t*>(src);
+  switch (type) {
+    case TensorType::kF32:
+      return dequantize_dense<TensorType::kF32>(in, dst, n);
+    case TensorType::kF16:
+      return dequantize_dense<TensorType::kF16>(in, dst, n);
+    case TensorType::kBF16:
+      return dequantize_dense<TensorType::kBF16>(in, dst, n);
+    case TensorType::kQ8_0:
+      for (size_t b = 0; b < n / quant::kBlockElems; ++b) {
+        decode_block<TensorType::kQ8_0>(in + b * sizeof(quant::BlockQ8_0),
+                                        dst + b * quant::kBlockElems);
+      }
+      return;
+    case TensorType::kQ4_0:
+      for (size_t b = 0; b < n / quant::kBlockElems; ++b) {
+        decode_block<TensorType::kQ4_0>(in + b * sizeof(quant::BlockQ4_0),
+                                        dst + b * quant::kBlockElems);
+      }
+      return;
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// KV cache rows
+
+template <TensorType kType>
+float dot_dense(const float* a, const uint8_t* k, size_t n) {
+  const DF d;
+  const size_t n_lanes = hn::Lanes(d);
+  auto acc = hn::Zero(d);
+  size_t i = 0;
+  for (; i + n_lanes <= n; i += n_lanes) {
+    acc = hn::MulAdd(hn::LoadU(d, a + i), load_dense<kType>(d, k, i), acc);
+  }
+  float sum = hn::GetLane(hn::SumOfLanes(d, acc));
+  for (; i < n; ++i) sum += a[i] * dense_at<kType>(k, i);
+  return sum;
+}
+
+float dot_kv_simd(const float* a, const void* k, TensorType kv_type, size_t n) {
+  const auto* in = static_cast<const uint8_t*>(k);
+  return kv_type == TensorType::kF16 ? dot_dense<TensorType::kF16>(a, in, n)
+                                     : dot_dense<TensorType::kF32>(a, in, n);
+}
+
+template <TensorType kType>
+void axpy_dense(float a, const uint8_t* v, float* y, size_t n) {
+  const DF d;
+  const size_t n_lanes = hn::Lanes(d);
+  const auto va = hn::Set(d, a);
+  size_t i = 0;
+  for (; i + n_lanes <= n; i += n_lanes) {
+    hn::StoreU(hn::MulAdd(va, load_dense<kType>(d, v, i), hn::LoadU(d, y + i)), d, y + i);
+  }
+  for (; i < n; ++i) y[i] += a * dense_at<kType>(v, i);
+}
+
+void axpy_kv_simd(float a, const void* v, TensorType kv_type, float* y, size_t n) {
+  const auto* in = static_cast<const uint8_t*>(v);
+  if (kv_type == TensorType::kF16) {
+    axpy_dense<TensorType::kF16>(a, in, y, n);
+  } else {
+    axpy_dense<TensorType::kF32>(a, in, y, n);
+  }
+}
+
+void store_kv_simd(const float* src, void* dst, TensorType kv_type, size_t n) {
+  if (kv_type == TensorType::kF32) {
+    if (n > 0) std::memcpy(dst, src, n * sizeof(float));
+    return;
+  }
+  const DF d;
+  const size_t n_lanes = hn::Lanes(d);
+  auto* out = static_cast<uint16_t*>(dst);
+  size_t i = 0;
+  for (; i + n_lanes <= n; i += n_lanes) store_f16(d, hn::LoadU(d, src + i), out + i);
+  for (; i < n; ++i) out[i] = quant::f32_to_f16(src[i]);
+}
+
+const char* target_name_simd() { return hwy::TargetName(HWY_TARGET); }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace sllm::ops
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace sllm::ops {
+
+HWY_EXPORT(matmul_simd);
+HWY_EXPORT(rmsnorm_simd);
+HWY_EXPORT(softmax_simd);
+HWY_EXPORT(silu_mul_simd);
+HWY_EXPORT(add_simd);
+HWY_EXPORT(dequantize_row_simd);
+HWY_EXPORT(dot_kv_simd);
+HWY_EXPORT(axpy_kv_simd);
+HWY_EXPORT(store_kv_simd);
+HWY_EXPORT(target_name_simd);
+
+namespace {
+
+[[maybe_unused]] bool is_kv_type(TensorType type) {
+  return type == TensorType::kF32 || type == TensorType::kF16;
+}
+
+}  // namespace
+
+void matmul(const MatView& w, const float* x, size_t n_batch, float* y, ThreadPool& pool) {
+  if (w.n_rows == 0 || n_batch == 0) return;
+  assert(w.n_cols % (*tensor_type_traits(static_cast<uint32_t>(w.type))).block_elems == 0);
+  HWY_DYNAMIC_DISPATCH(matmul_simd)(w, x, n_batch, y, pool);
+}
+
+void rmsnorm(const float* x, const float* weight, size_t n, float eps, float* out) {
+  HWY_DYNAMIC_DISPATCH(rmsnorm_simd)(x, weight, n, eps, out);
+}
+
+void softmax(float* x, size_t n) { HWY_DYNAMIC_DISPATCH(softmax_simd)(x, n); }
+
+void silu_mul(float* gate, const float* up, size_t n) {
+  HWY_DYNAMIC_DISPATCH(silu_mul_simd)(gate, up, n);
+}
+
+void add(const float* x, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(add_simd)(x, y, n); }
+
+void dequantize_row(TensorType type, const void* src, float* dst, size_t n) {
+  assert(n % (*tensor_type_traits(static_cast<uint32_t>(type))).block_elems == 0);
+  HWY_DYNAMIC_DISPATCH(dequantize_row_simd)(type, src, dst, n);
+}
+
+float dot_kv(const float* a, const void* k, TensorType kv_type, size_t n) {
+  assert(is_kv_type(kv_type));
+  return HWY_DYNAMIC_DISPATCH(dot_kv_simd)(a, k, kv_type, n);
+}
+
+void axpy_kv(float a, const void* v, TensorType kv_type, float* y, size_t n) {
+  assert(is_kv_type(kv_type));
+  HWY_DYNAMIC_DISPATCH(axpy_kv_simd)(a, v, kv_type, y, n);
+}
+
+void store_kv(const float* src, void* dst, TensorType kv_type, size_t n) {
+  assert(is_kv_type(kv_type));
+  HWY_DYNAMIC_DISPATCH(store_kv_simd)(src, dst, kv_type, n);
+}
+
+const char* simd_target_name() { return HWY_DYNAMIC_DISPATCH(target_name_simd)(); }
+
+}  // namespace sllm::ops
+#endif  // HWY_ONCE

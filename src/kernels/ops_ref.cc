@@ -1,0 +1,89 @@
+#include "kernels/ops_ref.h"
+
+#include <cassert>
+#include <cmath>
+#include <vector>
+
+#include "kernels/quant.h"
+
+namespace sllm::ops::ref {
+
+namespace {
+
+// Decodes n cached elements (f32 or f16) into f32.
+std::vector<float> decode_kv(const void* src, TensorType kv_type, size_t n) {
+  assert(kv_type == TensorType::kF32 || kv_type == TensorType::kF16);
+  std::vector<float> out(n);
+  quant::dequantize_row_ref(kv_type, src, out.data(), n);
+  return out;
+}
+
+}  // namespace
+
+void matmul(const MatView& w, const float* x, size_t n_batch, float* y) {
+  std::vector<float> row(w.n_cols);
+  for (size_t r = 0; r < w.n_rows; ++r) {
+    quant::dequantize_row_ref(w.type, static_cast<const char*>(w.data) + r * w.row_bytes,
+                              row.data(), w.n_cols);
+    for (size_t b = 0; b < n_batch; ++b) {
+      double sum = 0.0;
+      for (size_t c = 0; c < w.n_cols; ++c) sum += double{row[c]} * x[b * w.n_cols + c];
+      y[b * w.n_rows + r] = static_cast<float>(sum);
+    }
+  }
+}
+
+void rmsnorm(const float* x, const float* weight, size_t n, float eps, float* out) {
+  if (n == 0) return;
+  double sum_sq = 0.0;
+  for (size_t i = 0; i < n; ++i) sum_sq += double{x[i]} * x[i];
+  const double scale = 1.0 / std::sqrt(sum_sq / static_cast<double>(n) + eps);
+  for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(x[i] * scale * weight[i]);
+}
+
+void softmax(float* x, size_t n) {
+  if (n == 0) return;
+  float max = x[0];
+  for (size_t i = 1; i < n; ++i) max = std::fmax(max, x[i]);
+  std::vector<double> e(n);
+  double sum = 0.0;
+  for (size_t i = 0; i < n; ++i) {
+    e[i] = std::exp(double{x[i]} - max);
+    sum += e[i];
+  }
+  for (size_t i = 0; i < n; ++i) x[i] = static_cast<float>(e[i] / sum);
+}
+
+void silu_mul(float* gate, const float* up, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const double g = gate[i];
+    gate[i] = static_cast<float>(g / (1.0 + std::exp(-g)) * up[i]);
+  }
+}
+
+void add(const float* x, float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+void dequantize_row(TensorType type, const void* src, float* dst, size_t n) {
+  quant::dequantize_row_ref(type, src, dst, n);
+}
+
+float dot_kv(const float* a, const void* k, TensorType kv_type, size_t n) {
+  const std::vector<float> kf = decode_kv(k, kv_type, n);
+  double sum = 0.0;
+  for (size_t i = 0; i < n; ++i) sum += double{a[i]} * kf[i];
+  return static_cast<float>(sum);
+}
+
+void axpy_kv(float a, const void* v, TensorType kv_type, float* y, size_t n) {
+  const std::vector<float> vf = decode_kv(v, kv_type, n);
+  for (size_t i = 0; i < n; ++i) y[i] = static_cast<float>(double{a} * vf[i] + y[i]);
+}
+
+void store_kv(const float* src, void* dst, TensorType kv_type, size_t n) {
+  assert(kv_type == TensorType::kF32 || kv_type == TensorType::kF16);
+  quant::quantize_row(kv_type, src, dst, n);
+}
+
+}  // namespace sllm::ops::ref

@@ -1,0 +1,25 @@
+// Scalar references of every op in ops.h, written for clarity rather than speed: one element at a
+// time, sums and transcendental functions in double, weights decoded by quant::dequantize_row_ref.
+// Tests compare the SIMD kernels with these; the benchmark times them as the scalar baseline.
+#pragma once
+
+#include <cstddef>
+
+#include "kernels/ops.h"
+#include "util/tensor_type.h"
+
+namespace sllm::ops::ref {
+
+// y[b, r] = sum_c W[r, c] * x[b, c]; x: [n_batch, n_cols], y: [n_batch, n_rows].
+void matmul(const MatView& w, const float* x, size_t n_batch, float* y);
+
+void rmsnorm(const float* x, const float* weight, size_t n, float eps, float* out);
+void softmax(float* x, size_t n);
+void silu_mul(float* gate, const float* up, size_t n);
+void add(const float* x, float* y, size_t n);
+void dequantize_row(TensorType type, const void* src, float* dst, size_t n);
+float dot_kv(const float* a, const void* k, TensorType kv_type, size_t n);
+void axpy_kv(float a, const void* v, TensorType kv_type, float* y, size_t n);
+void store_kv(const float* src, void* dst, TensorType kv_type, size_t n);
+
+}  // namespace sllm::ops::ref

@@ -1,0 +1,748 @@
+// Kernels vs their scalar references (on every Highway target this binary's CPU supports), and the
+// quantization formats vs values worked out by hand from ggml's reference code.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <iterator>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "hwy/tests/hwy_gtest.h"
+#include "kernels/ops.h"
+#include "kernels/ops_ref.h"
+#include "kernels/quant.h"
+#include "util/thread_pool.h"
+
+namespace sllm {
+namespace {
+
+constexpr float kEps = std::numeric_limits<float>::epsilon();
+
+// k rounding errors of f32, relative: the bound for k roundings (or a sum of k terms).
+double ulps(size_t k) { return static_cast<double>(k) * kEps; }
+
+// Every count from 0 to 2 * 16 + 3 (16 = f32 lanes of AVX-512, the widest x86 target) hits every
+// remainder on every target; then the real widths: stories260K dim 64 and ffn 172, TinyLlama dim
+// 2048 and ffn 5632.
+std::vector<size_t> test_counts() {
+  std::vector<size_t> counts;
+  for (size_t n = 0; n <= 35; ++n) counts.push_back(n);
+  for (size_t n : {64, 172, 2048, 5632}) counts.push_back(n);
+  return counts;
+}
+
+// Block-format counts: multiples of 32, including the real widths.
+std::vector<size_t> block_counts() { return {0, 32, 64, 96, 160, 2048, 5632}; }
+
+std::vector<float> random_floats(std::mt19937& rng, size_t n, float lo, float hi) {
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+// A copy of `values` that starts `offset` elements into its allocation, so that with offset 1 no
+// vector load lands on a vector-aligned address.
+template <typename T>
+class Shifted {
+ public:
+  Shifted(const std::vector<T>& values, size_t offset) : storage_(values.size() + offset) {
+    std::copy(values.begin(), values.end(), storage_.begin() + static_cast<ptrdiff_t>(offset));
+    offset_ = offset;
+  }
+  T* data() { return storage_.data() + offset_; }
+  std::vector<T> values() const {
+    return std::vector<T>(storage_.begin() + static_cast<ptrdiff_t>(offset_), storage_.end());
+  }
+
+ private:
+  std::vector<T> storage_;
+  size_t offset_ = 0;
+};
+
+bool is_f16_nan(uint16_t h) { return (h & 0x7C00) == 0x7C00 && (h & 0x03FF) != 0; }
+
+// Encodes n floats of `type` into bytes.
+std::vector<uint8_t> encode(TensorType type, const std::vector<float>& values) {
+  const auto traits = *tensor_type_traits(static_cast<uint32_t>(type));
+  std::vector<uint8_t> bytes(values.size() / traits.block_elems * traits.block_bytes);
+  quant::quantize_row(type, values.data(), bytes.data(), values.size());
+  return bytes;
+}
+
+// ================================================================================================
+// f16 / bf16 conversions
+
+// The nearest f16 to f (ties to the even code), found by searching the ordered codes: independent
+// of the bit manipulation in quant.cc. f must be finite and not NaN.
+uint16_t nearest_f16(float f) {
+  const uint16_t sign = std::signbit(f) ? 0x8000 : 0;
+  const double a = std::fabs(static_cast<double>(f));
+  if (a >= 65520.0) return sign | 0x7C00;
+  // Codes 0..0x7BFF are ordered by value; find the last with value <= a.
+  uint16_t lo = 0;
+  uint16_t hi = 0x7BFF;
+  while (lo < hi) {
+    const uint16_t mid = static_cast<uint16_t>((lo + hi + 1) / 2);
+    if (quant::f16_to_f32(mid) <= a) {
+      lo = mid;
+    } else {
+      hi = static_cast<uint16_t>(mid - 1);
+    }
+  }
+  const double below = quant::f16_to_f32(lo);
+  const double above = lo == 0x7BFF ? 65536.0 : quant::f16_to_f32(static_cast<uint16_t>(lo + 1));
+  const double d_below = a - below;
+  const double d_above = above - a;
+  const bool up = d_above < d_below || (d_above == d_below && (lo & 1));
+  return static_cast<uint16_t>(sign | (up ? lo + 1 : lo));
+}
+
+TEST(F16, KnownValues) {
+  struct Case {
+    float f;
+    uint16_t h;
+  };
+  const Case cases[] = {
+      {0.0f, 0x0000},
+      {-0.0f, 0x8000},
+      {1.0f, 0x3C00},
+      {-2.0f, 0xC000},
+      {65504.0f, 0x7BFF},   // largest finite
+      {65519.99f, 0x7BFF},  // just below the midpoint to inf
+      {65520.0f, 0x7C00},   // the midpoint rounds to even: inf
+      {1e10f, 0x7C00},      //
+      {std::numeric_limits<float>::infinity(), 0x7C00},
+      {-std::numeric_limits<float>::infinity(), 0xFC00},
+      {std::ldexp(1.0f, -14), 0x0400},         // smallest normal
+      {std::ldexp(1.0f, -24), 0x0001},         // smallest subnormal
+      {std::ldexp(1023.0f, -24), 0x03FF},      // largest subnormal
+      {std::ldexp(1.0f, -25), 0x0000},         // half the smallest subnormal: tie to even 0
+      {std::ldexp(3.0f, -26), 0x0001},         // 0.75 of the smallest subnormal: rounds up
+      {std::ldexp(3.0f, -25), 0x0002},         // 1.5 subnormal steps: tie to even 2
+      {std::ldexp(5.0f, -25), 0x0002},         // 2.5 steps: tie to even 2
+      {-std::ldexp(1.0f, -30), 0x8000},        // underflow keeps the sign
+      {1.0f + std::ldexp(1.0f, -11), 0x3C00},  // tie between 1 and 1 + 2^-10: even (1)
+      {1.0f + std::ldexp(3.0f, -11), 0x3C02},  // tie between 0x3C01 and 0x3C02: even (0x3C02)
+      {1.0f + std::ldexp(1.0f, -11) + std::ldexp(1.0f, -20), 0x3C01},  // just above the tie
+      {2047.5f, 0x6800},  // tie between 2047 (odd) and 2048: carries into the exponent
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(quant::f32_to_f16(c.f), c.h) << "f=" << c.f;
+  }
+  // Every NaN becomes the quiet NaN with the input's sign (ggml's FP16 conversion).
+  EXPECT_EQ(quant::f32_to_f16(std::numeric_limits<float>::quiet_NaN()), 0x7E00);
+  EXPECT_EQ(quant::f32_to_f16(std::bit_cast<float>(0xFF800001u)), 0xFE00);
+  EXPECT_EQ(quant::f32_to_f16(std::bit_cast<float>(0x7FFFFFFFu)), 0x7E00);
+
+  EXPECT_EQ(quant::f16_to_f32(0x0001), std::ldexp(1.0f, -24));
+  EXPECT_EQ(quant::f16_to_f32(0x03FF), std::ldexp(1023.0f, -24));
+  EXPECT_EQ(quant::f16_to_f32(0x7BFF), 65504.0f);
+  EXPECT_EQ(quant::f16_to_f32(0xFC00), -std::numeric_limits<float>::infinity());
+  EXPECT_EQ(std::bit_cast<uint32_t>(quant::f16_to_f32(0x8000)), 0x80000000u);
+  EXPECT_TRUE(std::isnan(quant::f16_to_f32(0x7C01)));
+}
+
+TEST(F16, EveryCodeRoundTrips) {
+  for (uint32_t code = 0; code <= 0xFFFF; ++code) {
+    const auto h = static_cast<uint16_t>(code);
+    const float f = quant::f16_to_f32(h);
+    if (is_f16_nan(h)) {
+      ASSERT_TRUE(std::isnan(f)) << std::hex << code;
+      ASSERT_EQ(quant::f32_to_f16(f), (h & 0x8000) | 0x7E00) << std::hex << code;
+    } else {
+      ASSERT_EQ(quant::f32_to_f16(f), h) << std::hex << code;
+    }
+  }
+}
+
+TEST(F16, RandomFloatsRoundToNearestEven) {
+  std::mt19937 rng(1);
+  std::uniform_int_distribution<uint32_t> bits;
+  for (int i = 0; i < 200000; ++i) {
+    // Exponents around the f16 range (normals, subnormals, overflow) are where the cases are.
+    uint32_t b = bits(rng);
+    b = (b & 0x807FFFFFu) | ((96u + (b >> 23) % 48u) << 23);
+    const float f = std::bit_cast<float>(b);
+    ASSERT_EQ(quant::f32_to_f16(f), nearest_f16(f)) << std::hex << b;
+  }
+}
+
+TEST(BF16, KnownValues) {
+  struct Case {
+    uint32_t f_bits;
+    uint16_t h;
+  };
+  const Case cases[] = {
+      {0x00000000u, 0x0000},  // 0
+      {0x80000000u, 0x8000},  // -0
+      {0x3F800000u, 0x3F80},  // 1
+      {0x3F808000u, 0x3F80},  // tie: stays on the even 0x3F80
+      {0x3F818000u, 0x3F82},  // tie: goes to the even 0x3F82
+      {0x3F808001u, 0x3F81},  // just above a tie
+      {0x7F7FFFFFu, 0x7F80},  // FLT_MAX rounds to inf
+      {0x7F800000u, 0x7F80},  // inf
+      {0xFF800000u, 0xFF80},  // -inf
+      {0x00010000u, 0x0001},  // subnormal kept, not flushed
+      {0x00018000u, 0x0002},  // subnormal tie to even
+      {0x7FC00000u, 0x7FC0},  // quiet NaN
+      {0x7F800001u, 0x7FC0},  // signalling NaN is made quiet
+      {0xFF812345u, 0xFFC1},  // NaN keeps its sign and top payload bits
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(quant::f32_to_bf16(std::bit_cast<float>(c.f_bits)), c.h) << std::hex << c.f_bits;
+  }
+  for (uint32_t code = 0; code <= 0xFFFF; ++code) {
+    const auto h = static_cast<uint16_t>(code);
+    const uint32_t f_bits = std::bit_cast<uint32_t>(quant::bf16_to_f32(h));
+    ASSERT_EQ(f_bits, code << 16);
+    if ((code & 0x7FFF) <= 0x7F80) {
+      ASSERT_EQ(quant::f32_to_bf16(std::bit_cast<float>(f_bits)), h);
+    }
+  }
+}
+
+// ================================================================================================
+// q8_0 / q4_0 blocks
+
+TEST(Q8_0, KnownBlockWithUnitScale) {
+  // max |x| = 127 gives d = 127 / 127 = 1 exactly; codes are roundf(x): half away from zero.
+  std::vector<float> x(32, 0.0f);
+  const float head[] = {127.0f, -127.0f, 0.5f, -0.5f, 1.5f, 2.5f, 63.4f, -100.6f};
+  std::copy(std::begin(head), std::end(head), x.begin());
+  x[31] = -2.5f;
+  const std::vector<uint8_t> bytes = encode(TensorType::kQ8_0, x);
+  ASSERT_EQ(bytes.size(), 34u);
+  const uint8_t expected_head[] = {0x00, 0x3C,  // d = f16(1.0), little-endian
+                                   127,  0x81, 1, 0xFF, 2, 3, 63, static_cast<uint8_t>(-101)};
+  EXPECT_TRUE(std::equal(std::begin(expected_head), std::end(expected_head), bytes.begin()));
+  for (size_t j = 8; j < 31; ++j) EXPECT_EQ(bytes[2 + j], 0) << j;
+  EXPECT_EQ(bytes[2 + 31], static_cast<uint8_t>(-3));
+}
+
+TEST(Q8_0, KnownBlocksWithOtherScales) {
+  // max |x| = 254: d = 2 (0x4000); 5 / 2 = 2.5 rounds away from zero to 3 (not to even 2).
+  std::vector<float> x(32, 0.0f);
+  x[0] = 254.0f;
+  x[1] = 5.0f;
+  x[2] = -3.0f;
+  std::vector<uint8_t> bytes = encode(TensorType::kQ8_0, x);
+  EXPECT_EQ(bytes[0], 0x00);
+  EXPECT_EQ(bytes[1], 0x40);
+  EXPECT_EQ(bytes[2], 127);
+  EXPECT_EQ(bytes[3], 3);
+  EXPECT_EQ(bytes[4], static_cast<uint8_t>(-2));  // -1.5 -> -2
+
+  // max |x| = 1: d = 1/127 = 0.0078740157 -> f16 2^-7 * (1 + 8/1024) = 0x2008, but the codes use
+  // the f32 scale: 1 -> 127, 0.5 -> 63.5 -> 64.
+  std::fill(x.begin(), x.end(), 0.0f);
+  x[0] = 1.0f;
+  x[1] = 0.5f;
+  bytes = encode(TensorType::kQ8_0, x);
+  EXPECT_EQ(bytes[0] | (bytes[1] << 8), 0x2008);
+  EXPECT_EQ(bytes[2], 127);
+  EXPECT_EQ(bytes[3], 64);
+
+  // All zero: d = 0 and every code 0 (no division by zero).
+  bytes = encode(TensorType::kQ8_0, std::vector<float>(32, 0.0f));
+  EXPECT_TRUE(std::all_of(bytes.begin(), bytes.end(), [](uint8_t b) { return b == 0; }));
+}
+
+TEST(Q4_0, KnownBlockWithNegativeExtreme) {
+  // The element of largest magnitude is -8: d = -8 / -8 = 1, code = trunc(x + 8.5).
+  std::vector<float> x(32, 0.0f);
+  x[0] = -8.0f;   // code 0
+  x[1] = 7.0f;    // 15
+  x[2] = 0.5f;    // 9
+  x[3] = -0.5f;   // 8
+  x[4] = 3.49f;   // 11
+  x[16] = -7.5f;  // 1   (high nibble of byte 0)
+  x[17] = 7.49f;  // 15  (high nibble of byte 1)
+  x[18] = -1.0f;  // 7   (high nibble of byte 2)
+  const std::vector<uint8_t> bytes = encode(TensorType::kQ4_0, x);
+  ASSERT_EQ(bytes.size(), 18u);
+  EXPECT_EQ(bytes[0], 0x00);
+  EXPECT_EQ(bytes[1], 0x3C);
+  EXPECT_EQ(bytes[2 + 0], 0x10);
+  EXPECT_EQ(bytes[2 + 1], 0xFF);
+  EXPECT_EQ(bytes[2 + 2], 0x79);
+  EXPECT_EQ(bytes[2 + 3], 0x88);
+  EXPECT_EQ(bytes[2 + 4], 0x8B);
+  for (size_t j = 5; j < 16; ++j) EXPECT_EQ(bytes[2 + j], 0x88) << j;
+}
+
+TEST(Q4_0, KnownBlockWithPositiveExtreme) {
+  // The extreme is +8: d = -1 (0xBC00), so x * id = -x; the opposite extreme -8 gives 16.5,
+  // clamped to code 15.
+  std::vector<float> x(32, 0.0f);
+  x[0] = 8.0f;    // -8 + 8.5 -> 0
+  x[1] = -8.0f;   // 16.5 -> 15 (clamped)
+  x[2] = 1.0f;    // 7.5 -> 7
+  x[16] = -3.0f;  // 11.5 -> 11
+  const std::vector<uint8_t> bytes = encode(TensorType::kQ4_0, x);
+  EXPECT_EQ(bytes[0], 0x00);
+  EXPECT_EQ(bytes[1], 0xBC);
+  EXPECT_EQ(bytes[2 + 0], 0xB0);
+  EXPECT_EQ(bytes[2 + 1], 0x8F);
+  EXPECT_EQ(bytes[2 + 2], 0x87);
+
+  std::vector<float> decoded(32);
+  quant::dequantize_row_ref(TensorType::kQ4_0, bytes.data(), decoded.data(), 32);
+  EXPECT_EQ(decoded[0], 8.0f);
+  EXPECT_EQ(decoded[1], -7.0f);  // the clamp costs a full step at the opposite extreme
+  EXPECT_EQ(decoded[2], 1.0f);
+  EXPECT_EQ(decoded[16], -3.0f);
+  EXPECT_EQ(decoded[3], 0.0f);
+}
+
+TEST(Quant, DequantizeKnownCodes) {
+  // Codes the quantizer never writes but a file may hold: q8 -128, and q4 nibbles 0..15.
+  quant::BlockQ8_0 q8{};
+  q8.d = 0x3800;  // 0.5
+  q8.qs[0] = -128;
+  q8.qs[1] = 127;
+  quant::BlockQ4_0 q4{};
+  q4.d = 0x4000;  // 2
+  for (uint8_t j = 0; j < 16; ++j) q4.qs[j] = static_cast<uint8_t>(j | ((15 - j) << 4));
+  std::vector<float> out(32);
+  quant::dequantize_row_ref(TensorType::kQ8_0, &q8, out.data(), 32);
+  EXPECT_EQ(out[0], -64.0f);
+  EXPECT_EQ(out[1], 63.5f);
+  EXPECT_EQ(out[2], 0.0f);
+  quant::dequantize_row_ref(TensorType::kQ4_0, &q4, out.data(), 32);
+  for (size_t j = 0; j < 16; ++j) {
+    EXPECT_EQ(out[j], 2.0f * (static_cast<float>(j) - 8.0f)) << j;
+    EXPECT_EQ(out[16 + j], 2.0f * (7.0f - static_cast<float>(j))) << j;
+  }
+}
+
+// Round trip through q8_0: q = round(x * id) with id = 1 / d in f32 is within 0.5 + 127 * 2 eps of
+// x / d; the stored scale d16 = f16(d) moves each value by at most 127 |d - d16|.
+TEST(Q8_0, RoundTripErrorBound) {
+  std::mt19937 rng(2);
+  const std::vector<float> x = random_floats(rng, 32 * 64, -3.0f, 3.0f);
+  std::vector<float> y(x.size());
+  const std::vector<uint8_t> bytes = encode(TensorType::kQ8_0, x);
+  quant::dequantize_row_ref(TensorType::kQ8_0, bytes.data(), y.data(), x.size());
+  for (size_t b = 0; b < x.size() / 32; ++b) {
+    float amax = 0.0f;
+    for (size_t j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
+    const double d = amax / 127.0f;
+    const double d16 = quant::f16_to_f32(quant::f32_to_f16(amax / 127.0f));
+    const double bound = d * (0.5 + 256 * kEps) + 127 * std::fabs(d - d16);
+    for (size_t j = 0; j < 32; ++j) {
+      ASSERT_LE(std::fabs(double{x[b * 32 + j]} - y[b * 32 + j]), bound) << b << "," << j;
+    }
+  }
+}
+
+// Round trip through q4_0: within half a step |d| except above code 15 (x * id > 7.5, the
+// clamped side), where it is within a full step; plus 8 |d - d16| for the f16 scale.
+TEST(Q4_0, RoundTripErrorBound) {
+  std::mt19937 rng(3);
+  const std::vector<float> x = random_floats(rng, 32 * 64, -3.0f, 3.0f);
+  std::vector<float> y(x.size());
+  const std::vector<uint8_t> bytes = encode(TensorType::kQ4_0, x);
+  quant::dequantize_row_ref(TensorType::kQ4_0, bytes.data(), y.data(), x.size());
+  for (size_t b = 0; b < x.size() / 32; ++b) {
+    float max = 0.0f;
+    for (size_t j = 0; j < 32; ++j) {
+      if (std::fabs(x[b * 32 + j]) > std::fabs(max)) max = x[b * 32 + j];
+    }
+    const double d = max / -8.0f;
+    const double d16 = quant::f16_to_f32(quant::f32_to_f16(max / -8.0f));
+    for (size_t j = 0; j < 32; ++j) {
+      const double scaled = x[b * 32 + j] / d;
+      const double steps = scaled > 7.5 ? 1.0 : 0.5;
+      const double bound = std::fabs(d) * (steps + 32 * kEps) + 8 * std::fabs(d - d16);
+      ASSERT_LE(std::fabs(double{x[b * 32 + j]} - y[b * 32 + j]), bound) << b << "," << j;
+    }
+  }
+}
+
+// ================================================================================================
+// SIMD kernels vs references, on every target
+
+class Kernels : public hwy::TestWithParamTarget {};
+HWY_TARGET_INSTANTIATE_TEST_SUITE_P(Kernels);
+
+TEST_P(Kernels, TargetNameIsTheDispatchedOne) {
+  EXPECT_STREQ(ops::simd_target_name(), hwy::TargetName(GetParam()));
+}
+
+TEST_P(Kernels, AddIsExact) {
+  std::mt19937 rng(10);
+  for (size_t n : test_counts()) {
+    for (size_t offset : {0, 1}) {
+      const std::vector<float> x = random_floats(rng, n, -10.0f, 10.0f);
+      const std::vector<float> y0 = random_floats(rng, n, -10.0f, 10.0f);
+      Shifted<float> xs(x, offset);
+      Shifted<float> ys(y0, offset);
+      std::vector<float> expected = y0;
+      ops::ref::add(x.data(), expected.data(), n);
+      ops::add(xs.data(), ys.data(), n);
+      ASSERT_EQ(ys.values(), expected) << "n=" << n << " offset=" << offset;
+    }
+  }
+}
+
+TEST_P(Kernels, RmsNormMatchesReference) {
+  std::mt19937 rng(11);
+  for (size_t n : test_counts()) {
+    for (size_t offset : {0, 1}) {
+      const std::vector<float> x = random_floats(rng, n, -4.0f, 4.0f);
+      const std::vector<float> w = random_floats(rng, n, 0.5f, 1.5f);
+      std::vector<float> expected(n);
+      ops::ref::rmsnorm(x.data(), w.data(), n, 1e-5f, expected.data());
+      Shifted<float> xs(x, offset);
+      Shifted<float> ws(w, offset);
+      Shifted<float> out(std::vector<float>(n), offset);
+      ops::rmsnorm(xs.data(), ws.data(), n, 1e-5f, out.data());
+      // Sum of squares: n eps relative; 1/sqrt halves it and adds 2 eps; two products 2 eps.
+      const std::vector<float> got = out.values();
+      for (size_t i = 0; i < n; ++i) {
+        ASSERT_NEAR(got[i], expected[i], ulps(n + 8) * std::fabs(expected[i]))
+            << "n=" << n << " i=" << i;
+      }
+      // In place (out == x) gives the same bits.
+      ops::rmsnorm(xs.data(), ws.data(), n, 1e-5f, xs.data());
+      ASSERT_EQ(xs.values(), got);
+    }
+  }
+}
+
+TEST_P(Kernels, SoftmaxMatchesReference) {
+  std::mt19937 rng(12);
+  for (size_t n : test_counts()) {
+    for (size_t offset : {0, 1}) {
+      // Around 1000: exp without subtracting the max would overflow.
+      const float center = offset == 0 ? 0.0f : 1000.0f;
+      const std::vector<float> x = random_floats(rng, n, center - 20.0f, center + 20.0f);
+      std::vector<float> expected = x;
+      ops::ref::softmax(expected.data(), n);
+      Shifted<float> xs(x, offset);
+      ops::softmax(xs.data(), n);
+      const std::vector<float> got = xs.values();
+      const float max = n > 0 ? *std::max_element(x.begin(), x.end()) : 0.0f;
+      double sum = 0.0;
+      for (size_t i = 0; i < n; ++i) {
+        // exp: 1 ulp; x - max rounded in f32: |x - max| eps relative after exp; sum: n eps.
+        const double rel = (4.0 + (max - x[i]) + static_cast<double>(n)) * kEps;
+        ASSERT_NEAR(got[i], expected[i], rel * expected[i] + 1e-38) << "n=" << n << " i=" << i;
+        sum += got[i];
+      }
+      if (n > 0) {
+        ASSERT_NEAR(sum, 1.0, 2.0 * ulps(n + 4));
+      }
+    }
+  }
+}
+
+TEST_P(Kernels, SiluMulMatchesReference) {
+  std::mt19937 rng(13);
+  for (size_t n : test_counts()) {
+    for (size_t offset : {0, 1}) {
+      std::vector<float> gate = random_floats(rng, n, -20.0f, 20.0f);
+      const std::vector<float> up = random_floats(rng, n, -3.0f, 3.0f);
+      // Extremes where exp(-g) overflows or underflows.
+      const float extremes[] = {-200.0f, -100.0f, -89.0f, 0.0f, 89.0f, 200.0f};
+      for (size_t i = 0; i < std::min(n, std::size(extremes)); ++i) gate[n - 1 - i] = extremes[i];
+      std::vector<float> expected = gate;
+      ops::ref::silu_mul(expected.data(), up.data(), n);
+      Shifted<float> gs(gate, offset);
+      Shifted<float> us(up, offset);
+      ops::silu_mul(gs.data(), us.data(), n);
+      const std::vector<float> got = gs.values();
+      for (size_t i = 0; i < n; ++i) {
+        // exp 1 ulp, add, divide, multiply: a few roundings, relative. Where exp(-g) overflows f32
+        // (g < -88.7), g / inf = -0 stands for |g| e^g * up < 1e-36, as with expf in ggml.
+        ASSERT_NEAR(got[i], expected[i], 8 * kEps * std::fabs(expected[i]) + 1e-35f)
+            << "n=" << n << " i=" << i << " gate=" << gate[i];
+      }
+    }
+  }
+}
+
+// Random codes of every dense type, NaN excluded (a NaN's payload may legitimately differ).
+std::vector<uint8_t> random_dense_bytes(std::mt19937& rng, TensorType type, size_t n) {
+  std::uniform_int_distribution<uint32_t> bits;
+  std::vector<uint8_t> bytes;
+  for (size_t i = 0; i < n; ++i) {
+    if (type == TensorType::kF32) {
+      const float f = std::bit_cast<float>(bits(rng) & 0xFF7FFFFFu);  // exponent != 255
+      const auto* p = reinterpret_cast<const uint8_t*>(&f);
+      bytes.insert(bytes.end(), p, p + 4);
+    } else {
+      auto h = static_cast<uint16_t>(bits(rng));
+      if (type == TensorType::kF16 && is_f16_nan(h)) h = 0x7C00;  // keep inf, drop NaN
+      if (type == TensorType::kBF16 && (h & 0x7FFF) > 0x7F80) h = 0x7F80;
+      bytes.push_back(static_cast<uint8_t>(h));
+      bytes.push_back(static_cast<uint8_t>(h >> 8));
+    }
+  }
+  return bytes;
+}
+
+// Random blocks: any codes, scales from f16 values in [-2, 2].
+std::vector<uint8_t> random_block_bytes(std::mt19937& rng, TensorType type, size_t n) {
+  const size_t block_bytes = type == TensorType::kQ8_0 ? 34 : 18;
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<float> scale(-2.0f, 2.0f);
+  std::vector<uint8_t> bytes(n / 32 * block_bytes);
+  for (size_t b = 0; b < n / 32; ++b) {
+    const uint16_t d = quant::f32_to_f16(scale(rng));
+    std::memcpy(&bytes[b * block_bytes], &d, 2);
+    for (size_t j = 2; j < block_bytes; ++j) {
+      bytes[b * block_bytes + j] = static_cast<uint8_t>(byte(rng));
+    }
+  }
+  return bytes;
+}
+
+constexpr TensorType kAllTypes[] = {TensorType::kF32, TensorType::kF16, TensorType::kBF16,
+                                    TensorType::kQ8_0, TensorType::kQ4_0};
+
+bool is_block(TensorType type) { return type == TensorType::kQ8_0 || type == TensorType::kQ4_0; }
+
+TEST_P(Kernels, DequantizeRowIsExact) {
+  std::mt19937 rng(14);
+  for (TensorType type : kAllTypes) {
+    for (size_t n : is_block(type) ? block_counts() : test_counts()) {
+      // Odd byte offsets for blocks (their rows are 34 or 18 bytes), whole elements otherwise.
+      const size_t byte_offset = is_block(type) ? 1 : (type == TensorType::kF32 ? 4 : 2);
+      const std::vector<uint8_t> bytes =
+          is_block(type) ? random_block_bytes(rng, type, n) : random_dense_bytes(rng, type, n);
+      std::vector<float> expected(n);
+      ops::ref::dequantize_row(type, bytes.data(), expected.data(), n);
+      Shifted<uint8_t> src(bytes, byte_offset);
+      Shifted<float> out(std::vector<float>(n), 1);
+      ops::dequantize_row(type, src.data(), out.data(), n);
+      const std::vector<float> got = out.values();
+      // Bit-exact: every type decodes exactly (block products are exact in f32).
+      ASSERT_EQ(0, std::memcmp(got.data(), expected.data(), n * sizeof(float)))
+          << tensor_type_traits(static_cast<uint32_t>(type))->name << " n=" << n;
+    }
+  }
+}
+
+TEST_P(Kernels, KvOpsMatchReference) {
+  std::mt19937 rng(15);
+  for (TensorType kv_type : {TensorType::kF32, TensorType::kF16}) {
+    for (size_t n : test_counts()) {
+      const std::vector<float> a = random_floats(rng, n, -2.0f, 2.0f);
+      const std::vector<float> values = random_floats(rng, n, -2.0f, 2.0f);
+      const size_t elem_bytes = kv_type == TensorType::kF32 ? 4 : 2;
+
+      // store_kv: exactly the scalar encoding.
+      std::vector<uint8_t> expected_row(n * elem_bytes);
+      ops::ref::store_kv(values.data(), expected_row.data(), kv_type, n);
+      Shifted<uint8_t> row(std::vector<uint8_t>(n * elem_bytes), elem_bytes);
+      Shifted<float> src(values, 1);
+      ops::store_kv(src.data(), row.data(), kv_type, n);
+      ASSERT_EQ(row.values(), expected_row) << "store n=" << n;
+
+      // dot_kv: n eps relative to sum |a k|.
+      std::vector<float> k(n);
+      quant::dequantize_row_ref(kv_type, expected_row.data(), k.data(), n);
+      double abs_sum = 0.0;
+      for (size_t i = 0; i < n; ++i) abs_sum += std::fabs(double{a[i]} * k[i]);
+      Shifted<float> as(a, 1);
+      const float dot = ops::dot_kv(as.data(), row.data(), kv_type, n);
+      ASSERT_NEAR(dot, ops::ref::dot_kv(a.data(), expected_row.data(), kv_type, n),
+                  ulps(n + 2) * abs_sum)
+          << "dot n=" << n;
+
+      // axpy_kv: y + a v with one (fused) or two roundings per element.
+      const float scale = 0.75f;
+      const std::vector<float> y0 = random_floats(rng, n, -2.0f, 2.0f);
+      std::vector<float> expected = y0;
+      ops::ref::axpy_kv(scale, expected_row.data(), kv_type, expected.data(), n);
+      Shifted<float> ys(y0, 1);
+      ops::axpy_kv(scale, row.data(), kv_type, ys.data(), n);
+      const std::vector<float> got = ys.values();
+      for (size_t i = 0; i < n; ++i) {
+        ASSERT_NEAR(got[i], expected[i], 2 * kEps * (std::fabs(scale * k[i]) + std::fabs(y0[i])))
+            << "axpy n=" << n << " i=" << i;
+      }
+    }
+  }
+}
+
+TEST_P(Kernels, StoreKvF16MatchesScalarOnAllKindsOfValues) {
+  // Random bit patterns (NaN, inf, overflow, subnormal, zero), then exact midpoints between two
+  // f16 values, where only round-half-to-even decides: random ones, and every subnormal one.
+  std::mt19937 rng(16);
+  std::uniform_int_distribution<uint32_t> bits;
+  std::vector<float> src;
+  for (int i = 0; i < 4099; ++i) {
+    uint32_t b = bits(rng);
+    if (b & 1) b = (b & 0x807FFFFFu) | ((96u + (b >> 23) % 48u) << 23);  // near the f16 range
+    src.push_back(std::bit_cast<float>(b));
+  }
+  for (int i = 0; i < 4096; ++i) {
+    const auto h = static_cast<uint16_t>(0x0400 + bits(rng) % (0x7BFF - 0x0400));     // normal
+    const uint32_t f_bits = std::bit_cast<uint32_t>(quant::f16_to_f32(h)) | 0x1000u;  // + half ulp
+    src.push_back(std::bit_cast<float>(f_bits ^ (i % 2 ? 0x80000000u : 0u)));
+  }
+  for (int k = 0; k < 1024; ++k) src.push_back(std::ldexp(static_cast<float>(k) + 0.5f, -24));
+  std::vector<uint16_t> got(src.size());
+  ops::store_kv(src.data(), got.data(), TensorType::kF16, src.size());
+  for (size_t i = 0; i < src.size(); ++i) {
+    ASSERT_EQ(got[i], quant::f32_to_f16(src[i])) << std::hex << std::bit_cast<uint32_t>(src[i]);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// matmul
+
+// A weight matrix of `type` with rows `row_bytes` apart, starting `byte_offset` into its buffer.
+struct TestMatrix {
+  std::vector<uint8_t> storage;
+  ops::MatView view;
+};
+
+TestMatrix make_matrix(TensorType type, size_t n_rows, size_t n_cols, size_t row_padding,
+                       size_t byte_offset, const std::vector<uint8_t>& rows_bytes) {
+  const auto traits = *tensor_type_traits(static_cast<uint32_t>(type));
+  const size_t packed = n_cols / traits.block_elems * traits.block_bytes;
+  TestMatrix m;
+  m.storage.resize(byte_offset + n_rows * (packed + row_padding));
+  for (size_t r = 0; r < n_rows; ++r) {
+    std::copy_n(
+        rows_bytes.begin() + static_cast<ptrdiff_t>(r * packed), packed,
+        m.storage.begin() + static_cast<ptrdiff_t>(byte_offset + r * (packed + row_padding)));
+  }
+  m.view = {type, m.storage.data() + byte_offset, n_rows, n_cols, packed + row_padding};
+  return m;
+}
+
+// Small integers: products and sums stay integers below 2^24, exact in f32 in any order, so the
+// SIMD result must equal the reference exactly.
+std::vector<uint8_t> integer_weights(std::mt19937& rng, TensorType type, size_t n) {
+  std::uniform_int_distribution<int> value(-8, 7);
+  if (is_block(type)) {
+    std::vector<uint8_t> bytes = random_block_bytes(rng, type, n);
+    const size_t block_bytes = type == TensorType::kQ8_0 ? 34 : 18;
+    for (size_t b = 0; b < n / 32; ++b) {
+      const uint16_t d = 0x3C00;  // 1.0: codes (q8) or nibbles - 8 (q4) are the values
+      std::memcpy(&bytes[b * block_bytes], &d, 2);
+      if (type == TensorType::kQ8_0) {
+        for (size_t j = 0; j < 32; ++j)
+          bytes[b * block_bytes + 2 + j] = static_cast<uint8_t>(value(rng));
+      }
+    }
+    return bytes;
+  }
+  std::vector<float> values(n);
+  for (auto& v : values) v = static_cast<float>(value(rng));
+  return encode(type, values);
+}
+
+std::vector<float> integer_floats(std::mt19937& rng, size_t n) {
+  std::uniform_int_distribution<int> value(-8, 8);
+  std::vector<float> v(n);
+  for (auto& x : v) x = static_cast<float>(value(rng));
+  return v;
+}
+
+TEST_P(Kernels, MatmulExactOnIntegers) {
+  std::mt19937 rng(20);
+  ThreadPool pool(2);
+  for (TensorType type : kAllTypes) {
+    const auto traits = *tensor_type_traits(static_cast<uint32_t>(type));
+    const std::vector<size_t> col_counts =
+        is_block(type) ? std::vector<size_t>{0, 32, 64, 96, 160} : test_counts();
+    for (size_t n_cols : col_counts) {
+      if (n_cols > 2048) continue;
+      for (size_t n_rows : {1, 3, 33}) {
+        const size_t n_batch = 1 + (n_cols + n_rows) % 5;
+        const size_t elem_offset = is_block(type) ? 1 : traits.block_bytes;
+        TestMatrix m = make_matrix(type, n_rows, n_cols, n_rows % 2 ? 8 : 0, elem_offset,
+                                   integer_weights(rng, type, n_rows * n_cols));
+        const std::vector<float> x = integer_floats(rng, n_batch * n_cols);
+        std::vector<float> expected(n_batch * n_rows);
+        ops::ref::matmul(m.view, x.data(), n_batch, expected.data());
+        Shifted<float> xs(x, 1);
+        Shifted<float> y(std::vector<float>(n_batch * n_rows, -1.0f), 1);
+        ops::matmul(m.view, xs.data(), n_batch, y.data(), pool);
+        ASSERT_EQ(y.values(), expected)
+            << traits.name << " rows=" << n_rows << " cols=" << n_cols << " batch=" << n_batch;
+      }
+    }
+  }
+}
+
+// Real-valued data at the real shapes: within n eps of sum |w x| (the bound of any summation
+// order), so a missing or doubled term is caught.
+TEST_P(Kernels, MatmulMatchesReferenceAtRealShapes) {
+  std::mt19937 rng(21);
+  ThreadPool pool(3);
+  struct Shape {
+    size_t n_rows, n_cols;
+  };
+  // stories260K: wq [64, 64], w1 [172, 64], w2 [64, 172], output [512, 64];
+  // TinyLlama: a slice of wq [., 2048] and of w2 [., 5632].
+  const Shape shapes[] = {{64, 64}, {172, 64}, {64, 172}, {512, 64}, {9, 2048}, {5, 5632}};
+  for (TensorType type : kAllTypes) {
+    for (const Shape& s : shapes) {
+      if (s.n_cols % 32 != 0 && is_block(type)) continue;  // ggml cannot store those either
+      const size_t n_batch = 3;
+      const std::vector<float> w_values = random_floats(rng, s.n_rows * s.n_cols, -1.0f, 1.0f);
+      TestMatrix m = make_matrix(type, s.n_rows, s.n_cols, 0, 0, encode(type, w_values));
+      const std::vector<float> x = random_floats(rng, n_batch * s.n_cols, -1.0f, 1.0f);
+      std::vector<float> expected(n_batch * s.n_rows);
+      ops::ref::matmul(m.view, x.data(), n_batch, expected.data());
+      std::vector<float> y(n_batch * s.n_rows);
+      ops::matmul(m.view, x.data(), n_batch, y.data(), pool);
+      std::vector<float> w_row(s.n_cols);
+      for (size_t r = 0; r < s.n_rows; ++r) {
+        ops::ref::dequantize_row(type,
+                                 static_cast<const uint8_t*>(m.view.data) + r * m.view.row_bytes,
+                                 w_row.data(), s.n_cols);
+        for (size_t b = 0; b < n_batch; ++b) {
+          double abs_sum = 0.0;
+          for (size_t c = 0; c < s.n_cols; ++c)
+            abs_sum += std::fabs(double{w_row[c]} * x[b * s.n_cols + c]);
+          ASSERT_NEAR(y[b * s.n_rows + r], expected[b * s.n_rows + r], ulps(s.n_cols + 4) * abs_sum)
+              << tensor_type_traits(static_cast<uint32_t>(type))->name << " " << s.n_rows << "x"
+              << s.n_cols << " r=" << r << " b=" << b;
+        }
+      }
+    }
+  }
+}
+
+// The result of each (batch row, weight row) does not depend on the batch size or thread count.
+TEST_P(Kernels, MatmulIndependentOfThreadsAndBatch) {
+  std::mt19937 rng(22);
+  ThreadPool pools[] = {ThreadPool(1), ThreadPool(2), ThreadPool(3)};
+  const size_t n_rows = 67;  // several chunks of rows, not a multiple of any chunk size
+  const size_t n_cols = 96;
+  for (TensorType type : kAllTypes) {
+    const std::vector<float> w_values = random_floats(rng, n_rows * n_cols, -1.0f, 1.0f);
+    TestMatrix m = make_matrix(type, n_rows, n_cols, 0, 0, encode(type, w_values));
+    const std::vector<float> x = random_floats(rng, 5 * n_cols, -1.0f, 1.0f);
+    // One batch row at a time, one thread: the baseline.
+    std::vector<float> single(5 * n_rows);
+    for (size_t b = 0; b < 5; ++b) {
+      ops::matmul(m.view, x.data() + b * n_cols, 1, single.data() + b * n_rows, pools[0]);
+    }
+    for (size_t n_batch = 1; n_batch <= 5; ++n_batch) {
+      for (ThreadPool& pool : pools) {
+        std::vector<float> y(n_batch * n_rows);
+        ops::matmul(m.view, x.data(), n_batch, y.data(), pool);
+        ASSERT_TRUE(std::equal(y.begin(), y.end(), single.begin()))
+            << tensor_type_traits(static_cast<uint32_t>(type))->name << " batch=" << n_batch
+            << " threads=" << pool.n_threads();
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sllm
