@@ -92,7 +92,8 @@ class SpmTokenizer final : public Tokenizer {
 
   std::unordered_map<std::string, TokenId, StringHash, std::equal_to<>> ids_;
   std::vector<std::string> pieces_;       // [n_tokens] what token_bytes returns
-  std::vector<TokenId> special_tokens_;   // control, user-defined, unknown; longest text first
+  std::vector<TokenId> special_tokens_;   // control, user-defined, unknown; longest text first,
+                                          // then lowest id
   std::array<TokenId, 256> byte_tokens_;  // the fallback for each byte, -1: none
 };
 
@@ -102,8 +103,9 @@ SpmTokenizer::SpmTokenizer(Vocab vocab) : Tokenizer(std::move(vocab)) {
   pieces_.resize(vocab_.n_tokens());
   for (TokenId id = 0; id < n_tokens; ++id) {
     const std::string& text = vocab_.tokens[id];
+    const TokenType t = type(id);
     ids_[text] = id;  // a duplicate text maps to its last id, as in llama.cpp
-    switch (type(id)) {
+    switch (t) {
       case TokenType::kNormal:
         pieces_[id] = replace_all(text, kSpaceMarker, " ");
         break;
@@ -119,7 +121,6 @@ SpmTokenizer::SpmTokenizer(Vocab vocab) : Tokenizer(std::move(vocab)) {
       case TokenType::kUndefined:
         break;
     }
-    const TokenType t = type(id);
     if ((t == TokenType::kControl || t == TokenType::kUserDefined || t == TokenType::kUnknown) &&
         !text.empty()) {
       special_tokens_.push_back(id);

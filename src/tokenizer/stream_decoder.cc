@@ -28,7 +28,7 @@ void drain_utf8(std::string& pending, bool final, std::string& out) {
 
 std::string StreamDecoder::push(TokenId id) {
   const Vocab& vocab = tokenizer_->vocab();
-  if (id == vocab.bos) {
+  if (id >= 0 && id == vocab.bos) {
     at_start_ = true;  // a new sequence: its first piece carries a dummy prefix again
     return {};
   }
