@@ -45,7 +45,7 @@ class Error {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}      // NOLINT: implicit by design
   Result(Error error) : v_(std::move(error)) {}  // NOLINT: implicit by design
 
   bool ok() const { return v_.index() == 0; }
@@ -98,12 +98,12 @@ class [[nodiscard]] Status {
 }  // namespace sllm
 
 // Propagates an error from an expression that yields Status or Result<T>.
-#define SLLM_RETURN_IF_ERROR(expr)       \
-  do {                                   \
-    auto sllm_status_ = (expr);          \
-    if (!sllm_status_.ok()) {            \
-      return sllm_status_.error();       \
-    }                                    \
+#define SLLM_RETURN_IF_ERROR(expr) \
+  do {                             \
+    auto sllm_status_ = (expr);    \
+    if (!sllm_status_.ok()) {      \
+      return sllm_status_.error(); \
+    }                              \
   } while (0)
 
 #define SLLM_CONCAT_INNER_(a, b) a##b

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages streamingllm builds, tests and plots with (skips if present).
+set -euo pipefail
+packages=(
+  build-essential cmake ninja-build pkg-config clang-format
+  libhwy-dev nlohmann-json3-dev libcpp-httplib-dev libcli11-dev libfmt-dev libedit-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  gnuplot-nox tmux
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "installing: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite: release build + tests, Debug+ASan/UBSan build + tests, and a format check.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+jobs=$(nproc)
+
+echo "== format check (clang-format) =="
+git ls-files '*.cc' '*.h' | xargs clang-format --dry-run --Werror
+
+echo "== release =="
+cmake --preset release
+cmake --build --preset release -j "$jobs"
+ctest --preset release -j "$jobs"
+
+echo "== debug + ASan/UBSan =="
+cmake --preset debug-asan
+cmake --build --preset debug-asan -j "$jobs"
+ctest --preset debug-asan -j "$jobs"

@@ -1,0 +1,195 @@
+#include "cache/kv_cache.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+
+#include "kernels/ops.h"
+
+namespace sllm {
+
+namespace {
+constexpr uint64_t kEmpty = std::numeric_limits<uint64_t>::max();
+}  // namespace
+
+Result<KvCache> KvCache::create(const KvCacheShape& shape, const KvCacheOptions& options) {
+  if (options.window == 0) {
+    return Error(ErrorCode::kInvalidInput, "the window must hold at least 1 token");
+  }
+  if (options.kv_type != TensorType::kF32 && options.kv_type != TensorType::kF16) {
+    return Error(ErrorCode::kInvalidInput, "the KV cache type must be f32 or f16");
+  }
+  if (options.max_batch == 0) {
+    return Error(ErrorCode::kInvalidInput, "max_batch must be at least 1");
+  }
+  if (shape.n_kv_heads == 0 || shape.n_heads % shape.n_kv_heads != 0 || shape.head_dim == 0) {
+    return Error(ErrorCode::kInvalidInput, "bad attention shape");
+  }
+  const size_t n_slots = options.n_sinks + options.window;
+  const size_t kv_dim = shape.n_kv_heads * shape.head_dim;
+  const size_t elem = options.kv_type == TensorType::kF32 ? 4 : 2;
+  // Overflow-checked size of the K (and V) store.
+  const size_t limit = std::numeric_limits<size_t>::max() / 4;
+  if (n_slots > limit / shape.n_layers || n_slots * shape.n_layers > limit / (kv_dim * elem)) {
+    return Error(ErrorCode::kLimit, "cache of " + std::to_string(n_slots) + " tokens is too large");
+  }
+  return KvCache(shape, options);
+}
+
+KvCache::KvCache(const KvCacheShape& shape, const KvCacheOptions& options)
+    : shape_(shape),
+      options_(options),
+      n_slots_(options.n_sinks + options.window),
+      kv_dim_(shape.n_kv_heads * shape.head_dim),
+      elem_bytes_(options.kv_type == TensorType::kF32 ? 4 : 2),
+      slot_bytes_(kv_dim_ * elem_bytes_),
+      keys_(shape.n_layers * n_slots_ * slot_bytes_),
+      values_(shape.n_layers * n_slots_ * slot_bytes_),
+      slot_token_(shape.n_layers * n_slots_, kEmpty),
+      abs_angles_(options.max_batch, RopeAngles(shape.rope)),
+      sink_angles_(options.max_batch, RopeAngles(shape.rope)),
+      batch_k_(options.max_batch * slot_bytes_),
+      batch_v_(options.max_batch * slot_bytes_),
+      q_sink_(options.max_batch * shape.n_heads * shape.head_dim),
+      scores_(shape.n_heads * n_slots_) {}
+
+size_t KvCache::n_cached() const {
+  return static_cast<size_t>(std::min<uint64_t>(n_seen_, n_slots_));
+}
+
+const uint8_t* KvCache::key_bytes(size_t layer, size_t slot) const {
+  return &keys_[(layer * n_slots_ + slot) * slot_bytes_];
+}
+
+const uint8_t* KvCache::value_bytes(size_t layer, size_t slot) const {
+  return &values_[(layer * n_slots_ + slot) * slot_bytes_];
+}
+
+void KvCache::clear() {
+  n_seen_ = 0;
+  std::fill(slot_token_.begin(), slot_token_.end(), kEmpty);
+}
+
+void KvCache::begin_batch(size_t n_tokens) {
+  assert(n_tokens >= 1 && n_tokens <= options_.max_batch);
+  n_batch_ = n_tokens;
+  // Angles are computed once per token and shared by all layers.
+  for (size_t i = 0; i < n_tokens; ++i) {
+    const uint64_t t = n_seen_ + i;
+    abs_angles_[i].set_position(options_.start_pos + t);
+    sink_angles_[i].set_position(options_.start_pos + cache_pos(t));
+  }
+}
+
+void KvCache::end_batch() {
+  n_seen_ += n_batch_;
+  n_batch_ = 0;
+}
+
+void KvCache::attend(size_t layer, float* q, float* k, const float* v, float* out,
+                     ThreadPool& pool) {
+  const size_t q_dim = shape_.n_heads * shape_.head_dim;
+  const uint64_t t0 = n_seen_;
+
+  // Rotate this batch's keys once, at their absolute positions, and store them in the cache's
+  // element type, so that batch keys and cached keys are read identically.
+  for (size_t i = 0; i < n_batch_; ++i) {
+    abs_angles_[i].rotate(k + i * kv_dim_, shape_.n_kv_heads);
+    ops::store_kv(k + i * kv_dim_, &batch_k_[i * slot_bytes_], options_.kv_type, kv_dim_);
+    ops::store_kv(v + i * kv_dim_, &batch_v_[i * slot_bytes_], options_.kv_type, kv_dim_);
+  }
+  // Queries: at the absolute position for the window, at the in-cache position for the sinks.
+  for (size_t i = 0; i < n_batch_; ++i) {
+    float* qi = q + i * q_dim;
+    if (sink_angles_[i].position() != abs_angles_[i].position()) {
+      std::memcpy(&q_sink_[i * q_dim], qi, q_dim * sizeof(float));
+      sink_angles_[i].rotate(&q_sink_[i * q_dim], shape_.n_heads);
+    }
+    abs_angles_[i].rotate(qi, shape_.n_heads);
+  }
+
+  pool.run(shape_.n_heads, [&](size_t head) {
+    float* scores = &scores_[head * n_slots_];
+    for (size_t i = 0; i < n_batch_; ++i) {
+      const float* qi = q + i * q_dim;
+      const bool split = sink_angles_[i].position() != abs_angles_[i].position();
+      const float* qs = split ? &q_sink_[i * q_dim] : qi;
+      attend_head(layer, head, i, qi + head * shape_.head_dim, qs + head * shape_.head_dim,
+                  out + i * q_dim + head * shape_.head_dim, scores);
+    }
+  });
+
+  // Keep the batch's K/V: each token goes to its slot once. A window token that a later token of
+  // the same batch would displace is never stored (it was only needed by this batch's queries).
+  const uint64_t t_end = t0 + n_batch_;
+  for (size_t i = 0; i < n_batch_; ++i) {
+    const uint64_t t = t0 + i;
+    if (t >= options_.n_sinks && t + options_.window < t_end) continue;
+    const size_t slot = slot_of(t);
+    uint64_t& held = slot_token_[layer * n_slots_ + slot];
+    assert(held == kEmpty || held < t);  // a slot only ever moves on to a newer token
+    held = t;
+    std::memcpy(&keys_[(layer * n_slots_ + slot) * slot_bytes_], &batch_k_[i * slot_bytes_],
+                slot_bytes_);
+    std::memcpy(&values_[(layer * n_slots_ + slot) * slot_bytes_], &batch_v_[i * slot_bytes_],
+                slot_bytes_);
+    ++n_key_writes_;
+  }
+}
+
+// One query (batch row i) of one head: scores over the sinks and the window, softmax, weighted
+// values. Keys are visited in stream order (sinks, then the window oldest first), so that a cache
+// that never evicted computes exactly what dense attention computes, bit for bit.
+void KvCache::attend_head(size_t layer, size_t head, size_t i, const float* q, const float* q_sink,
+                          float* out, float* scores) const {
+  const size_t head_dim = shape_.head_dim;
+  const size_t kv_offset = (head / (shape_.n_heads / shape_.n_kv_heads)) * head_dim * elem_bytes_;
+  const uint64_t t0 = n_seen_;
+  const uint64_t t = t0 + i;
+  const uint64_t n_sinks = options_.n_sinks;
+  const uint64_t n_sink_seen = std::min<uint64_t>(n_sinks, t + 1);
+  // Window: stream indices [lo, t], at most `window` of them, never a sink.
+  const uint64_t lo =
+      std::max<uint64_t>(n_sinks, t + 1 > options_.window ? t + 1 - options_.window : 0);
+  const uint8_t* layer_k = &keys_[layer * n_slots_ * slot_bytes_];
+  const uint8_t* layer_v = &values_[layer * n_slots_ * slot_bytes_];
+
+  // Calls fn(index into scores, key row, value row, is_sink) for every visible token in order.
+  auto visit = [&](auto&& fn) {
+    size_t n = 0;
+    for (uint64_t j = 0; j < n_sink_seen; ++j, ++n) {
+      const bool cached = j < t0;
+      const size_t row = cached ? static_cast<size_t>(j) : static_cast<size_t>(j - t0);
+      fn(n, (cached ? layer_k : batch_k_.data()) + row * slot_bytes_ + kv_offset,
+         (cached ? layer_v : batch_v_.data()) + row * slot_bytes_ + kv_offset, true);
+    }
+    // Cached part of the window walks the ring from slot_of(lo), wrapping past the last slot.
+    size_t slot = lo < t0 ? slot_of(lo) : 0;
+    for (uint64_t j = lo; j < t0 && j <= t; ++j, ++n) {
+      fn(n, layer_k + slot * slot_bytes_ + kv_offset, layer_v + slot * slot_bytes_ + kv_offset,
+         false);
+      if (++slot == n_slots_) slot = n_sinks;
+    }
+    for (uint64_t j = std::max(lo, t0); j <= t; ++j, ++n) {
+      const size_t row = static_cast<size_t>(j - t0);
+      fn(n, batch_k_.data() + row * slot_bytes_ + kv_offset,
+         batch_v_.data() + row * slot_bytes_ + kv_offset, false);
+    }
+    return n;
+  };
+
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  const size_t n_visible = visit([&](size_t n, const uint8_t* key, const uint8_t*, bool sink) {
+    scores[n] = ops::dot_kv(sink ? q_sink : q, key, options_.kv_type, head_dim) * scale;
+  });
+  ops::softmax(scores, n_visible);
+  std::fill(out, out + head_dim, 0.0f);
+  visit([&](size_t n, const uint8_t*, const uint8_t* value, bool) {
+    ops::axpy_kv(scores[n], value, options_.kv_type, out, head_dim);
+  });
+}
+
+}  // namespace sllm

@@ -1,0 +1,116 @@
+// The StreamingLLM KV cache: attention sinks + a rolling window, exact positions in O(1).
+//
+// StreamingLLM (Xiao et al. 2023) keeps the K/V of the first n_sinks tokens of the stream forever
+// (the "attention sinks") plus the last `window` tokens, and gives them positions *inside the
+// cache*: sinks at 0..S-1 and the window contiguous after them. With S = 0 this is window
+// attention; with S + W >= the stream length it is dense attention.
+//
+// The reference code stores keys unrotated and re-rotates the whole cache every step. We rotate
+// each key once, when it is written, at its absolute stream position, and never touch it again.
+// RoPE scores depend only on the difference of the two positions (q_m · k_n = f(x_q, x_k, m - n)),
+// so a query of stream index t, whose in-cache position is c(t) = min(t, S + W - 1), is scored
+//   - against window keys with the query rotated at its absolute position t: the window is
+//     contiguous, so t - n equals the in-cache difference c(t) - c(n);
+//   - against sink keys (written at 0..S-1) with the query rotated at c(t).
+// That is two query rotations per token and head instead of a pass over the cache. docs/design.md
+// has the derivation; tests/cache_test.cc checks it against the re-rotating reference.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "kernels/rope.h"
+#include "streamingllm/error.h"
+#include "util/tensor_type.h"
+#include "util/thread_pool.h"
+
+namespace sllm {
+
+struct KvCacheShape {
+  size_t n_layers = 0;
+  size_t n_heads = 0;
+  size_t n_kv_heads = 0;  // n_heads is a multiple of it (grouped-query attention)
+  size_t head_dim = 0;
+  RopeSpec rope;
+};
+
+struct KvCacheOptions {
+  size_t n_sinks = 4;    // first tokens of the stream kept forever (0: window attention)
+  size_t window = 1020;  // most recent tokens kept, the current one included (>= 1)
+  TensorType kv_type = TensorType::kF32;  // element type of stored K/V: f32 or f16
+  uint64_t start_pos = 0;                 // absolute position of the stream's first token
+  size_t max_batch = 64;                  // most tokens per attend() call
+};
+
+class KvCache {
+ public:
+  static Result<KvCache> create(const KvCacheShape& shape, const KvCacheOptions& options);
+
+  // A batch of n_tokens consecutive stream tokens goes through the model: begin_batch(n), then
+  // attend() once per layer in order, then end_batch(). Token i of the batch has stream index
+  // n_seen() + i. Each token sees the sinks and its own last `window` tokens, itself included,
+  // exactly as if the batch had been fed one token at a time.
+  void begin_batch(size_t n_tokens);
+  // q: [n_tokens, n_heads * head_dim], k and v: [n_tokens, n_kv_heads * head_dim], unrotated;
+  // q and k are rotated in place. out: [n_tokens, n_heads * head_dim].
+  void attend(size_t layer, float* q, float* k, const float* v, float* out, ThreadPool& pool);
+  void end_batch();
+
+  // Forgets every token; keeps the memory.
+  void clear();
+
+  uint64_t n_seen() const { return n_seen_; }  // tokens fed since the start or clear()
+  size_t n_sinks() const { return options_.n_sinks; }
+  size_t window() const { return options_.window; }
+  size_t n_slots() const { return n_slots_; }
+  // Tokens whose K/V are held now: min(n_seen, n_sinks + window).
+  size_t n_cached() const;
+  // Bytes of K/V storage: n_slots * n_layers * 2 * n_kv_heads * head_dim * element size.
+  size_t n_bytes() const { return keys_.size() + values_.size(); }
+  // Stream index of the token held in a slot (for tests and session files).
+  uint64_t slot_token(size_t layer, size_t slot) const {
+    return slot_token_[layer * n_slots_ + slot];
+  }
+  // Raw K/V bytes of one slot of one layer (read-only; for tests and session files).
+  const uint8_t* key_bytes(size_t layer, size_t slot) const;
+  const uint8_t* value_bytes(size_t layer, size_t slot) const;
+  size_t slot_bytes() const { return slot_bytes_; }
+  // Every key row written so far; each token is written once per layer, never rewritten.
+  uint64_t n_key_writes() const { return n_key_writes_; }
+
+ private:
+  KvCache(const KvCacheShape& shape, const KvCacheOptions& options);
+
+  // Slot of stream index t (t must be held): sinks first, then a ring for the window.
+  size_t slot_of(uint64_t t) const {
+    return t < options_.n_sinks ? t : options_.n_sinks + (t - options_.n_sinks) % options_.window;
+  }
+  // In-cache position of stream index t once it is the newest token: c(t) = min(t, S + W - 1).
+  uint64_t cache_pos(uint64_t t) const { return t < n_slots_ - 1 ? t : n_slots_ - 1; }
+  void attend_head(size_t layer, size_t head, size_t i, const float* q, const float* q_sink,
+                   float* out, float* scores) const;
+
+  KvCacheShape shape_;
+  KvCacheOptions options_;
+  size_t n_slots_;     // n_sinks + window
+  size_t kv_dim_;      // n_kv_heads * head_dim
+  size_t elem_bytes_;  // 4 or 2
+  size_t slot_bytes_;  // kv_dim * elem_bytes
+
+  std::vector<uint8_t> keys_;    // [n_layers, n_slots, kv_dim] of kv_type, rotated once at write
+  std::vector<uint8_t> values_;  // [n_layers, n_slots, kv_dim] of kv_type
+  std::vector<uint64_t> slot_token_;  // [n_layers, n_slots] stream index held, kEmpty if none
+  uint64_t n_seen_ = 0;
+  uint64_t n_key_writes_ = 0;
+
+  // Per batch (sized for max_batch tokens).
+  size_t n_batch_ = 0;
+  std::vector<RopeAngles> abs_angles_;      // [max_batch] at start_pos + t
+  std::vector<RopeAngles> sink_angles_;     // [max_batch] at start_pos + c(t)
+  std::vector<uint8_t> batch_k_, batch_v_;  // [max_batch, kv_dim] of kv_type
+  std::vector<float> q_sink_;               // [max_batch, n_heads * head_dim]
+  std::vector<float> scores_;               // [n_heads, n_slots + max_batch]
+};
+
+}  // namespace sllm

@@ -1,0 +1,46 @@
+// Rotary position embedding (RoPE, Su et al. 2021).
+//
+// Pair i of a head (i < rope_dim / 2) is rotated by the angle pos * base^(-2i / rope_dim). Angles
+// are computed in double and reduced before the cos/sin, so that a position of 2^32 or more is
+// rotated as accurately as a small one: the streaming cache rotates keys at their absolute stream
+// position, which grows without bound.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace sllm {
+
+enum class RopeLayout {
+  kAdjacentPairs,  // llama, mistral: pairs (x[2i], x[2i+1])       (llama.cpp LLAMA_ROPE_TYPE_NORM)
+  kHalfSplit,      // qwen2, NeoX:    pairs (x[i], x[i + rope_dim/2]) (LLAMA_ROPE_TYPE_NEOX)
+};
+
+struct RopeSpec {
+  size_t head_dim = 0;
+  size_t rope_dim = 0;         // leading dims of each head that are rotated (<= head_dim, even)
+  double freq_base = 10000.0;  // theta
+  RopeLayout layout = RopeLayout::kAdjacentPairs;
+};
+
+// cos/sin of every pair's angle at one position: [rope_dim / 2] each.
+class RopeAngles {
+ public:
+  explicit RopeAngles(const RopeSpec& spec);
+
+  // Recomputes the table for `pos`. Costs rope_dim / 2 sin+cos in double.
+  void set_position(uint64_t pos);
+  uint64_t position() const { return pos_; }
+
+  // Rotates n_heads consecutive heads of head_dim floats in place.
+  void rotate(float* x, size_t n_heads) const;
+
+ private:
+  RopeSpec spec_;
+  std::vector<double> inv_freq_;  // [rope_dim / 2]
+  std::vector<float> cos_, sin_;  // [rope_dim / 2]
+  uint64_t pos_ = 0;
+};
+
+}  // namespace sllm

@@ -1,0 +1,20 @@
+#include "runtime/engine.h"
+
+namespace sllm {
+
+Result<std::unique_ptr<Engine>> Engine::load(const std::string& gguf_path) {
+  auto engine = std::make_unique<Engine>();
+  SLLM_ASSIGN_OR_RETURN(engine->gguf, GgufFile::open(gguf_path));
+  SLLM_ASSIGN_OR_RETURN(engine->model, LlamaModel::load(engine->gguf));
+  SLLM_ASSIGN_OR_RETURN(Vocab vocab, vocab_from_gguf(engine->gguf));
+  if (vocab.n_tokens() != engine->model.config().n_vocab) {
+    return Error(ErrorCode::kFormat, gguf_path + ": the tokenizer has " +
+                                         std::to_string(vocab.n_tokens()) +
+                                         " tokens but token_embd.weight has " +
+                                         std::to_string(engine->model.config().n_vocab) + " rows");
+  }
+  SLLM_ASSIGN_OR_RETURN(engine->tokenizer, make_tokenizer(std::move(vocab)));
+  return engine;
+}
+
+}  // namespace sllm

@@ -1,0 +1,23 @@
+// A loaded model file: the mapping, the model's weight views and its tokenizer, kept together so
+// that nothing outlives the mapping it points into.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "gguf/gguf.h"
+#include "model/llama.h"
+#include "streamingllm/error.h"
+#include "tokenizer/tokenizer.h"
+
+namespace sllm {
+
+struct Engine {
+  static Result<std::unique_ptr<Engine>> load(const std::string& gguf_path);
+
+  GgufFile gguf;
+  LlamaModel model;
+  std::unique_ptr<Tokenizer> tokenizer;
+};
+
+}  // namespace sllm

@@ -1,0 +1,76 @@
+// A Session runs one endless stream of tokens through a model under a cache policy.
+//
+// Policies (StreamingLLM paper, Figure 1):
+//   dense      every token's K/V; fails with kLimit once the context limit is reached
+//   window     the last W tokens only
+//   streaming  S attention sinks (the first S tokens) + the last W tokens (the default)
+//   recompute  for every token, a fresh forward over the last W tokens at positions 0..W-1:
+//              the paper's quality baseline, O(W^2) per token
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "cache/kv_cache.h"
+#include "model/llama.h"
+#include "streamingllm/error.h"
+#include "util/thread_pool.h"
+
+namespace sllm {
+
+enum class CachePolicy { kDense, kWindow, kStreaming, kRecompute };
+
+const char* policy_name(CachePolicy policy);
+Result<CachePolicy> parse_policy(const std::string& name);
+
+struct SessionOptions {
+  CachePolicy policy = CachePolicy::kStreaming;
+  size_t n_sinks = 4;                     // streaming only: attention sinks
+  size_t window = 1020;                   // window / streaming / recompute: recent tokens kept;
+                                          // dense: the context limit (tokens)
+  TensorType kv_type = TensorType::kF32;  // f32 or f16
+  uint64_t start_pos = 0;  // absolute position of the first token (tests of large positions)
+  size_t max_batch = 64;   // tokens per forward call when feeding many tokens
+};
+
+class Session {
+ public:
+  // The model and the pool must outlive the session.
+  static Result<std::unique_ptr<Session>> create(const LlamaModel& model,
+                                                 const SessionOptions& options, ThreadPool& pool);
+
+  // Feeds tokens in order. After it returns, last_logits() are those of the last token.
+  // If all_logits is given, it receives [tokens.size(), n_vocab] logits: row i predicts the token
+  // after tokens[i]. Tokens are validated first: an id outside the vocabulary feeds nothing.
+  Status feed(std::span<const TokenId> tokens, std::vector<float>* all_logits = nullptr);
+
+  std::span<const float> last_logits() const { return last_logits_; }
+  uint64_t n_seen() const { return n_seen_; }
+  size_t cache_bytes() const { return cache_.n_bytes(); }
+  size_t cache_tokens() const { return cache_.n_slots(); }
+  const SessionOptions& options() const { return options_; }
+  const KvCache& cache() const { return cache_; }
+  const LlamaModel& model() const { return *model_; }
+
+ private:
+  Session(const LlamaModel& model, const SessionOptions& options, ThreadPool& pool, KvCache cache);
+  // One batch (<= max_batch tokens) through the model and the cache.
+  void forward_batch(std::span<const TokenId> tokens, float* logits, bool all_logits);
+  Status feed_recompute(std::span<const TokenId> tokens, std::vector<float>* all_logits);
+
+  const LlamaModel* model_;
+  SessionOptions options_;
+  ThreadPool* pool_;
+  KvCache cache_;
+  ForwardScratch scratch_;
+  std::vector<float> last_logits_;   // [n_vocab]
+  std::vector<float> batch_logits_;  // [max_batch, n_vocab]
+  std::vector<TokenId> recent_;      // recompute: ring of the last W tokens
+  uint64_t n_seen_ = 0;
+};
+
+}  // namespace sllm

@@ -1,0 +1,344 @@
+// The StreamingLLM cache (issue 3): policies, exact positions without rewriting keys, chunked
+// prefill, large positions. Model-free tests first, then the real model.
+#include "cache/kv_cache.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "engine_fixture.h"
+#include "reference/reference_llama.h"
+
+namespace sllm::test {
+namespace {
+using reference::NaiveStreamingReference;
+using reference::ReferenceLlama;
+using reference::recompute_step;
+
+// ---------------------------------------------------------------------------------------------
+// Without a model: random q/k/v through one layer, against a re-rotating double-precision
+// reference of the paper's method (unrotated keys, re-rotated at in-cache positions each step).
+
+struct NaiveCache {
+  size_t n_sinks, window, n_heads, n_kv_heads, head_dim;
+  double base = 10000.0;
+  std::vector<std::vector<double>> k = {}, v = {};  // unrotated, in cache order
+
+  void rotate(std::vector<double>& x, size_t n, uint64_t pos) const {
+    for (size_t h = 0; h < n; ++h) {
+      for (size_t i = 0; i < head_dim / 2; ++i) {
+        const double a =
+            static_cast<double>(pos) *
+            std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(head_dim));
+        double& x0 = x[h * head_dim + 2 * i];
+        double& x1 = x[h * head_dim + 2 * i + 1];
+        const double y0 = x0 * std::cos(a) - x1 * std::sin(a);
+        const double y1 = x0 * std::sin(a) + x1 * std::cos(a);
+        x0 = y0;
+        x1 = y1;
+      }
+    }
+  }
+
+  std::vector<double> step(std::vector<double> q, std::vector<double> key,
+                           std::vector<double> val) {
+    k.push_back(std::move(key));
+    v.push_back(std::move(val));
+    if (k.size() > n_sinks + window) {
+      k.erase(k.begin() + static_cast<std::ptrdiff_t>(n_sinks));
+      v.erase(v.begin() + static_cast<std::ptrdiff_t>(n_sinks));
+    }
+    const size_t n = k.size();
+    rotate(q, n_heads, n - 1);
+    std::vector<double> out(n_heads * head_dim, 0.0);
+    for (size_t h = 0; h < n_heads; ++h) {
+      const size_t g = h / (n_heads / n_kv_heads);
+      std::vector<double> s(n);
+      double mx = -1e300;
+      for (size_t j = 0; j < n; ++j) {
+        std::vector<double> kj = k[j];
+        rotate(kj, n_kv_heads, j);
+        double d = 0;
+        for (size_t c = 0; c < head_dim; ++c) d += q[h * head_dim + c] * kj[g * head_dim + c];
+        s[j] = d / std::sqrt(static_cast<double>(head_dim));
+        mx = std::max(mx, s[j]);
+      }
+      double sum = 0;
+      for (double& x : s) sum += (x = std::exp(x - mx));
+      for (size_t j = 0; j < n; ++j) {
+        for (size_t c = 0; c < head_dim; ++c) {
+          out[h * head_dim + c] += s[j] / sum * v[j][g * head_dim + c];
+        }
+      }
+    }
+    return out;
+  }
+};
+
+KvCacheShape shape_for_test() {
+  KvCacheShape s;
+  s.n_layers = 1;
+  s.n_heads = 4;
+  s.n_kv_heads = 2;
+  s.head_dim = 16;
+  s.rope = RopeSpec{16, 16, 10000.0, RopeLayout::kAdjacentPairs};
+  return s;
+}
+
+std::vector<float> random_vec(std::mt19937& rng, size_t n) {
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> x(n);
+  for (float& e : x) e = d(rng);
+  return x;
+}
+
+// The position identity the cache rests on, at the unit level: sinks survive eviction, the ring
+// wraps, and sink/window scores use the right query offsets. Also for a large start position.
+TEST(KvCacheTest, MatchesReRotatingReferenceWithoutAModel) {
+  for (uint64_t start : {uint64_t{0}, uint64_t{1} << 32}) {
+    const KvCacheShape shape = shape_for_test();
+    KvCacheOptions o;
+    o.n_sinks = 3;
+    o.window = 7;
+    o.start_pos = start;
+    o.max_batch = 1;
+    auto cache = KvCache::create(shape, o);
+    ASSERT_TRUE(cache.ok());
+    NaiveCache ref{3, 7, shape.n_heads, shape.n_kv_heads, shape.head_dim};
+    ThreadPool pool(1);
+    std::mt19937 rng(7);
+    double worst = 0;
+    for (int t = 0; t < 40; ++t) {
+      auto q = random_vec(rng, 64), k = random_vec(rng, 32), v = random_vec(rng, 32);
+      const auto expected =
+          ref.step(std::vector<double>(q.begin(), q.end()), std::vector<double>(k.begin(), k.end()),
+                   std::vector<double>(v.begin(), v.end()));
+      std::vector<float> out(64);
+      cache->begin_batch(1);
+      cache->attend(0, q.data(), k.data(), v.data(), out.data(), pool);
+      cache->end_batch();
+      worst = std::max(worst, max_abs_diff(out, expected));
+    }
+    EXPECT_LT(worst, 2e-5) << "start position " << start;
+    EXPECT_EQ(cache->n_cached(), 10u);
+  }
+}
+
+TEST(KvCacheTest, RejectsBadOptions) {
+  KvCacheOptions o;
+  o.window = 0;
+  auto c = KvCache::create(shape_for_test(), o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().message(), "the window must hold at least 1 token");
+  o.window = 4;
+  o.kv_type = TensorType::kQ8_0;
+  EXPECT_FALSE(KvCache::create(shape_for_test(), o).ok());
+}
+
+TEST(KvCacheTest, SizeIsSlotsTimesLayersTimesKv) {
+  KvCacheOptions o;
+  o.n_sinks = 4;
+  o.window = 60;
+  o.kv_type = TensorType::kF16;
+  auto c = KvCache::create(shape_for_test(), o);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->n_bytes(), (4u + 60u) * 1u * 2u * 2u * 16u * 2u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// On the real model.
+
+SessionOptions policy(CachePolicy p, size_t n_sinks, size_t window) {
+  SessionOptions o;
+  o.policy = p;
+  o.n_sinks = n_sinks;
+  o.window = window;
+  return o;
+}
+
+// Acceptance 1: streaming with S + W >= the stream is dense, bit for bit (f32 and f16 caches).
+TEST(StreamingCacheTest, LargeStreamingCacheIsBitIdenticalToDense) {
+  const auto tokens = story_tokens(1000);
+  ThreadPool pool(2);
+  for (TensorType kv : {TensorType::kF32, TensorType::kF16}) {
+    auto dense_opts = policy(CachePolicy::kDense, 0, 1000);
+    auto stream_opts = policy(CachePolicy::kStreaming, 4, 996);
+    dense_opts.kv_type = stream_opts.kv_type = kv;
+    auto dense = make_session(dense_opts, pool);
+    auto streaming = make_session(stream_opts, pool);
+    std::vector<float> a, b;
+    ASSERT_TRUE(dense->feed(tokens, &a).ok());
+    ASSERT_TRUE(streaming->feed(tokens, &b).ok());
+    ASSERT_EQ(a.size(), b.size());
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+  }
+}
+
+// Acceptance 2: streaming (S=4, W=60) over 3000 tokens agrees with the paper's method (keys
+// stored unrotated, the whole cache re-rotated at in-cache positions every step).
+TEST(StreamingCacheTest, MatchesNaiveReRotatingReferenceOver3000Tokens) {
+  const auto tokens = story_tokens(3000);
+  ThreadPool pool(1);
+  auto session = make_session(policy(CachePolicy::kStreaming, 4, 60), pool);
+  const auto model = ReferenceLlama::load(stories_gguf());
+  NaiveStreamingReference reference(model, 4, 60);
+  double worst = 0;
+  for (TokenId t : tokens) {
+    const TokenId one[1] = {t};
+    ASSERT_TRUE(session->feed(one).ok());
+    const auto expected = reference.step(t);
+    std::vector<float> got(session->last_logits().begin(), session->last_logits().end());
+    worst = std::max(worst, max_abs_diff(got, expected));
+  }
+  EXPECT_LT(worst, 1e-4);
+  RecordProperty("max_abs_diff", std::to_string(worst));
+}
+
+// Acceptance 3a: window attention is streaming with no sinks, and matches the reference.
+TEST(StreamingCacheTest, WindowIsStreamingWithoutSinks) {
+  const auto tokens = story_tokens(400);
+  ThreadPool pool(1);
+  auto window = make_session(policy(CachePolicy::kWindow, 0, 64), pool);
+  auto streaming0 = make_session(policy(CachePolicy::kStreaming, 0, 64), pool);
+  std::vector<float> a, b;
+  ASSERT_TRUE(window->feed(tokens, &a).ok());
+  ASSERT_TRUE(streaming0->feed(tokens, &b).ok());
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+
+  const auto model = ReferenceLlama::load(stories_gguf());
+  NaiveStreamingReference reference(model, 0, 64);
+  const size_t n_vocab = stories().model.config().n_vocab;
+  double worst = 0;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const auto expected = reference.step(tokens[i]);
+    std::vector<float> row(a.begin() + static_cast<std::ptrdiff_t>(i * n_vocab),
+                           a.begin() + static_cast<std::ptrdiff_t>((i + 1) * n_vocab));
+    worst = std::max(worst, max_abs_diff(row, expected));
+  }
+  EXPECT_LT(worst, 1e-4);
+}
+
+// Acceptance 3b: recompute equals a full fresh forward over the last W tokens at every step.
+TEST(StreamingCacheTest, RecomputeIsAFreshForwardOverTheLastWTokens) {
+  const size_t kWindow = 32, kSteps = 300;
+  const auto tokens = story_tokens(kSteps);
+  ThreadPool pool(1);
+  auto recompute = make_session(policy(CachePolicy::kRecompute, 0, kWindow), pool);
+  std::vector<float> got;
+  ASSERT_TRUE(recompute->feed(tokens, &got).ok());
+  const auto model = ReferenceLlama::load(stories_gguf());
+  const size_t n_vocab = stories().model.config().n_vocab;
+  double worst_ref = 0;
+  for (size_t i = 0; i < kSteps; ++i) {
+    const std::vector<TokenId> so_far(tokens.begin(),
+                                      tokens.begin() + static_cast<std::ptrdiff_t>(i + 1));
+    std::vector<float> row(got.begin() + static_cast<std::ptrdiff_t>(i * n_vocab),
+                           got.begin() + static_cast<std::ptrdiff_t>((i + 1) * n_vocab));
+    // Bit-identical to a fresh dense session fed the same W tokens...
+    auto fresh = make_session(policy(CachePolicy::kDense, 0, kWindow), pool);
+    const size_t first = i + 1 > kWindow ? i + 1 - kWindow : 0;
+    ASSERT_TRUE(fresh->feed(std::span(so_far).subspan(first)).ok());
+    ASSERT_EQ(std::memcmp(row.data(), fresh->last_logits().data(), n_vocab * sizeof(float)), 0)
+        << "step " << i;
+    // ...and within float rounding of the double-precision reference's recompute step.
+    if (i % 10 == 0)
+      worst_ref = std::max(worst_ref, max_abs_diff(row, recompute_step(model, so_far, kWindow)));
+  }
+  EXPECT_LT(worst_ref, 1e-4);
+}
+
+// Acceptance 4: chunked prefill of 2000 tokens with W=100 equals token-by-token feeding, for
+// batches smaller than, equal to and larger than the window.
+TEST(StreamingCacheTest, ChunkedPrefillEqualsTokenByToken) {
+  const auto tokens = story_tokens(2000);
+  ThreadPool pool(2);
+  auto one = make_session(policy(CachePolicy::kStreaming, 4, 100), pool);
+  const auto expected = feed_one_by_one(*one, tokens);
+  for (size_t batch : {size_t{7}, size_t{100}, size_t{256}}) {
+    auto opts = policy(CachePolicy::kStreaming, 4, 100);
+    opts.max_batch = batch;
+    auto chunked = make_session(opts, pool);
+    std::vector<float> all;
+    ASSERT_TRUE(chunked->feed(tokens, &all).ok());
+    const size_t n_vocab = expected[0].size();
+    double worst = 0;
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      std::vector<float> row(all.begin() + static_cast<std::ptrdiff_t>(i * n_vocab),
+                             all.begin() + static_cast<std::ptrdiff_t>((i + 1) * n_vocab));
+      worst = std::max(worst, max_abs_diff(row, expected[i]));
+    }
+    EXPECT_LT(worst, 1e-5) << "batch " << batch;
+    // The cache ends in the same state: the next token's logits agree too.
+    const TokenId next[1] = {tokens[5]};
+    ASSERT_TRUE(one->feed(next).ok() && chunked->feed(next).ok());
+    EXPECT_LT(max_abs_diff(
+                  std::vector<float>(one->last_logits().begin(), one->last_logits().end()),
+                  std::vector<float>(chunked->last_logits().begin(), chunked->last_logits().end())),
+              1e-5);
+    one = make_session(policy(CachePolicy::kStreaming, 4, 100), pool);
+    feed_one_by_one(*one, tokens);
+  }
+}
+
+// Acceptance 5: absolute positions of 2^24 and 2^32 give the logits of position 0.
+TEST(StreamingCacheTest, LargeStartPositionsGiveTheSameLogits) {
+  const auto tokens = story_tokens(300);
+  ThreadPool pool(1);
+  auto base = make_session(policy(CachePolicy::kStreaming, 4, 60), pool);
+  std::vector<float> expected;
+  ASSERT_TRUE(base->feed(tokens, &expected).ok());
+  for (uint64_t start : {uint64_t{1} << 24, uint64_t{1} << 32}) {
+    auto opts = policy(CachePolicy::kStreaming, 4, 60);
+    opts.start_pos = start;
+    auto shifted = make_session(opts, pool);
+    std::vector<float> got;
+    ASSERT_TRUE(shifted->feed(tokens, &got).ok());
+    double worst = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      worst = std::max(worst, std::abs(static_cast<double>(got[i]) - expected[i]));
+    }
+    EXPECT_LT(worst, 1e-4) << "start " << start;
+    RecordProperty("max_abs_diff_start_" + std::to_string(start), std::to_string(worst));
+  }
+}
+
+// Acceptance 6: a key slot is never written after its token was inserted: each token is written
+// once per layer, and the bytes of a held slot never change while its token is held.
+TEST(StreamingCacheTest, KeysAreWrittenOnceAndNeverRewritten) {
+  const size_t kSinks = 4, kWindow = 60;
+  const auto tokens = story_tokens(1000);
+  ThreadPool pool(1);
+  auto session = make_session(policy(CachePolicy::kStreaming, kSinks, kWindow), pool);
+  const KvCache& cache = session->cache();
+  const size_t n_layers = stories().model.config().n_layers;
+  const size_t n_slots = kSinks + kWindow;
+  // Snapshot of every slot's key bytes and the token it held at the last check.
+  std::vector<std::vector<uint8_t>> snapshot(n_layers * n_slots);
+  std::vector<uint64_t> held(n_layers * n_slots, UINT64_MAX);
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const TokenId one[1] = {tokens[i]};
+    ASSERT_TRUE(session->feed(one).ok());
+    ASSERT_EQ(cache.n_key_writes(), (i + 1) * n_layers);
+    for (size_t l = 0; l < n_layers; ++l) {
+      for (size_t s = 0; s < std::min(i + 1, n_slots); ++s) {
+        const size_t idx = l * n_slots + s;
+        const uint8_t* bytes = cache.key_bytes(l, s);
+        if (cache.slot_token(l, s) == held[idx]) {
+          ASSERT_EQ(std::memcmp(bytes, snapshot[idx].data(), cache.slot_bytes()), 0)
+              << "slot " << s << " of layer " << l << " changed while holding token " << held[idx];
+        } else {
+          ASSERT_EQ(cache.slot_token(l, s), i) << "a slot may only change to take the new token";
+          held[idx] = cache.slot_token(l, s);
+          snapshot[idx].assign(bytes, bytes + cache.slot_bytes());
+        }
+      }
+    }
+  }
+  // The sinks still hold tokens 0..3, written once, 1000 tokens ago.
+  for (size_t s = 0; s < kSinks; ++s) EXPECT_EQ(cache.slot_token(0, s), s);
+}
+
+}  // namespace
+}  // namespace sllm::test

@@ -1,0 +1,74 @@
+// Loading the shared stories260K model and real text for engine tests.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/engine.h"
+#include "runtime/session.h"
+#include "test_util.h"
+#include "util/mapped_file.h"
+
+namespace sllm::test {
+
+// The engine for stories260K, loaded once per test binary.
+inline const Engine& stories() {
+  static const std::unique_ptr<Engine> engine = [] {
+    auto e = Engine::load(stories_gguf());
+    if (!e.ok()) throw std::runtime_error(e.error().message());
+    return std::move(e).value();
+  }();
+  return *engine;
+}
+
+// BOS followed by the first tokens of the TinyStories validation text: n_tokens in all.
+inline std::vector<TokenId> story_tokens(size_t n_tokens) {
+  static const std::vector<TokenId> all = [] {
+    auto text = read_file(shared_path("data/text/tinystories_val_head.txt"));
+    if (!text.ok()) throw std::runtime_error(text.error().message());
+    // 200 KB of text is ample for the longest test stream.
+    auto ids = stories().tokenizer->encode(text->substr(0, 200000), true, false);
+    if (!ids.ok()) throw std::runtime_error(ids.error().message());
+    return std::move(ids).value();
+  }();
+  if (n_tokens > all.size()) throw std::runtime_error("not enough text");
+  return {all.begin(), all.begin() + static_cast<std::ptrdiff_t>(n_tokens)};
+}
+
+inline std::unique_ptr<Session> make_session(const SessionOptions& options, ThreadPool& pool) {
+  auto s = Session::create(stories().model, options, pool);
+  if (!s.ok()) throw std::runtime_error(s.error().message());
+  return std::move(s).value();
+}
+
+// Logits after each token, feeding them one at a time: [n_tokens][n_vocab].
+inline std::vector<std::vector<float>> feed_one_by_one(Session& session,
+                                                       const std::vector<TokenId>& tokens) {
+  std::vector<std::vector<float>> out;
+  out.reserve(tokens.size());
+  for (TokenId t : tokens) {
+    const TokenId one[1] = {t};
+    EXPECT_TRUE(session.feed(one).ok());
+    out.emplace_back(session.last_logits().begin(), session.last_logits().end());
+  }
+  return out;
+}
+
+inline double max_abs_diff(const std::vector<float>& a, const std::vector<double>& b) {
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(static_cast<double>(a[i]) - b[i]));
+  return m;
+}
+
+inline double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    m = std::max(m, std::abs(static_cast<double>(a[i]) - static_cast<double>(b[i])));
+  }
+  return m;
+}
+
+}  // namespace sllm::test
