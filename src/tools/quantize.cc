@@ -1,0 +1,122 @@
+#include "tools/quantize.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <vector>
+
+#include "gguf/gguf.h"
+#include "kernels/quant.h"
+
+namespace sllm {
+namespace {
+
+// llama.cpp's LLAMA_FTYPE for a file whose matrices are mostly `type` (llama.h llama_ftype).
+uint32_t llama_file_type(TensorType type) {
+  switch (type) {
+    case TensorType::kF32:
+      return 0;  // LLAMA_FTYPE_ALL_F32
+    case TensorType::kF16:
+      return 1;  // LLAMA_FTYPE_MOSTLY_F16
+    case TensorType::kQ4_0:
+      return 2;  // LLAMA_FTYPE_MOSTLY_Q4_0
+    case TensorType::kQ8_0:
+      return 7;  // LLAMA_FTYPE_MOSTLY_Q8_0
+    case TensorType::kBF16:
+      return 32;  // LLAMA_FTYPE_MOSTLY_BF16
+  }
+  return 0;
+}
+
+// Every TensorType enumerator is a supported type, so the lookup cannot fail.
+TensorTypeTraits traits(TensorType type) {
+  return *tensor_type_traits(static_cast<uint32_t>(type));
+}
+
+// llama.cpp quantizes the 2-D weights (matmul operands and the embedding table) and leaves
+// vectors such as the norms in f32: they are tiny and feed the activations directly.
+bool is_weight_matrix(const GgufTensorInfo& t) {
+  constexpr std::string_view kSuffix = ".weight";
+  return t.dims.size() == 2 && t.name.size() >= kSuffix.size() &&
+         t.name.compare(t.name.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0;
+}
+
+bool is_block_type(TensorType type) { return traits(type).block_elems > 1; }
+
+// Decodes each row of `t` to f32 and encodes it as `out_type`.
+Result<std::vector<uint8_t>> encode(const GgufTensorInfo& t, TensorType out_type,
+                                    const std::string& path) {
+  const size_t n_rows = static_cast<size_t>(t.n_rows());
+  const size_t row_length = static_cast<size_t>(t.row_length());
+  const size_t src_row_bytes = static_cast<size_t>(t.n_bytes) / n_rows;
+  const TensorTypeTraits out = traits(out_type);
+  const size_t dst_row_bytes = row_length / out.block_elems * out.block_bytes;
+
+  std::vector<float> row(row_length);                    // [row_length]
+  std::vector<uint8_t> encoded(n_rows * dst_row_bytes);  // [n_rows, dst_row_bytes]
+  for (size_t r = 0; r < n_rows; ++r) {
+    quant::dequantize_row_ref(t.type, t.data + r * src_row_bytes, row.data(), row_length);
+    if (is_block_type(out_type)) {
+      // A block's scale comes from its largest magnitude; inf or NaN would poison the block.
+      for (size_t i = 0; i < row_length; ++i) {
+        if (!std::isfinite(row[i])) {
+          return Error(ErrorCode::kInvalidInput,
+                       fmt::format("'{}': tensor '{}' has the non-finite value {} at row {}, "
+                                   "column {}; {} needs finite weights",
+                                   path, t.name, row[i], r, i, out.name));
+        }
+      }
+    }
+    quant::quantize_row(out_type, row.data(), encoded.data() + r * dst_row_bytes, row_length);
+  }
+  return encoded;
+}
+
+}  // namespace
+
+Status quantize_gguf(const std::string& in, const std::string& out, TensorType type,
+                     const QuantizeLog& log) {
+  auto emit = [&](const std::string& line) {
+    if (log) {
+      log(line);
+    } else {
+      fmt::print(stderr, "{}\n", line);
+    }
+  };
+  SLLM_ASSIGN_OR_RETURN(GgufFile src, GgufFile::open(in));
+  const TensorTypeTraits target = traits(type);
+
+  GgufWriter writer;
+  for (const auto& [key, value] : src.metadata()) writer.set(key, value);
+  writer.set("general.file_type", GgufValue::u32(llama_file_type(type)));
+
+  for (const GgufTensorInfo& t : src.tensors()) {
+    const std::span<const uint8_t> bytes(t.data, static_cast<size_t>(t.n_bytes));
+    if (!is_weight_matrix(t)) {
+      SLLM_RETURN_IF_ERROR(writer.add_tensor(t.name, t.type, t.dims, bytes));
+      continue;
+    }
+    TensorType out_type = type;
+    if (t.row_length() % target.block_elems != 0) {
+      // f16 keeps every row length and is what llama.cpp falls back to for legacy quants.
+      out_type = TensorType::kF16;
+      emit(
+          fmt::format("{}: row length {} is not a multiple of the {}-element {} block; "
+                      "written as f16",
+                      t.name, t.row_length(), target.block_elems, target.name));
+    }
+    if (out_type == t.type) {
+      SLLM_RETURN_IF_ERROR(writer.add_tensor(t.name, t.type, t.dims, bytes));
+      continue;
+    }
+    if (is_block_type(t.type)) {
+      emit(fmt::format("{}: requantizing {} to {} adds the rounding errors of both", t.name,
+                       traits(t.type).name, traits(out_type).name));
+    }
+    SLLM_ASSIGN_OR_RETURN(std::vector<uint8_t> encoded, encode(t, out_type, in));
+    SLLM_RETURN_IF_ERROR(writer.add_tensor(t.name, out_type, t.dims, encoded));
+  }
+  return writer.write(out);
+}
+
+}  // namespace sllm
