@@ -65,6 +65,14 @@ class Shifted {
   size_t offset_ = 0;
 };
 
+// Compares floats bit for bit (-0 vs 0 differs, equal NaNs match).
+std::vector<uint32_t> bit_patterns(const std::vector<float>& values) {
+  std::vector<uint32_t> bits(values.size());
+  std::transform(values.begin(), values.end(), bits.begin(),
+                 [](float f) { return std::bit_cast<uint32_t>(f); });
+  return bits;
+}
+
 bool is_f16_nan(uint16_t h) { return (h & 0x7C00) == 0x7C00 && (h & 0x03FF) != 0; }
 
 // Encodes n floats of `type` into bytes.
@@ -524,7 +532,7 @@ TEST_P(Kernels, DequantizeRowIsExact) {
       ops::dequantize_row(type, src.data(), out.data(), n);
       const std::vector<float> got = out.values();
       // Bit-exact: every type decodes exactly (block products are exact in f32).
-      ASSERT_EQ(0, std::memcmp(got.data(), expected.data(), n * sizeof(float)))
+      ASSERT_EQ(bit_patterns(got), bit_patterns(expected))
           << tensor_type_traits(static_cast<uint32_t>(type))->name << " n=" << n;
     }
   }

@@ -96,6 +96,7 @@ HWY_INLINE void store_f16(D df, hn::Vec<D> v, uint16_t* HWY_RESTRICT p) {
   const auto abs_i = hn::BitCast(di, abs);
   auto h =
       hn::IfThenElse(hn::RebindMask(du, hn::Lt(abs_i, hn::Set(di, 0x38800000))), subnormal, normal);
+  // >= 65520 (0x477FF000) rounds to inf; written as > since 1.0.3 has no integer Ge.
   h = hn::IfThenElse(hn::RebindMask(du, hn::Gt(abs_i, hn::Set(di, 0x477FEFFF))),
                      hn::Set(du, 0x7C00u), h);
   h = hn::IfThenElse(hn::RebindMask(du, hn::Gt(abs_i, hn::Set(di, 0x7F800000))),
@@ -172,6 +173,9 @@ constexpr size_t block_bytes(TensorType type) {
 
 // ------------------------------------------------------------------------------------------------
 // matmul
+//
+// q8_0/q4_0 weights are decoded to f32 lanes (exactly) and multiplied with the f32 activations;
+// unlike llama.cpp, x is not quantized to q8, so the only rounding is that of the f32 sums.
 
 // Batch rows that share one pass over a weight row.
 constexpr size_t kBatchTile = 4;
@@ -200,7 +204,7 @@ HWY_INLINE void row_dots(const uint8_t* HWY_RESTRICT row, const float* HWY_RESTR
 
   size_t col = 0;
   if constexpr (is_block_type(kType)) {
-    HWY_ALIGN float w_block[quant::kBlockElems];
+    HWY_ALIGN float w_block[quant::kBlockElems];  // [32] one decoded block
     for (; col < n_cols; col += quant::kBlockElems) {
       decode_block<kType>(row + col / quant::kBlockElems * block_bytes(kType), w_block);
       for (size_t j = 0; j < quant::kBlockElems; j += n_lanes) {

@@ -1,0 +1,147 @@
+// matmul timings at the weight shapes of TinyLlama-1.1B (dim 2048, ffn 5632): the scalar reference
+// (ops_ref.h) against the Highway kernel (ops.h) on one thread, for every weight type, batch 1
+// (decoding) and batch 8 (prompt chunks). After the usual table it prints reference / Highway.
+//
+//   build/<dir>/bench/kernels_bench [--benchmark_filter=q4_0]
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "kernels/ops.h"
+#include "kernels/ops_ref.h"
+#include "kernels/quant.h"
+#include "util/tensor_type.h"
+#include "util/thread_pool.h"
+
+namespace sllm {
+namespace {
+
+// A random weight matrix [n_rows, n_cols] encoded as `type`.
+struct Weights {
+  std::vector<uint8_t> bytes;
+  ops::MatView view;
+};
+
+// Built once per (type, shape) and kept: quantizing 11M floats takes longer than timing them.
+const Weights& weights(TensorType type, size_t n_rows, size_t n_cols) {
+  static std::map<std::tuple<TensorType, size_t, size_t>, std::unique_ptr<Weights>> cache;
+  auto& slot = cache[{type, n_rows, n_cols}];
+  if (!slot) {
+    std::mt19937 rng(1);
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    std::vector<float> row(n_cols);
+    const auto traits = *tensor_type_traits(static_cast<uint32_t>(type));
+    const size_t row_bytes = n_cols / traits.block_elems * traits.block_bytes;
+    slot = std::make_unique<Weights>();
+    slot->bytes.resize(n_rows * row_bytes);
+    for (size_t r = 0; r < n_rows; ++r) {
+      for (auto& v : row) v = dist(rng);
+      quant::quantize_row(type, row.data(), slot->bytes.data() + r * row_bytes, n_cols);
+    }
+    slot->view = {type, slot->bytes.data(), n_rows, n_cols, row_bytes};
+  }
+  return *slot;
+}
+
+void bm_matmul(benchmark::State& state, TensorType type, size_t n_rows, size_t n_cols,
+               size_t n_batch, bool use_ref) {
+  const Weights& w = weights(type, n_rows, n_cols);
+  std::mt19937 rng(2);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> x(n_batch * n_cols);
+  for (auto& v : x) v = dist(rng);
+  std::vector<float> y(n_batch * n_rows);
+  ThreadPool pool(1);
+  for (auto _ : state) {
+    if (use_ref) {
+      ops::ref::matmul(w.view, x.data(), n_batch, y.data());
+    } else {
+      ops::matmul(w.view, x.data(), n_batch, y.data(), pool);
+    }
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  const auto iterations = static_cast<int64_t>(state.iterations());
+  state.SetBytesProcessed(iterations * static_cast<int64_t>(w.bytes.size()));
+  state.counters["GMAC/s"] = benchmark::Counter(
+      static_cast<double>(n_rows * n_cols * n_batch) * static_cast<double>(iterations),
+      benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+}
+
+// The console table, then one line per case: reference time / Highway time.
+class RatioReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (const Run& run : runs) {
+      if (run.run_type == Run::RT_Iteration && !run.error_occurred) {
+        real_time_[run.benchmark_name()] = run.GetAdjustedRealTime();
+      }
+    }
+  }
+
+  void Finalize() override {
+    ConsoleReporter::Finalize();
+    std::printf("\nspeed-up of Highway (%s) over the scalar reference, one thread:\n",
+                ops::simd_target_name());
+    for (const auto& [name, ref_time] : real_time_) {
+      const std::string suffix = "/ref";
+      if (name.size() < suffix.size() ||
+          name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
+        continue;
+      }
+      const std::string base = name.substr(0, name.size() - suffix.size());
+      const auto hwy = real_time_.find(base + "/hwy");
+      if (hwy == real_time_.end()) continue;
+      std::printf("  %-32s %6.1fx\n", base.c_str(), ref_time / hwy->second);
+    }
+  }
+
+ private:
+  std::map<std::string, double> real_time_;
+};
+
+void register_matmul_benchmarks() {
+  struct Shape {
+    size_t n_rows, n_cols;
+  };
+  const Shape shapes[] = {{2048, 2048}, {5632, 2048}};  // TinyLlama wq and w1/w3
+  const TensorType types[] = {TensorType::kF32, TensorType::kF16, TensorType::kBF16,
+                              TensorType::kQ8_0, TensorType::kQ4_0};
+  for (TensorType type : types) {
+    const char* type_name = tensor_type_traits(static_cast<uint32_t>(type))->name;
+    for (const Shape& s : shapes) {
+      for (size_t n_batch : {1, 8}) {
+        for (bool use_ref : {true, false}) {
+          const std::string name = std::string("matmul/") + type_name + "/" +
+                                   std::to_string(s.n_rows) + "x" + std::to_string(s.n_cols) +
+                                   "/batch:" + std::to_string(n_batch) +
+                                   (use_ref ? "/ref" : "/hwy");
+          benchmark::RegisterBenchmark(name.c_str(), bm_matmul, type, s.n_rows, s.n_cols, n_batch,
+                                       use_ref)
+              ->Unit(benchmark::kMillisecond);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sllm
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::AddCustomContext("simd_target", sllm::ops::simd_target_name());
+  sllm::register_matmul_benchmarks();
+  sllm::RatioReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  benchmark::Shutdown();
+  return 0;
+}
