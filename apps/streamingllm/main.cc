@@ -1,1 +1,33 @@
-int main() { return 0; }
+// streamingllm: run language models on endless streams (StreamingLLM: attention sinks + window).
+#include <CLI/CLI.hpp>
+#include <map>
+#include <string>
+
+#include "commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"streamingllm: run LLMs on endless streams with attention sinks (StreamingLLM)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "streamingllm 0.1.0");
+
+  std::map<std::string, sllm::cli::Command> commands;
+  auto add = [&](sllm::cli::Command (*add_fn)(CLI::App&)) {
+    const size_t before = app.get_subcommands({}).size();
+    sllm::cli::Command cmd = add_fn(app);
+    commands[app.get_subcommands({})[before]->get_name()] = std::move(cmd);
+  };
+  add(sllm::cli::add_run);
+  add(sllm::cli::add_tokenize);
+  add(sllm::cli::add_info);
+  add(sllm::cli::add_convert);
+  add(sllm::cli::add_quantize);
+  add(sllm::cli::add_ppl);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  for (CLI::App* sub : app.get_subcommands()) return commands.at(sub->get_name())();
+  return 1;
+}

@@ -1,0 +1,60 @@
+// Flags shared by several subcommands, each declared once with its default and help.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "model/config.h"
+#include "runtime/session.h"
+#include "sampling/sampler.h"
+#include "streamingllm/error.h"
+
+namespace sllm::cli {
+
+// `SLLM_CLI_ASSIGN(decl, expr)`: declares from a Result or reports its error and returns 1.
+#define SLLM_CLI_ASSIGN(decl, expr) \
+  SLLM_CLI_ASSIGN_IMPL_(SLLM_CONCAT_(sllm_cli_result_, __LINE__), decl, expr)
+#define SLLM_CLI_ASSIGN_IMPL_(tmp, decl, expr)            \
+  auto tmp = (expr);                                      \
+  if (!tmp.ok()) return ::sllm::cli::report(tmp.error()); \
+  decl = std::move(tmp).value()
+
+#define SLLM_CLI_CHECK(expr)                                                          \
+  do {                                                                                \
+    auto sllm_cli_status_ = (expr);                                                   \
+    if (!sllm_cli_status_.ok()) return ::sllm::cli::report(sllm_cli_status_.error()); \
+  } while (0)
+
+struct ModelArgs {
+  std::string path;
+  size_t n_threads = 0;  // 0: all hardware threads
+  void add(CLI::App& cmd);
+  size_t threads() const;
+};
+
+struct SamplingArgs {
+  SamplerOptions options;
+  Result<SamplerOptions> to_options() const;
+  void add(CLI::App& cmd);
+};
+
+struct CacheArgs {
+  std::string policy = "streaming";
+  size_t n_sinks = 4;
+  size_t window = 0;    // 0: the policy's default (cache of 1024 tokens)
+  size_t ctx_size = 0;  // dense only; 0: the model's training context, else 4096
+  std::string kv_type = "f32";
+  size_t batch = 64;
+  CLI::Option* sinks_opt = nullptr;
+  CLI::Option* window_opt = nullptr;
+  CLI::Option* ctx_opt = nullptr;
+
+  void add(CLI::App& cmd);
+  // Validates the flags against the policy: a flag that would do nothing is an error.
+  Result<SessionOptions> to_options(const ModelConfig& config) const;
+};
+
+// "4 sinks + 1020 window, f32" and the like.
+std::string describe_cache(const SessionOptions& options);
+
+}  // namespace sllm::cli

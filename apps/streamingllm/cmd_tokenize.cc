@@ -1,0 +1,59 @@
+// `streamingllm tokenize`: print the token ids of a text, space-separated, on one line.
+#include <fmt/core.h>
+
+#include "cli_options.h"
+#include "commands.h"
+#include "gguf/gguf.h"
+#include "tokenizer/tokenizer.h"
+#include "util/mapped_file.h"
+
+namespace sllm::cli {
+
+namespace {
+
+struct TokenizeArgs {
+  std::string model;
+  std::string text;
+  std::string file;
+  bool bos = false;
+  bool no_parse_special = false;
+};
+
+int tokenize(const TokenizeArgs& a) {
+  // Only the vocabulary is read, so tokenizer-only GGUFs work too.
+  SLLM_CLI_ASSIGN(GgufFile gguf, GgufFile::open(a.model));
+  SLLM_CLI_ASSIGN(Vocab vocab, vocab_from_gguf(gguf));
+  SLLM_CLI_ASSIGN(auto tokenizer, make_tokenizer(std::move(vocab)));
+  std::string text = a.text;
+  if (!a.file.empty()) {
+    SLLM_CLI_ASSIGN(text, read_file(a.file));
+  }
+  SLLM_CLI_ASSIGN(std::vector<TokenId> ids, tokenizer->encode(text, a.bos, !a.no_parse_special));
+  std::string line;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i > 0) line += ' ';
+    line += std::to_string(ids[i]);
+  }
+  fmt::print("{}\n", line);
+  return 0;
+}
+
+}  // namespace
+
+Command add_tokenize(CLI::App& app) {
+  auto a = std::make_shared<TokenizeArgs>();
+  CLI::App* cmd = app.add_subcommand("tokenize", "Print the token ids of a text");
+  cmd->add_option("-m,--model", a->model, "Model or vocabulary file (GGUF)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  auto* p = cmd->add_option("-p,--prompt", a->text, "Text to tokenize");
+  cmd->add_option("-f,--file", a->file, "Tokenize this file's bytes exactly")
+      ->check(CLI::ExistingFile)
+      ->excludes(p);
+  cmd->add_flag("--bos", a->bos, "Prepend the BOS token");
+  cmd->add_flag("--no-parse-special", a->no_parse_special,
+                "Treat texts such as <s> as plain text, not as special tokens");
+  return [a] { return tokenize(*a); };
+}
+
+}  // namespace sllm::cli
