@@ -421,14 +421,25 @@ TEST(GgufMetadata, AlignmentMustBeAPowerOfTwo) {
     b.key("general.alignment", GgufValueType::kUint32).u32(alignment);
     return b;
   };
-  EXPECT_EQ(parse_error(with_alignment(0)).message(),
-            "bad.gguf: offset 53: general.alignment 0 is not a non-zero power of two");
-  EXPECT_EQ(parse_error(with_alignment(48)).message(),
-            "bad.gguf: offset 53: general.alignment 48 is not a non-zero power of two");
+  EXPECT_EQ(
+      parse_error(with_alignment(0)).message(),
+      "bad.gguf: offset 53: general.alignment 0 is not a non-zero power of two that fits in u32");
+  EXPECT_EQ(
+      parse_error(with_alignment(48)).message(),
+      "bad.gguf: offset 53: general.alignment 48 is not a non-zero power of two that fits in u32");
   Bytes text = header(3, 0, 1);
   text.key("general.alignment", GgufValueType::kString).str("32");
   EXPECT_EQ(parse_error(text).message(),
             "bad.gguf: offset 53: general.alignment has type string; expected u32");
+
+  Bytes wide = header(3, 0, 1);
+  wide.key("general.alignment", GgufValueType::kUint64).u64(uint64_t{1} << 32);
+  EXPECT_EQ(parse_error(wide).message(),
+            "bad.gguf: offset 53: general.alignment 4294967296 is not a non-zero power of two "
+            "that fits in u32");
+  Bytes negative = header(3, 0, 1);
+  negative.key("general.alignment", GgufValueType::kInt32).u32(static_cast<uint32_t>(-32));
+  EXPECT_TRUE(contains(parse_error(negative).message(), "general.alignment -32 is not"));
 
   Bytes b = with_alignment(64);
   b.pad_to(64);

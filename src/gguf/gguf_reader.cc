@@ -12,8 +12,10 @@
 // range, never as `pos + n <= size`, which a hostile n would wrap.
 #include <bit>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <utility>
 
 #include "gguf/gguf.h"
@@ -25,8 +27,7 @@ static_assert(std::endian::native == std::endian::little, "the GGUF reader assum
 namespace {
 
 constexpr uint32_t kMagic = 0x46554747;  // "GGUF" read as a little-endian u32
-constexpr uint64_t kDefaultAlignment = 32;
-constexpr uint32_t kMaxDims = 4;  // GGML_MAX_DIMS
+constexpr uint32_t kMaxDims = 4;         // GGML_MAX_DIMS
 // Arrays of arrays are legal but nothing real nests deeply; the cap keeps a hostile file from
 // exhausting the stack through the recursive value reader.
 constexpr int kMaxArrayDepth = 8;
@@ -89,6 +90,13 @@ std::string supported_types_list() {
     list += tensor_type_traits(static_cast<uint32_t>(t))->name;
   }
   return list;
+}
+
+// An integer value as decimal text.
+std::string value_string(const GgufValue& value) {
+  if (const auto* u = std::get_if<uint64_t>(&value.v)) return std::to_string(*u);
+  if (const auto* s = std::get_if<int64_t>(&value.v)) return std::to_string(*s);
+  return "?";
 }
 
 std::string dims_string(const std::vector<uint64_t>& dims) {
@@ -174,8 +182,14 @@ GgufValue GgufValue::i32_array(const std::vector<int32_t>& xs) {
   return array(GgufValueType::kInt32, std::move(items));
 }
 
-// One pass over the bytes, front to back. `context_` names the key or tensor being read so that
-// errors deep inside a value still say where they are.
+// Reads the bytes front to back. `context_` names the key or tensor being read so that errors deep
+// inside a value still say where they are.
+//
+// The metadata is walked twice: first only to check it (bounds, type ids, bools, nesting), storing
+// nothing but general.alignment; then, once the tensor infos and data ranges have been checked
+// too, to build the values. A truncated or lying file thus fails before any of its (possibly
+// 10^5-entry) arrays is allocated, and fails fast: the every-cut-point truncation test parses the
+// real model 14000 times under ASan.
 class GgufParser {
  public:
   GgufParser(std::span<const uint8_t> bytes, std::string name)
@@ -184,10 +198,13 @@ class GgufParser {
   Result<GgufFile> parse() {
     file_.path_ = name_;
     SLLM_RETURN_IF_ERROR(parse_header());
-    SLLM_RETURN_IF_ERROR(parse_metadata());
+    const uint64_t metadata_at = pos_;
+    SLLM_RETURN_IF_ERROR(parse_metadata(/*build=*/false));
     SLLM_RETURN_IF_ERROR(parse_alignment());
     SLLM_RETURN_IF_ERROR(parse_tensor_infos());
     SLLM_RETURN_IF_ERROR(locate_tensor_data());
+    pos_ = metadata_at;
+    SLLM_RETURN_IF_ERROR(parse_metadata(/*build=*/true));
     return std::move(file_);
   }
 
@@ -201,8 +218,16 @@ class GgufParser {
 
   std::string in_context() const { return context_.empty() ? "" : " of " + context_; }
 
-  Status need(uint64_t n_bytes, const char* what) const {
-    if (n_bytes <= bytes_left()) return {};
+  // Copies the next sizeof(T) bytes into `x`; false, reading nothing, if fewer are left.
+  template <typename T>
+  bool take(T& x) {
+    if (sizeof(T) > bytes_left()) return false;
+    std::memcpy(&x, bytes_.data() + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return true;
+  }
+
+  Error truncated(uint64_t n_bytes, const char* what) const {
     return error_at(pos_, std::string("unexpected end of file reading ") + what + in_context() +
                               " (needs " + std::to_string(n_bytes) + " bytes, " +
                               std::to_string(bytes_left()) + " left)");
@@ -210,118 +235,130 @@ class GgufParser {
 
   template <typename T>
   Result<T> read(const char* what) {
-    SLLM_RETURN_IF_ERROR(need(sizeof(T), what));
     T x;
-    std::memcpy(&x, bytes_.data() + pos_, sizeof(T));
-    pos_ += sizeof(T);
+    if (!take(x)) return truncated(sizeof(T), what);
     return x;
   }
 
+  // The readers below return false on failure and leave the error in `error_`: they run once per
+  // array element (10^5 times for a tokenizer), and returning a Status costs an Error, string
+  // included, even on success.
+  bool fail(Error e) {
+    error_.emplace(std::move(e));
+    return false;
+  }
+  Error take_error() { return std::move(*error_); }
+
   // Fails unless `count` items of at least `min_item_bytes` each fit in what is left.
-  Status check_count(uint64_t count, uint64_t min_item_bytes, const char* what) const {
-    if (count <= bytes_left() / min_item_bytes) return {};
-    return error_at(pos_, std::string(what) + " " + std::to_string(count) + in_context() +
-                              " exceeds what the file can hold (each needs at least " +
-                              std::to_string(min_item_bytes) + " bytes, " +
-                              std::to_string(bytes_left()) + " left)");
+  bool check_count(uint64_t count, uint64_t min_item_bytes, const char* what) {
+    if (count <= bytes_left() / min_item_bytes) return true;
+    return fail(error_at(pos_, std::string(what) + " " + std::to_string(count) + in_context() +
+                                   " exceeds what the file can hold (each needs at least " +
+                                   std::to_string(min_item_bytes) + " bytes, " +
+                                   std::to_string(bytes_left()) + " left)"));
   }
 
-  Result<std::string> read_string(const char* what) {
-    SLLM_ASSIGN_OR_RETURN(uint64_t n_bytes, read<uint64_t>(what));
+  // Reads a string into `out`, or skips it if `out` is null.
+  bool read_string(const char* what, std::string* out) {
+    uint64_t n_bytes = 0;
+    if (!take(n_bytes)) return fail(truncated(sizeof(n_bytes), what));
     if (n_bytes > bytes_left()) {
-      return error_at(pos_, std::string(what) + in_context() + " length " +
-                                std::to_string(n_bytes) + " exceeds the " +
-                                std::to_string(bytes_left()) + " bytes left in the file");
+      return fail(error_at(pos_, std::string(what) + in_context() + " length " +
+                                     std::to_string(n_bytes) + " exceeds the " +
+                                     std::to_string(bytes_left()) + " bytes left in the file"));
     }
-    std::string s(reinterpret_cast<const char*>(bytes_.data() + pos_), n_bytes);
+    if (out != nullptr) out->assign(reinterpret_cast<const char*>(bytes_.data() + pos_), n_bytes);
     pos_ += n_bytes;
-    return s;
+    return true;
   }
 
-  Result<GgufValueType> read_value_type(const char* what) {
-    const uint64_t at = pos_;
-    SLLM_ASSIGN_OR_RETURN(uint32_t id, read<uint32_t>(what));
+  bool read_value_type(const char* what, GgufValueType& type) {
+    uint32_t id = 0;
+    if (!take(id)) return fail(truncated(sizeof(id), what));
     if (!is_valid_value_type(id)) {
-      return error_at(at, "invalid " + std::string(what) + " " + std::to_string(id) + in_context() +
-                              " (valid: 0..12)");
+      return fail(error_at(pos_ - sizeof(id), "invalid " + std::string(what) + " " +
+                                                  std::to_string(id) + in_context() +
+                                                  " (valid: 0..12)"));
     }
-    return static_cast<GgufValueType>(id);
+    type = static_cast<GgufValueType>(id);
+    return true;
   }
 
-  Result<GgufValue> read_value(GgufValueType type, int depth) {
-    GgufValue value;
-    value.type = type;
+  // Reads a value of `type` into `out`, or only checks it if `out` is null.
+  bool read_value(GgufValueType type, int depth, GgufValue* out) {
+    if (out != nullptr) out->type = type;
     switch (type) {
       case GgufValueType::kUint8:
-        return read_unsigned<uint8_t>(type);
+        return read_number<uint8_t, uint64_t>(type, out);
       case GgufValueType::kUint16:
-        return read_unsigned<uint16_t>(type);
+        return read_number<uint16_t, uint64_t>(type, out);
       case GgufValueType::kUint32:
-        return read_unsigned<uint32_t>(type);
+        return read_number<uint32_t, uint64_t>(type, out);
       case GgufValueType::kUint64:
-        return read_unsigned<uint64_t>(type);
+        return read_number<uint64_t, uint64_t>(type, out);
       case GgufValueType::kInt8:
-        return read_signed<int8_t>(type);
+        return read_number<int8_t, int64_t>(type, out);
       case GgufValueType::kInt16:
-        return read_signed<int16_t>(type);
+        return read_number<int16_t, int64_t>(type, out);
       case GgufValueType::kInt32:
-        return read_signed<int32_t>(type);
+        return read_number<int32_t, int64_t>(type, out);
       case GgufValueType::kInt64:
-        return read_signed<int64_t>(type);
-      case GgufValueType::kFloat32: {
-        SLLM_ASSIGN_OR_RETURN(float x, read<float>("f32 value"));
-        value.v = double{x};
-        return value;
-      }
-      case GgufValueType::kFloat64: {
-        SLLM_ASSIGN_OR_RETURN(double x, read<double>("f64 value"));
-        value.v = x;
-        return value;
-      }
+        return read_number<int64_t, int64_t>(type, out);
+      case GgufValueType::kFloat32:
+        return read_number<float, double>(type, out);
+      case GgufValueType::kFloat64:
+        return read_number<double, double>(type, out);
       case GgufValueType::kBool: {
-        SLLM_ASSIGN_OR_RETURN(uint8_t x, read<uint8_t>("bool value"));
+        uint8_t x = 0;
+        if (!take(x)) return fail(truncated(1, "bool value"));
         if (x > 1) {
-          return error_at(pos_ - 1,
-                          "bool value " + std::to_string(x) + in_context() + " is neither 0 nor 1");
+          return fail(error_at(
+              pos_ - 1, "bool value " + std::to_string(x) + in_context() + " is neither 0 nor 1"));
         }
-        value.v = x == 1;
-        return value;
+        if (out != nullptr) out->v = x == 1;
+        return true;
       }
-      case GgufValueType::kString: {
-        SLLM_ASSIGN_OR_RETURN(value.v, read_string("string value"));
-        return value;
-      }
-      case GgufValueType::kArray: {
-        SLLM_ASSIGN_OR_RETURN(GgufValueType elem_type, read_value_type("array element type"));
-        if (elem_type == GgufValueType::kArray && depth + 1 >= kMaxArrayDepth) {
-          return error_at(pos_ - 4, "arrays" + in_context() + " nest deeper than " +
-                                        std::to_string(kMaxArrayDepth) + " levels");
-        }
-        SLLM_ASSIGN_OR_RETURN(uint64_t n_items, read<uint64_t>("array length"));
-        SLLM_RETURN_IF_ERROR(check_count(n_items, min_value_bytes(elem_type), "array length"));
-        GgufArray array{elem_type, {}};
-        array.items.reserve(n_items);
-        for (uint64_t i = 0; i < n_items; ++i) {
-          SLLM_ASSIGN_OR_RETURN(GgufValue item, read_value(elem_type, depth + 1));
-          array.items.push_back(std::move(item));
-        }
-        value.v = std::move(array);
-        return value;
-      }
+      case GgufValueType::kString:
+        return read_string("string value",
+                           out != nullptr ? &out->v.emplace<std::string>() : nullptr);
+      case GgufValueType::kArray:
+        return read_array(depth, out);
     }
-    return error_at(pos_, "invalid value type");  // unreachable: types are checked when read
+    return fail(error_at(pos_, "invalid value type"));  // unreachable: checked when read
   }
 
-  template <typename T>
-  Result<GgufValue> read_unsigned(GgufValueType type) {
-    SLLM_ASSIGN_OR_RETURN(T x, read<T>(gguf_value_type_name(type)));
-    return GgufValue{type, uint64_t{x}};
+  bool read_array(int depth, GgufValue* out) {
+    GgufValueType elem_type{};
+    if (!read_value_type("array element type", elem_type)) return false;
+    if (elem_type == GgufValueType::kArray && depth + 1 >= kMaxArrayDepth) {
+      return fail(error_at(pos_ - 4, "arrays" + in_context() + " nest deeper than " +
+                                         std::to_string(kMaxArrayDepth) + " levels"));
+    }
+    uint64_t n_items = 0;
+    if (!take(n_items)) return fail(truncated(sizeof(n_items), "array length"));
+    if (!check_count(n_items, min_value_bytes(elem_type), "array length")) return false;
+    if (out == nullptr) {
+      for (uint64_t i = 0; i < n_items; ++i) {
+        if (!read_value(elem_type, depth + 1, nullptr)) return false;
+      }
+      return true;
+    }
+    GgufArray& array = out->v.emplace<GgufArray>();
+    array.elem_type = elem_type;
+    array.items.resize(n_items);
+    for (GgufValue& item : array.items) {
+      if (!read_value(elem_type, depth + 1, &item)) return false;
+    }
+    return true;
   }
 
-  template <typename T>
-  Result<GgufValue> read_signed(GgufValueType type) {
-    SLLM_ASSIGN_OR_RETURN(T x, read<T>(gguf_value_type_name(type)));
-    return GgufValue{type, int64_t{x}};
+  // A number stored as T in the file and as the widened `Stored` in GgufValue.
+  template <typename T, typename Stored>
+  bool read_number(GgufValueType type, GgufValue* out) {
+    T x;
+    if (!take(x)) return fail(truncated(sizeof(T), gguf_value_type_name(type)));
+    if (out != nullptr) out->v = Stored{x};
+    return true;
   }
 
   Status parse_header() {
@@ -352,7 +389,7 @@ class GgufParser {
     SLLM_ASSIGN_OR_RETURN(n_tensors_, read<uint64_t>("tensor count"));
     SLLM_ASSIGN_OR_RETURN(n_entries_, read<uint64_t>("metadata count"));
     // Both sections follow; each must fit in what is left, and together as well.
-    SLLM_RETURN_IF_ERROR(check_count(n_entries_, kMinEntryBytes, "metadata count"));
+    if (!check_count(n_entries_, kMinEntryBytes, "metadata count")) return take_error();
     const uint64_t min_metadata_bytes = n_entries_ * kMinEntryBytes;
     if (n_tensors_ > (bytes_left() - min_metadata_bytes) / kMinTensorInfoBytes) {
       return error_at(pos_, "tensor count " + std::to_string(n_tensors_) +
@@ -364,19 +401,32 @@ class GgufParser {
     return {};
   }
 
-  Status parse_metadata() {
-    file_.metadata_.reserve(n_entries_);
+  // With `build` false checks the metadata and keeps only general.alignment; with `build` true
+  // (after a check) stores it all.
+  Status parse_metadata(bool build) {
+    if (build) file_.metadata_.reserve(n_entries_);
     for (uint64_t i = 0; i < n_entries_; ++i) {
       const uint64_t key_at = pos_;
       context_.clear();
-      SLLM_ASSIGN_OR_RETURN(std::string key, read_string("metadata key"));
+      std::string key;
+      if (!read_string("metadata key", &key)) return take_error();
       context_ = "key " + quoted(key);
-      if (file_.metadata_index_.count(key) != 0) {
+      if (build && file_.metadata_index_.count(key) != 0) {
         return error_at(key_at, "duplicate metadata key " + quoted(key));
       }
-      SLLM_ASSIGN_OR_RETURN(GgufValueType type, read_value_type("value type"));
-      if (key == "general.alignment") alignment_at_ = pos_;
-      SLLM_ASSIGN_OR_RETURN(GgufValue value, read_value(type, 0));
+      GgufValueType type{};
+      if (!read_value_type("value type", type)) return take_error();
+      if (!build) {
+        GgufValue* keep = nullptr;
+        if (key == "general.alignment") {
+          alignment_at_ = pos_;
+          keep = &alignment_.emplace();
+        }
+        if (!read_value(type, 0, keep)) return take_error();
+        continue;
+      }
+      GgufValue value;
+      if (!read_value(type, 0, &value)) return take_error();
       file_.metadata_index_.emplace(key, file_.metadata_.size());
       file_.metadata_.emplace_back(std::move(key), std::move(value));
     }
@@ -385,31 +435,34 @@ class GgufParser {
   }
 
   Status parse_alignment() {
-    const GgufValue* value = file_.find("general.alignment");
-    if (value == nullptr) return {};
-    if (!is_integer_type(value->type)) {
+    if (!alignment_) return {};
+    const GgufValue& value = *alignment_;
+    if (!is_integer_type(value.type)) {
       return error_at(alignment_at_, std::string("general.alignment has type ") +
-                                         gguf_value_type_name(value->type) + "; expected u32");
+                                         gguf_value_type_name(value.type) + "; expected u32");
     }
-    Result<uint32_t> alignment = file_.get_u32("general.alignment");
-    if (!alignment.ok()) return error_at(alignment_at_, "general.alignment does not fit in u32");
-    if (!std::has_single_bit(*alignment)) {
-      return error_at(alignment_at_, "general.alignment " + std::to_string(*alignment) +
-                                         " is not a non-zero power of two");
+    std::optional<uint32_t> alignment;
+    const auto* u = std::get_if<uint64_t>(&value.v);
+    const auto* s = std::get_if<int64_t>(&value.v);
+    if (u != nullptr && std::in_range<uint32_t>(*u)) alignment = static_cast<uint32_t>(*u);
+    if (s != nullptr && std::in_range<uint32_t>(*s)) alignment = static_cast<uint32_t>(*s);
+    if (!alignment || !std::has_single_bit(*alignment)) {
+      return error_at(alignment_at_, "general.alignment " + value_string(value) +
+                                         " is not a non-zero power of two that fits in u32");
     }
     file_.alignment_ = *alignment;
     return {};
   }
 
   Status parse_tensor_infos() {
-    SLLM_RETURN_IF_ERROR(check_count(n_tensors_, kMinTensorInfoBytes, "tensor count"));
+    if (!check_count(n_tensors_, kMinTensorInfoBytes, "tensor count")) return take_error();
     file_.tensors_.reserve(n_tensors_);
     offset_field_at_.reserve(n_tensors_);
     for (uint64_t i = 0; i < n_tensors_; ++i) {
       const uint64_t info_at = pos_;
       context_ = "tensor " + std::to_string(i);
       GgufTensorInfo info;
-      SLLM_ASSIGN_OR_RETURN(info.name, read_string("name"));
+      if (!read_string("name", &info.name)) return take_error();
       const std::string tensor = "tensor " + quoted(info.name);
       context_ = tensor;
       if (file_.tensor_index_.count(info.name) != 0) {
@@ -421,6 +474,7 @@ class GgufParser {
                                       " dimensions; at most " + std::to_string(kMaxDims) +
                                       " are supported");
       }
+      info.dims.reserve(n_dims);
       info.n_elements = 1;
       for (uint32_t d = 0; d < n_dims; ++d) {
         SLLM_ASSIGN_OR_RETURN(uint64_t dim, read<uint64_t>("dimension"));
@@ -499,10 +553,12 @@ class GgufParser {
   std::span<const uint8_t> bytes_;
   std::string name_;
   uint64_t pos_ = 0;
-  std::string context_;  // "key 'x'" or "tensor 'y'" while inside one, for messages
+  std::string context_;         // "key 'x'" or "tensor 'y'" while inside one, for messages
+  std::optional<Error> error_;  // set by a reader that returned false
   uint64_t n_tensors_ = 0;
   uint64_t n_entries_ = 0;
-  uint64_t alignment_at_ = 0;              // file offset of general.alignment's value
+  std::optional<GgufValue> alignment_;     // general.alignment, kept by the checking pass
+  uint64_t alignment_at_ = 0;              // file offset of its value
   std::vector<uint64_t> offset_field_at_;  // [n_tensors] file offset of each tensor's offset field
   GgufFile file_;
 };
@@ -541,12 +597,6 @@ Result<const GgufValue*> require(const GgufFile& file, std::string_view key) {
   const GgufValue* value = file.find(key);
   if (value == nullptr) return key_error(file.path(), key, "not found");
   return value;
-}
-
-std::string value_string(const GgufValue& value) {
-  if (const auto* u = std::get_if<uint64_t>(&value.v)) return std::to_string(*u);
-  if (const auto* s = std::get_if<int64_t>(&value.v)) return std::to_string(*s);
-  return "?";
 }
 
 // `value` (an integer of any width) as T, or an error naming `what` (the key or array element).
