@@ -77,7 +77,7 @@ struct GgufTensorInfo {
   uint64_t offset = 0;  // from the start of the data section, as stored in the file
   uint64_t n_elements = 0;
   uint64_t n_bytes = 0;
-  const uint8_t* data = nullptr;  // points into the mapping; valid while the GgufFile lives
+  const uint8_t* data = nullptr;  // into the mapping (or parse()'s bytes); valid while they live
 
   uint64_t n_rows() const { return dims.empty() ? 1 : n_elements / dims[0]; }
   uint64_t row_length() const { return dims.empty() ? 1 : dims[0]; }
