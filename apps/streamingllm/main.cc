@@ -1,5 +1,6 @@
 // streamingllm: run language models on endless streams (StreamingLLM: attention sinks + window).
 #include <CLI/CLI.hpp>
+#include <cstdio>
 #include <map>
 #include <string>
 
@@ -22,7 +23,14 @@ int main(int argc, char** argv) {
   add(sllm::cli::add_convert);
   add(sllm::cli::add_quantize);
   add(sllm::cli::add_ppl);
+  add(sllm::cli::add_inspect);
 
+  if (argc > 1 && argv[1][0] != '-' && commands.count(argv[1]) == 0) {
+    std::string names;
+    for (const auto& [name, cmd] : commands) names += (names.empty() ? "" : ", ") + name;
+    std::fprintf(stderr, "error: unknown command '%s' (commands: %s)\n", argv[1], names.c_str());
+    return 1;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

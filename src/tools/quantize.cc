@@ -84,7 +84,6 @@ Status quantize_gguf(const std::string& in, const std::string& out, TensorType t
     }
   };
   SLLM_ASSIGN_OR_RETURN(GgufFile src, GgufFile::open(in));
-  const TensorTypeTraits target = traits(type);
 
   GgufWriter writer;
   for (const auto& [key, value] : src.metadata()) writer.set(key, value);
@@ -97,13 +96,19 @@ Status quantize_gguf(const std::string& in, const std::string& out, TensorType t
       continue;
     }
     TensorType out_type = type;
-    if (t.row_length() % target.block_elems != 0) {
+    if (type == TensorType::kQ4_0 && t.name == "output.weight") {
+      // The output matrix is the most sensitive one (its error lands on every logit); llama.cpp
+      // keeps it at a higher-precision type for q4_0 files (q6_K there). q8_0 is ours.
+      out_type = TensorType::kQ8_0;
+      emit(fmt::format("{}: kept at q8_0 (the output matrix), as llama.cpp does for q4_0", t.name));
+    }
+    if (t.row_length() % traits(out_type).block_elems != 0) {
       // f16 keeps every row length and is what llama.cpp falls back to for legacy quants.
-      out_type = TensorType::kF16;
       emit(
           fmt::format("{}: row length {} is not a multiple of the {}-element {} block; "
                       "written as f16",
-                      t.name, t.row_length(), target.block_elems, target.name));
+                      t.name, t.row_length(), traits(out_type).block_elems, traits(out_type).name));
+      out_type = TensorType::kF16;
     }
     if (out_type == t.type) {
       SLLM_RETURN_IF_ERROR(writer.add_tensor(t.name, t.type, t.dims, bytes));
