@@ -14,8 +14,8 @@
 namespace sllm::test {
 namespace {
 using reference::NaiveStreamingReference;
-using reference::ReferenceLlama;
 using reference::recompute_step;
+using reference::ReferenceLlama;
 
 // ---------------------------------------------------------------------------------------------
 // Without a model: random q/k/v through one layer, against a re-rotating double-precision

@@ -19,11 +19,12 @@ constexpr std::array<TensorTypeTraits, 5> kSupported = {{
 
 // ggml's type names by id (ggml.c type_traits), so unsupported types can be named in errors.
 constexpr std::array<const char*, 40> kGgmlNames = {
-    "f32",     "f16",   "q4_0",  "q4_1",  "q4_2",   "q4_3",    "q5_0",    "q5_1",
-    "q8_0",    "q8_1",  "q2_K",  "q3_K",  "q4_K",   "q5_K",    "q6_K",    "q8_K",
-    "iq2_xxs", "iq2_xs", "iq3_xxs", "iq1_s", "iq4_nl", "iq3_s",  "iq2_s",   "iq4_xs",
-    "i8",      "i16",   "i32",   "i64",   "f64",    "iq1_m",   "bf16",    "q4_0_4_4",
-    "q4_0_4_8", "q4_0_8_8", "tq1_0", "tq2_0", "iq4_nl_4_4", "iq4_nl_4_8", "iq4_nl_8_8", "mxfp4",
+    "f32",   "f16",        "q4_0",       "q4_1",       "q4_2",     "q4_3",     "q5_0",
+    "q5_1",  "q8_0",       "q8_1",       "q2_K",       "q3_K",     "q4_K",     "q5_K",
+    "q6_K",  "q8_K",       "iq2_xxs",    "iq2_xs",     "iq3_xxs",  "iq1_s",    "iq4_nl",
+    "iq3_s", "iq2_s",      "iq4_xs",     "i8",         "i16",      "i32",      "i64",
+    "f64",   "iq1_m",      "bf16",       "q4_0_4_4",   "q4_0_4_8", "q4_0_8_8", "tq1_0",
+    "tq2_0", "iq4_nl_4_4", "iq4_nl_4_8", "iq4_nl_8_8", "mxfp4",
 };
 }  // namespace
 
