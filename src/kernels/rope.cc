@@ -17,11 +17,14 @@ RopeAngles::RopeAngles(const RopeSpec& spec)
 
 void RopeAngles::set_position(uint64_t pos) {
   pos_ = pos;
-  // The product is rounded once in double (relative error 2^-53), and glibc's sin/cos reduce their
-  // argument exactly, so the angle error is about pos * 2^-53 radians: 5e-7 at pos = 2^32.
-  const double p = static_cast<double>(pos);
+  // Only differences of positions matter, so inv_freq's own rounding is harmless: every position
+  // uses the same frequency. What must be exact is pos * inv_freq. It is rounded once in long
+  // double (x86: 64-bit mantissa) and glibc's sinl/cosl reduce their argument exactly, so the
+  // angle error is about pos * 2^-64 radians: logits at 2^48 equal those at 0 within 4e-5, where
+  // a double product drifts from 2^40 on (measured: bench/position_precision, docs/design.md).
+  const long double p = static_cast<long double>(pos);
   for (size_t i = 0; i < inv_freq_.size(); ++i) {
-    const double angle = p * inv_freq_[i];
+    const long double angle = p * inv_freq_[i];
     cos_[i] = static_cast<float>(std::cos(angle));
     sin_[i] = static_cast<float>(std::sin(angle));
   }
