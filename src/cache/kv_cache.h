@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "kernels/rope.h"
@@ -41,6 +42,15 @@ struct KvCacheOptions {
   TensorType kv_type = TensorType::kF32;  // element type of stored K/V: f32 or f16
   uint64_t start_pos = 0;                 // absolute position of the stream's first token
   size_t max_batch = 64;                  // most tokens per attend() call
+};
+
+// A cache's contents as views into it, for session files (runtime/session_file.h). The slot map
+// is not part of it: it follows from n_seen.
+struct KvCacheContents {
+  uint64_t n_seen = 0;
+  uint64_t n_key_writes = 0;
+  std::span<const uint8_t> keys;    // [n_layers, n_slots, kv_dim] of kv_type
+  std::span<const uint8_t> values;  // [n_layers, n_slots, kv_dim] of kv_type
 };
 
 class KvCache {
@@ -78,6 +88,12 @@ class KvCache {
   size_t slot_bytes() const { return slot_bytes_; }
   // Every key row written so far; each token is written once per layer, never rewritten.
   uint64_t n_key_writes() const { return n_key_writes_; }
+
+  // Session files (kv_cache_state.cc): the contents, and restoring contents saved from a cache of
+  // the same shape and options. restore() checks the sizes and rebuilds the slot map from
+  // n_seen; on error the cache is unchanged.
+  KvCacheContents contents() const;
+  Status restore(const KvCacheContents& contents);
 
  private:
   KvCache(const KvCacheShape& shape, const KvCacheOptions& options);

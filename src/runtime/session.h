@@ -37,6 +37,15 @@ struct SessionOptions {
   size_t max_batch = 64;   // tokens per forward call when feeding many tokens
 };
 
+// Everything feed() depends on besides the model and the options, as views into a session; for
+// session files (runtime/session_file.h).
+struct SessionState {
+  uint64_t n_seen = 0;
+  std::span<const float> last_logits;  // [n_vocab]
+  std::span<const TokenId> recent;     // recompute only: the last W tokens
+  KvCacheContents cache;
+};
+
 class Session {
  public:
   // The model and the pool must outlive the session.
@@ -55,6 +64,11 @@ class Session {
   const SessionOptions& options() const { return options_; }
   const KvCache& cache() const { return cache_; }
   const LlamaModel& model() const { return *model_; }
+
+  // Saving and restoring (session_state.cc). restore() takes a state saved from a session of the
+  // same model and options; it checks the sizes and leaves the session unchanged on error.
+  SessionState state() const;
+  Status restore(const SessionState& state);
 
  private:
   Session(const LlamaModel& model, const SessionOptions& options, ThreadPool& pool, KvCache cache);

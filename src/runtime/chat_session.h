@@ -1,0 +1,116 @@
+// A conversation on an endless stream: chat template, continuous eviction, stops.
+//
+// A ChatSession renders each user turn with the chat template, feeds it into one Session and
+// samples the reply token by token. Nothing is ever fed twice and the history is never
+// re-rendered: the cache (sinks + window) evicts while a turn is prefilled and while the reply is
+// generated, so a turn longer than the window streams through it like any other text.
+//
+// Tokens, turn by turn (docs/chat.md has the details):
+//   - turn 1 is opening(system) + user_turn(u1, first), with BOS in front when the template does
+//     not write it and the vocabulary asks for it;
+//   - turn k > 1 is the closing of the previous reply (end_of_reply(), from its end-of-turn token
+//     on if the model emitted that token itself) + user_turn(uk);
+//   - each turn is encoded with special tokens parsed, as llama.cpp encodes its chat deltas. A
+//     SentencePiece tokenizer puts a space (its "dummy prefix") in front of every encoded text,
+//     so a turn that starts with a space has that space dropped: it is not doubled.
+//
+// --keep-system: the opening's tokens become attention sinks (the cache keeps
+// max(n_sinks, opening tokens) sinks), so the system message is never evicted.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "chat/chat_template.h"
+#include "runtime/session.h"
+#include "sampling/sampler.h"
+#include "streamingllm/error.h"
+#include "tokenizer/tokenizer.h"
+
+namespace sllm {
+
+struct ChatOptions {
+  std::string template_name = "plain";  // one of ChatTemplate::names()
+  std::string system;                   // the system message; "" for none
+  // Pin the opening (BOS, system message, first user header) as attention sinks. Streaming only.
+  bool keep_system = false;
+  SessionOptions session;  // session.n_sinks is the minimum; keep_system may raise it
+  SamplerOptions sampler;
+};
+
+// Per reply; not part of the conversation's state.
+struct ReplyOptions {
+  int64_t max_tokens = -1;                       // longest reply in tokens; -1: no limit
+  std::vector<std::string> stop_strings;         // the reply ends when its text contains one
+  const std::atomic<bool>* interrupt = nullptr;  // when set (SIGINT), the reply ends
+};
+
+enum class StopReason { kEndOfTurn, kStopString, kMaxTokens, kInterrupted };
+const char* stop_reason_name(StopReason reason);
+
+struct Reply {
+  std::string text;             // all that on_text received; a stop string is not part of it
+  std::vector<TokenId> tokens;  // generated and fed; the end-of-turn token is not among them
+  StopReason stop = StopReason::kEndOfTurn;
+  std::vector<TokenId> prompt_tokens;  // fed for the turn (with the previous reply's closing)
+  double prompt_seconds = 0;
+  double reply_seconds = 0;
+};
+
+class ChatSession {
+ public:
+  // The model, tokenizer and pool must outlive the session.
+  static Result<std::unique_ptr<ChatSession>> create(const LlamaModel& model,
+                                                     const Tokenizer& tokenizer,
+                                                     const ChatOptions& options, ThreadPool& pool);
+
+  // Feeds one user turn and generates the reply. on_text receives the reply's text piece by
+  // piece, as soon as a piece cannot be the start of a stop string.
+  Result<Reply> send(std::string_view user_text, const ReplyOptions& options,
+                     const std::function<void(std::string_view)>& on_text);
+
+  const ChatOptions& options() const { return options_; }  // as given to create()
+  const ChatTemplate& chat_template() const { return template_; }
+  const Session& session() const { return *session_; }
+  const Sampler& sampler() const { return sampler_; }
+  uint64_t n_turns() const { return n_turns_; }
+  // Tokens of the opening pinned as sinks (keep_system), else 0.
+  size_t n_pinned() const { return n_pinned_; }
+  // Tokens that end a reply when sampled: EOS, the template's end-of-turn token if the
+  // vocabulary has it, and BOS (a model that starts a new document has finished this one).
+  std::span<const TokenId> stop_tokens() const { return stop_tokens_; }
+  // Text to feed in front of the next user turn: the closing of the last reply.
+  const std::string& pending() const { return pending_; }
+
+  // Session files: puts back what a session of the same model and options saved. On error the
+  // chat may be half restored and must not be used.
+  Status restore(uint64_t n_turns, std::string pending, std::string_view sampler_state,
+                 const SessionState& session);
+
+ private:
+  ChatSession(const Tokenizer& tokenizer, const ChatOptions& options, ChatTemplate chat_template,
+              std::unique_ptr<Session> session, std::vector<TokenId> opening_tokens);
+  Result<std::vector<TokenId>> encode_turn(std::string_view text, bool at_start) const;
+  Result<std::vector<TokenId>> turn_tokens(std::string_view user_text) const;
+  bool is_stop_token(TokenId id) const;
+
+  const Tokenizer* tokenizer_;
+  ChatOptions options_;
+  ChatTemplate template_;
+  std::unique_ptr<Session> session_;
+  Sampler sampler_;
+  std::vector<TokenId> opening_tokens_;  // keep_system: the pinned prefix
+  size_t n_pinned_ = 0;
+  std::vector<TokenId> stop_tokens_;
+  std::string pending_;
+  uint64_t n_turns_ = 0;
+  std::vector<float> logits_;  // [n_vocab] scratch for the sampler
+};
+
+}  // namespace sllm
