@@ -1,0 +1,310 @@
+// `streamingllm chat`: one conversation that never ends and never grows.
+//
+// Input, one user turn each: the lines typed at a terminal (libedit: line editing and history),
+// the lines of stdin when it is not a terminal, or every turn of a --prompts file (MT-Bench
+// JSON lines). Replies stream to stdout; the header and the final figures go to stderr.
+#include <editline/readline.h>
+#include <fmt/core.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+
+#include "chat/prompt_file.h"
+#include "cli_options.h"
+#include "commands.h"
+#include "runtime/chat_session.h"
+#include "runtime/engine.h"
+#include "runtime/session_file.h"
+
+namespace sllm::cli {
+
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+
+// Ctrl-C ends the reply (or, at the prompt, the chat); a second Ctrl-C during the same reply ends
+// the program at once.
+extern "C" void on_chat_sigint(int) {
+  if (g_interrupted.exchange(true)) std::_Exit(130);
+}
+
+// Installed without SA_RESTART, so that Ctrl-C at the prompt makes readline() return.
+void install_sigint_handler() {
+  struct sigaction action = {};
+  action.sa_handler = on_chat_sigint;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+}
+
+struct ChatArgs {
+  ModelArgs model;
+  SamplingArgs sampling;
+  CacheArgs cache;
+  std::string system;
+  std::string template_name;
+  bool keep_system = false;
+  std::vector<std::string> stops;
+  int64_t max_reply = 1024;
+  std::string prompts_path;
+  std::string session_path;
+  CLI::App* cmd = nullptr;
+
+  bool given(const char* flag) const { return cmd->count(flag) > 0; }
+};
+
+// Where the user turns come from.
+class TurnSource {
+ public:
+  virtual ~TurnSource() = default;
+  // The next turn, or nullopt at the end (EOF, Ctrl-D, Ctrl-C at the prompt).
+  virtual std::optional<std::string> next() = 0;
+  // Whether the turn should be echoed ("USER: ...") because nobody typed it on this screen.
+  virtual bool echo() const = 0;
+};
+
+class PromptFileSource final : public TurnSource {
+ public:
+  explicit PromptFileSource(std::vector<std::string> turns) : turns_(std::move(turns)) {}
+  std::optional<std::string> next() override {
+    if (next_ == turns_.size() || g_interrupted.load()) return std::nullopt;
+    return turns_[next_++];
+  }
+  bool echo() const override { return true; }
+
+ private:
+  std::vector<std::string> turns_;
+  size_t next_ = 0;
+};
+
+class StdinSource final : public TurnSource {
+ public:
+  std::optional<std::string> next() override {
+    std::string line;
+    while (std::getline(std::cin, line)) {
+      if (line.find_first_not_of(" \t\r") != std::string::npos) return line;
+    }
+    return std::nullopt;
+  }
+  bool echo() const override { return true; }
+};
+
+class TerminalSource final : public TurnSource {
+ public:
+  TerminalSource() {
+    rl_catch_signals = 0;  // our SIGINT handler stays in charge (see install_sigint_handler)
+    rl_inhibit_completion = 1;
+  }
+  std::optional<std::string> next() override {
+    for (;;) {
+      g_interrupted = false;
+      char* line = readline("> ");
+      if (line == nullptr) {  // Ctrl-D, or Ctrl-C at the prompt
+        fmt::print("\n");
+        return std::nullopt;
+      }
+      std::string text(line);
+      std::free(line);
+      if (text.find_first_not_of(" \t") == std::string::npos) continue;
+      add_history(text.c_str());
+      return text;
+    }
+  }
+  bool echo() const override { return false; }
+};
+
+size_t peak_rss_bytes() {
+  struct rusage usage = {};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<size_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+// A resumed session keeps the options it was saved with: a flag that says otherwise is an error.
+template <typename T>
+Status same_as_saved(const ChatArgs& a, const char* flag, const T& given, const T& saved) {
+  if (!a.given(flag) || given == saved) return {};
+  return Error(ErrorCode::kInvalidInput,
+               fmt::format("{} {} differs from the session file's {} (a resumed session keeps "
+                           "its options: drop the flag or start a new session)",
+                           flag, given, saved));
+}
+
+Status check_flags_against(const ChatArgs& a, const ChatOptions& saved, const ModelConfig& config) {
+  SLLM_RETURN_IF_ERROR(same_as_saved(a, "--template", a.template_name, saved.template_name));
+  SLLM_RETURN_IF_ERROR(same_as_saved(a, "--system", a.system, saved.system));
+  SLLM_RETURN_IF_ERROR(same_as_saved(a, "--keep-system", a.keep_system, saved.keep_system));
+  SLLM_ASSIGN_OR_RETURN(SessionOptions s, a.cache.to_options(config));
+  SLLM_RETURN_IF_ERROR(same_as_saved(a, "--policy", std::string(policy_name(s.policy)),
+                                     std::string(policy_name(saved.session.policy))));
+  SLLM_RETURN_IF_ERROR(same_as_saved(a, "--sinks", s.n_sinks, saved.session.n_sinks));
+  SLLM_RETURN_IF_ERROR(same_as_saved(a, "--window", s.window, saved.session.window));
+  SLLM_RETURN_IF_ERROR(same_as_saved(a, "--ctx-size", s.window, saved.session.window));
+  SLLM_RETURN_IF_ERROR(
+      same_as_saved(a, "--kv-type", a.cache.kv_type,
+                    std::string(saved.session.kv_type == TensorType::kF16 ? "f16" : "f32")));
+  const SamplerOptions& g = a.sampling.options;
+  const SamplerOptions& o = saved.sampler;
+  SLLM_RETURN_IF_ERROR(same_as_saved(a, "--temp", g.temperature, o.temperature));
+  SLLM_RETURN_IF_ERROR(same_as_saved(a, "--top-k", g.top_k, o.top_k));
+  SLLM_RETURN_IF_ERROR(same_as_saved(a, "--top-p", g.top_p, o.top_p));
+  SLLM_RETURN_IF_ERROR(same_as_saved(a, "--min-p", g.min_p, o.min_p));
+  SLLM_RETURN_IF_ERROR(same_as_saved(a, "--repeat-penalty", g.repeat_penalty, o.repeat_penalty));
+  SLLM_RETURN_IF_ERROR(same_as_saved(a, "--repeat-last-n", g.repeat_last_n, o.repeat_last_n));
+  SLLM_RETURN_IF_ERROR(same_as_saved(a, "--seed", g.seed, o.seed));
+  return {};
+}
+
+Result<ChatOptions> options_from_flags(const ChatArgs& a, const Engine& engine) {
+  ChatOptions o;
+  if (a.given("--template")) {
+    o.template_name = a.template_name;
+  } else {
+    const auto jinja = engine.gguf.get_string("tokenizer.chat_template");
+    const TemplateChoice choice = choose_template(jinja.ok() ? *jinja : "");
+    if (!choice.note.empty()) fmt::print(stderr, "note: {}\n", choice.note);
+    o.template_name = choice.name;
+  }
+  o.system = a.system;
+  o.keep_system = a.keep_system;
+  SLLM_ASSIGN_OR_RETURN(o.session, a.cache.to_options(engine.model.config()));
+  SLLM_ASSIGN_OR_RETURN(o.sampler, a.sampling.to_options());
+  return o;
+}
+
+int chat(const ChatArgs& a) {
+  SLLM_CLI_ASSIGN(auto engine, Engine::load(a.model.path));
+  if (a.keep_system && a.system.empty()) {
+    return report(Error(ErrorCode::kInvalidInput, "--keep-system needs --system TEXT"));
+  }
+  uint64_t fingerprint = 0;
+  std::optional<SessionFile> saved;
+  if (!a.session_path.empty()) {
+    SLLM_CLI_ASSIGN(fingerprint, model_fingerprint(engine->gguf));
+    if (std::filesystem::exists(a.session_path)) {
+      SLLM_CLI_ASSIGN(SessionFile file, SessionFile::read(a.session_path, fingerprint));
+      SLLM_CLI_CHECK(check_flags_against(a, file.options(), engine->model.config()));
+      saved.emplace(std::move(file));
+    }
+  }
+  ChatOptions options;
+  if (saved) {
+    options = saved->options();
+    options.session.max_batch = a.cache.batch;  // speed only, not state
+  } else {
+    SLLM_CLI_ASSIGN(options, options_from_flags(a, *engine));
+  }
+
+  // Worker threads inherit a mask with SIGINT blocked, so that Ctrl-C reaches the main thread
+  // (and interrupts its read at the prompt).
+  sigset_t sigint_only, previous;
+  sigemptyset(&sigint_only);
+  sigaddset(&sigint_only, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigint_only, &previous);
+  ThreadPool pool(a.model.threads());
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+
+  SLLM_CLI_ASSIGN(auto chat, ChatSession::create(engine->model, *engine->tokenizer, options, pool));
+  if (saved) SLLM_CLI_CHECK(saved->restore(*chat));
+  const size_t cache_bytes_at_start = chat->session().cache_bytes();
+  fmt::print(stderr, "streamingllm chat: {} | template {} | cache {} tokens, {} bytes ({}){}\n",
+             a.model.path, chat->chat_template().name(), chat->session().cache_tokens(),
+             cache_bytes_at_start, describe_cache(chat->session().options()),
+             chat->n_pinned() > 0
+                 ? fmt::format(" | system prompt pinned: {} tokens", chat->n_pinned())
+                 : "");
+  if (saved) {
+    fmt::print(stderr, "resumed {}: {} turns, stream at {} tokens\n", a.session_path,
+               chat->n_turns(), chat->session().n_seen());
+  }
+
+  std::unique_ptr<TurnSource> source;
+  if (!a.prompts_path.empty()) {
+    SLLM_CLI_ASSIGN(std::vector<std::string> turns, read_prompt_turns(a.prompts_path));
+    source = std::make_unique<PromptFileSource>(std::move(turns));
+  } else if (isatty(STDIN_FILENO)) {
+    fmt::print(stderr, "Ctrl-C stops a reply; Ctrl-D or Ctrl-C at the prompt quits.\n");
+    source = std::make_unique<TerminalSource>();
+  } else {
+    source = std::make_unique<StdinSource>();
+  }
+
+  ReplyOptions reply_options;
+  reply_options.max_tokens = a.max_reply;
+  reply_options.stop_strings = a.stops;
+  reply_options.interrupt = &g_interrupted;
+  install_sigint_handler();
+  uint64_t n_turns = 0, n_prompt_tokens = 0, n_reply_tokens = 0;
+  double reply_seconds = 0;
+  const auto start = std::chrono::steady_clock::now();
+  while (std::optional<std::string> turn = source->next()) {
+    if (source->echo()) fmt::print("USER: {}\n\nASSISTANT: ", *turn);
+    std::fflush(stdout);
+    g_interrupted = false;
+    auto reply = chat->send(*turn, reply_options, [](std::string_view text) {
+      fmt::print("{}", text);
+      std::fflush(stdout);
+    });
+    fmt::print("\n\n");
+    std::fflush(stdout);
+    if (!reply.ok()) return report(reply.error());
+    ++n_turns;
+    n_prompt_tokens += reply->prompt_tokens.size();
+    n_reply_tokens += reply->tokens.size();
+    reply_seconds += reply->reply_seconds;
+    if (!a.session_path.empty()) {
+      SLLM_CLI_CHECK(save_session_file(a.session_path, *chat, fingerprint, a.model.path));
+    }
+  }
+  signal(SIGINT, SIG_DFL);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  fmt::print(stderr,
+             "streamingllm chat: {} turns in {:.2f} s | prompt {} tokens | replies {} tokens "
+             "({:.1f} tok/s) | stream {} tokens | cache {} bytes (at start {}) | peak RSS {:.1f} "
+             "MiB\n",
+             n_turns, seconds, n_prompt_tokens, n_reply_tokens,
+             reply_seconds > 0 ? static_cast<double>(n_reply_tokens) / reply_seconds : 0.0,
+             chat->session().n_seen(), chat->session().cache_bytes(), cache_bytes_at_start,
+             static_cast<double>(peak_rss_bytes()) / (1024.0 * 1024.0));
+  return 0;
+}
+
+}  // namespace
+
+Command add_chat(CLI::App& app) {
+  auto a = std::make_shared<ChatArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "chat", "Chat in one endless conversation (attention sinks + window, never reset)");
+  a->cmd = cmd;
+  a->model.add(*cmd);
+  cmd->add_option("--system", a->system, "System message");
+  const std::vector<std::string> templates(ChatTemplate::names().begin(),
+                                           ChatTemplate::names().end());
+  cmd->add_option("--template", a->template_name,
+                  "Chat template (default: recognised from the model's tokenizer.chat_template)")
+      ->check(CLI::IsMember(templates));
+  cmd->add_flag("--keep-system", a->keep_system,
+                "Pin the system message as attention sinks, so it is never evicted");
+  cmd->add_option("--stop", a->stops, "End a reply when its text contains this (repeatable)");
+  cmd->add_option("--max-reply", a->max_reply, "Longest reply in tokens; -1 = no limit")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{-1}, std::numeric_limits<int64_t>::max()));
+  cmd->add_option("--prompts", a->prompts_path,
+                  "Batch mode: every turn of an MT-Bench style JSONL file, in one conversation")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--session", a->session_path,
+                  "Save the conversation's state here after every turn; resume from it if it "
+                  "exists");
+  a->sampling.add(*cmd);
+  a->cache.add(*cmd);
+  return [a] { return chat(*a); };
+}
+
+}  // namespace sllm::cli
