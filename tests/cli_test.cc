@@ -52,6 +52,24 @@ TEST(CliTest, SampledRunsAreReproducibleWithASeed) {
   EXPECT_NE(a.out, c.out);
 }
 
+// Issue 3: `-n -1` streams until Ctrl-C, then prints the statistics and exits cleanly.
+TEST(CliTest, EndlessRunStopsCleanlyOnSigint) {
+  const std::string err = temp_dir() + "/sigint.err";
+  const std::string script = std::string(SLLM_CLI_PATH) + " run -m " + kModel +
+                             " -n -1 --ignore-eos --window 60 -t 1 >/dev/null 2>" + quote(err) +
+                             " & pid=$!; sleep 1; kill -INT $pid; wait $pid; echo $?";
+  FILE* p = ::popen(script.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[64] = {};
+  ASSERT_NE(std::fgets(buf, sizeof buf, p), nullptr);
+  ::pclose(p);
+  EXPECT_EQ(std::string(buf), "0\n");
+  const std::string log = slurp(err);
+  EXPECT_NE(log.find("| interrupted"), std::string::npos) << log;
+  EXPECT_NE(log.find("tok/s"), std::string::npos) << log;
+  EXPECT_NE(log.find("cache 81920 bytes"), std::string::npos) << log;
+}
+
 TEST(CliTest, TokenizePrintsIdsOnOneLine) {
   CliResult r = run_cli("tokenize -m " + kModel + " -p 'Once upon a time'");
   ASSERT_EQ(r.exit_code, 0) << r.err;
