@@ -2,6 +2,7 @@
 #include <fmt/core.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -11,7 +12,6 @@
 #include "commands.h"
 #include "runtime/engine.h"
 #include "runtime/perplexity.h"
-#include "util/mapped_file.h"
 
 namespace sllm::cli {
 
@@ -22,27 +22,14 @@ struct PplArgs {
   std::vector<std::string> files;
   size_t n_tokens = 0;  // 0: the whole stream
   std::string csv;
+  std::string summary;
   std::string compare;  // "dense,window,streaming,recompute"
   size_t cache = 1024;  // --compare: total cache tokens of every policy
   size_t segment = 1024;
   CacheArgs cache_args;
   CLI::Option* cache_opt = nullptr;
+  CLI::Option* policy_opt = nullptr;
 };
-
-// BOS once, then every file's tokens in order (the paper concatenates PG19 books the same way).
-Result<std::vector<TokenId>> tokenize_files(const Tokenizer& tok,
-                                            const std::vector<std::string>& files) {
-  std::vector<TokenId> stream;
-  if (tok.vocab().bos >= 0) stream.push_back(tok.vocab().bos);
-  for (const auto& f : files) {
-    SLLM_ASSIGN_OR_RETURN(std::string text, read_file(f));
-    if (text.empty()) return Error(ErrorCode::kInvalidInput, "'" + f + "' is empty");
-    auto ids = tok.encode(text, false, false);
-    if (!ids.ok()) return ids.error().with_context(f);
-    stream.insert(stream.end(), ids->begin(), ids->end());
-  }
-  return stream;
-}
 
 // A one-line progress bar on stderr, only when stderr is a terminal.
 class Progress {
@@ -79,7 +66,15 @@ struct Run {
   SessionOptions options;
   PerplexityResult result;
   double seconds = 0;
+  // Tokens per second once the cache is full, when each token costs what it will cost forever
+  // (recompute re-runs fewer tokens while its window fills). NaN when the stream never fills it.
+  double full_tok_s = std::nan("");
 };
+
+// Tokens a policy's cache holds when full; 0 for dense, whose cost grows with every token.
+size_t cache_capacity(const SessionOptions& o) {
+  return o.policy == CachePolicy::kDense ? 0 : o.n_sinks + o.window;
+}
 
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
@@ -88,24 +83,36 @@ std::vector<std::string> split(const std::string& s) {
   return out;
 }
 
+// One run per policy. Without --compare or --cache the cache flags mean what they mean for `run`;
+// with either, --cache is the total cache size of every policy, so that streaming (S sinks +
+// cache - S window), window and recompute hold the same number of tokens.
 Result<std::vector<Run>> plan_runs(const PplArgs& a, const ModelConfig& config, size_t n_stream) {
+  auto invalid = [](const std::string& msg) { return Error(ErrorCode::kInvalidInput, msg); };
   std::vector<Run> runs;
-  if (a.compare.empty()) {
+  if (a.compare.empty() && a.cache_opt->count() == 0) {
     SLLM_ASSIGN_OR_RETURN(SessionOptions o, a.cache_args.to_options(config));
     // Dense: unless a limit was given, allow the whole stream.
     if (o.policy == CachePolicy::kDense && a.cache_args.ctx_opt->count() == 0) o.window = n_stream;
-    runs.push_back({policy_name(o.policy), o, {}, 0});
+    runs.push_back({policy_name(o.policy), o, {}, 0, std::nan("")});
     return runs;
   }
+  if (!a.compare.empty() && a.policy_opt->count() > 0) {
+    return invalid("--policy and --compare exclude each other");
+  }
   if (a.cache_args.window_opt->count() > 0 || a.cache_args.ctx_opt->count() > 0) {
-    return Error(ErrorCode::kInvalidInput, "with --compare, set the cache size with --cache");
+    return invalid("with --compare or --cache, set the cache size with --cache only");
   }
-  if (a.cache_args.n_sinks >= a.cache) {
-    return Error(ErrorCode::kInvalidInput,
-                 fmt::format("--sinks {} leaves no room for a window in a cache of {}",
-                             a.cache_args.n_sinks, a.cache));
+  const std::vector<std::string> names =
+      a.compare.empty() ? std::vector<std::string>{a.cache_args.policy} : split(a.compare);
+  const bool any_streaming = std::find(names.begin(), names.end(), "streaming") != names.end();
+  if (a.cache_args.sinks_opt->count() > 0 && !any_streaming) {
+    return invalid("--sinks applies to --policy streaming only");
   }
-  for (const std::string& name : split(a.compare)) {
+  if (any_streaming && a.cache_args.n_sinks >= a.cache) {
+    return invalid(fmt::format("--sinks {} leaves no room for a window in a cache of {}",
+                               a.cache_args.n_sinks, a.cache));
+  }
+  for (const std::string& name : names) {
     SLLM_ASSIGN_OR_RETURN(CachePolicy p, parse_policy(name));
     SessionOptions o;
     o.policy = p;
@@ -113,40 +120,78 @@ Result<std::vector<Run>> plan_runs(const PplArgs& a, const ModelConfig& config, 
     o.kv_type = a.cache_args.kv_type == "f16" ? TensorType::kF16 : TensorType::kF32;
     o.n_sinks = p == CachePolicy::kStreaming ? a.cache_args.n_sinks : 0;
     o.window = p == CachePolicy::kDense ? n_stream : a.cache - o.n_sinks;
-    runs.push_back({name, o, {}, 0});
+    runs.push_back({name, o, {}, 0, std::nan("")});
   }
   return runs;
+}
+
+// One row per run, for scripts (scripts/reproduce.sh): the table's numbers at full precision.
+Status write_summary(const std::string& path, const std::vector<Run>& runs, size_t n_scored) {
+  std::ofstream out(path);
+  if (!out) return Error(ErrorCode::kIo, "cannot write '" + path + "'");
+  out << "policy,sinks,window,n_scored,seconds,tok_per_s,full_tok_per_s,ppl\n";
+  for (const Run& run : runs) {
+    out << fmt::format(
+        "{},{},{},{},{:.3f},{:.2f},{},{:.6f}\n", run.label, run.options.n_sinks, run.options.window,
+        n_scored, run.seconds, static_cast<double>(n_scored) / run.seconds,
+        std::isnan(run.full_tok_s) ? std::string("") : fmt::format("{:.2f}", run.full_tok_s),
+        run.result.ppl());
+  }
+  if (!out) return Error(ErrorCode::kIo, "cannot write '" + path + "'");
+  return {};
 }
 
 int ppl(const PplArgs& a) {
   if (a.cache == 0) return report(Error(ErrorCode::kInvalidInput, "--cache must be at least 1"));
   SLLM_CLI_ASSIGN(auto engine, Engine::load(a.model.path));
-  SLLM_CLI_ASSIGN(std::vector<TokenId> stream, tokenize_files(*engine->tokenizer, a.files));
-  if (a.n_tokens > 0 && stream.size() > a.n_tokens) stream.resize(a.n_tokens);
-  if (stream.size() < 2) {
-    return report(Error(
-        ErrorCode::kInvalidInput,
-        fmt::format("the text is {} token(s) long; perplexity needs at least 2", stream.size())));
+  // Scoring BOS -> first token alone says nothing about a text: ask for two tokens of text.
+  const size_t n_bos = engine->tokenizer->vocab().bos >= 0 ? 1 : 0;
+  if (a.n_tokens > 0 && a.n_tokens < n_bos + 2) {
+    return report(Error(ErrorCode::kInvalidInput,
+                        fmt::format("--tokens {} leaves fewer than 2 tokens of text (the stream "
+                                    "starts with BOS)",
+                                    a.n_tokens)));
+  }
+  SLLM_CLI_ASSIGN(std::vector<TokenId> stream,
+                  tokenize_stream(*engine->tokenizer, a.files, a.n_tokens));
+  if (stream.size() < n_bos + 2) {
+    return report(Error(ErrorCode::kInvalidInput,
+                        fmt::format("the text is {} token(s) long; perplexity needs at least 2",
+                                    stream.size() - n_bos)));
   }
   SLLM_CLI_ASSIGN(std::vector<Run> runs, plan_runs(a, engine->model.config(), stream.size()));
   ThreadPool pool(a.model.threads());
-  fmt::print("stream: {} tokens from {} file(s)\n", stream.size(), a.files.size());
+  fmt::print("stream: {} tokens ({}{} of text from {} file(s))\n", stream.size(),
+             n_bos ? "BOS + " : "", stream.size() - n_bos, a.files.size());
+  using Clock = std::chrono::steady_clock;
+  const size_t n_scored = stream.size() - 1;
   for (Run& run : runs) {
     SLLM_CLI_ASSIGN(auto session, Session::create(engine->model, run.options, pool));
-    Progress progress(run.label, stream.size() - 1);
-    const auto start = std::chrono::steady_clock::now();
-    SLLM_CLI_ASSIGN(run.result, stream_perplexity(*session, stream,
-                                                  [&](size_t done, const PerplexityResult& r) {
-                                                    progress.update(done, r);
-                                                  }));
+    Progress progress(run.label, n_scored);
+    const size_t capacity = cache_capacity(run.options);
+    const auto start = Clock::now();
+    auto full_start = start;
+    size_t full_done = 0;  // tokens scored when the cache was first seen full; 0: not yet
+    SLLM_CLI_ASSIGN(run.result, stream_perplexity(
+                                    *session, stream, [&](size_t done, const PerplexityResult& r) {
+                                      if (capacity > 0 && full_done == 0 && done >= capacity) {
+                                        full_start = Clock::now();
+                                        full_done = done;
+                                      }
+                                      progress.update(done, r);
+                                    }));
     progress.done();
-    run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const auto end = Clock::now();
+    run.seconds = std::chrono::duration<double>(end - start).count();
+    if (full_done > 0 && full_done < n_scored) {
+      run.full_tok_s = static_cast<double>(n_scored - full_done) /
+                       std::chrono::duration<double>(end - full_start).count();
+    }
   }
 
   // Table: one row per policy; overall and per-segment perplexity.
-  const size_t n_scored = stream.size() - 1;
-  std::string header =
-      fmt::format("{:<10} {:>14} {:>10} {:>10}", "policy", "cache", "tok/s", "ppl");
+  std::string header = fmt::format("{:<10} {:>14} {:>10} {:>10} {:>10}", "policy", "cache", "tok/s",
+                                   "full tok/s", "ppl");
   for (size_t s = 0; s < n_scored; s += a.segment) {
     header += fmt::format(" {:>12}", fmt::format("{}-{}", s, std::min(n_scored, s + a.segment)));
   }
@@ -157,8 +202,11 @@ int ppl(const PplArgs& a) {
                             ? fmt::format("{}+{}", o.n_sinks, o.window)
                         : o.policy == CachePolicy::kDense ? std::string("all")
                                                           : std::to_string(o.window);
-    std::string line = fmt::format("{:<10} {:>14} {:>10.1f} {:>10.3f}", run.label, cache,
-                                   static_cast<double>(n_scored) / run.seconds, run.result.ppl());
+    std::string line = fmt::format(
+        "{:<10} {:>14} {:>10.1f} {:>10} {:>10.3f}", run.label, cache,
+        static_cast<double>(n_scored) / run.seconds,
+        std::isnan(run.full_tok_s) ? std::string("-") : fmt::format("{:.1f}", run.full_tok_s),
+        run.result.ppl());
     for (size_t s = 0; s < n_scored; s += a.segment) {
       line += fmt::format(" {:>12.3f}", run.result.ppl(s, s + a.segment));
     }
@@ -178,6 +226,7 @@ int ppl(const PplArgs& a) {
     }
     if (!out) return report(Error(ErrorCode::kIo, "cannot write '" + a.csv + "'"));
   }
+  if (!a.summary.empty()) SLLM_CLI_CHECK(write_summary(a.summary, runs, n_scored));
   return 0;
 }
 
@@ -192,17 +241,22 @@ Command add_ppl(CLI::App& app) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--tokens", a->n_tokens, "Use only the first N tokens of the stream (0 = all)")
       ->capture_default_str();
-  cmd->add_option("--csv", a->csv, "Write index,token,nll per scored token to this file");
+  cmd->add_option("--csv", a->csv,
+                  "Write index,token,nll_<policy>... per scored token to this file");
+  cmd->add_option("--summary", a->summary,
+                  "Write policy,sinks,window,n_scored,seconds,tok_per_s,full_tok_per_s,ppl per "
+                  "policy to this file");
   cmd->add_option(
       "--compare", a->compare,
       "Run several policies over the same stream, e.g. dense,window,streaming,recompute");
-  a->cache_opt =
-      cmd->add_option("--cache", a->cache, "--compare: cache size in tokens of every policy")
-          ->capture_default_str();
+  a->cache_opt = cmd->add_option("--cache", a->cache,
+                                 "Cache size in tokens of every policy (streaming: sinks + window)")
+                     ->capture_default_str();
   cmd->add_option("--segment", a->segment, "Tokens per segment in the table")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, std::numeric_limits<size_t>::max()));
   a->cache_args.add(*cmd);
+  a->policy_opt = cmd->get_option("--policy");
   return [a] { return ppl(*a); };
 }
 

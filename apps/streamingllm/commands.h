@@ -18,6 +18,8 @@ Command add_info(CLI::App& app);
 Command add_convert(CLI::App& app);
 Command add_quantize(CLI::App& app);
 Command add_ppl(CLI::App& app);
+Command add_bench(CLI::App& app);
+Command add_inspect(CLI::App& app);
 Command add_chat(CLI::App& app);
 
 // Prints "error: <message>" to stderr and returns the exit code for it.

@@ -23,6 +23,8 @@ int main(int argc, char** argv) {
   add(sllm::cli::add_convert);
   add(sllm::cli::add_quantize);
   add(sllm::cli::add_ppl);
+  add(sllm::cli::add_bench);
+  add(sllm::cli::add_inspect);
   add(sllm::cli::add_chat);
 
   if (argc > 1 && argv[1][0] != '-' && commands.count(argv[1]) == 0) {

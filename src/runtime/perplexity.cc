@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "util/mapped_file.h"
+
 namespace sllm {
 
 double PerplexityResult::ppl() const { return ppl(0, nll.size()); }
@@ -21,6 +23,23 @@ double token_nll(std::span<const float> logits, TokenId target) {
   double sum = 0;
   for (float l : logits) sum += std::exp(static_cast<double>(l) - max);
   return -(static_cast<double>(logits[static_cast<size_t>(target)]) - max - std::log(sum));
+}
+
+Result<std::vector<TokenId>> tokenize_stream(const Tokenizer& tokenizer,
+                                             std::span<const std::string> files,
+                                             size_t max_tokens) {
+  std::vector<TokenId> stream;
+  if (tokenizer.vocab().bos >= 0) stream.push_back(tokenizer.vocab().bos);
+  for (const std::string& file : files) {
+    if (max_tokens > 0 && stream.size() >= max_tokens) break;
+    SLLM_ASSIGN_OR_RETURN(std::string text, read_file(file));
+    if (text.empty()) return Error(ErrorCode::kInvalidInput, "'" + file + "' is empty");
+    auto ids = tokenizer.encode(text, /*add_bos=*/false, /*parse_special=*/false);
+    if (!ids.ok()) return ids.error().with_context(file);
+    stream.insert(stream.end(), ids->begin(), ids->end());
+  }
+  if (max_tokens > 0 && stream.size() > max_tokens) stream.resize(max_tokens);
+  return stream;
 }
 
 Result<PerplexityResult> stream_perplexity(Session& session, std::span<const TokenId> tokens,

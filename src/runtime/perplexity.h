@@ -5,10 +5,12 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "runtime/session.h"
 #include "streamingllm/error.h"
+#include "tokenizer/tokenizer.h"
 
 namespace sllm {
 
@@ -25,6 +27,14 @@ using ProgressFn = std::function<void(size_t n_done, const PerplexityResult& so_
 // equals feeding one token at a time) and scores tokens[1..n). The session should be fresh.
 Result<PerplexityResult> stream_perplexity(Session& session, std::span<const TokenId> tokens,
                                            const ProgressFn& progress = nullptr);
+
+// The texts as one stream, the way the paper concatenates PG19 books: BOS once (if the vocabulary
+// has one), then each file's tokens in order. max_tokens > 0 truncates the stream to that many
+// tokens, BOS included; files after the one that fills it are not read. Fails on an unreadable or
+// empty file.
+Result<std::vector<TokenId>> tokenize_stream(const Tokenizer& tokenizer,
+                                             std::span<const std::string> files,
+                                             size_t max_tokens = 0);
 
 // -log softmax(logits)[target], computed in double.
 double token_nll(std::span<const float> logits, TokenId target);
