@@ -1,0 +1,245 @@
+// `streamingllm bench`: an endless stream at full speed. Starting from BOS, it samples a token,
+// feeds it back, and repeats N times (EOS is fed like any token), then reports throughput, the
+// per-token latency once the cache is full against the latency at the end, and peak memory at
+// 10K tokens against the end. With the StreamingLLM cache both must stay flat however long the
+// stream: that is the claim this command checks (issue 3: a million tokens, ratio <= 1.05).
+#include <fmt/core.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "cli_options.h"
+#include "commands.h"
+#include "kernels/ops.h"
+#include "runtime/engine.h"
+
+namespace sllm::cli {
+
+namespace {
+
+struct BenchArgs {
+  ModelArgs model;
+  uint64_t n_tokens = 1'000'000;
+  uint64_t report_every = 0;  // 0: no progress lines
+  std::string json_path;
+  SamplingArgs sampling;
+  CacheArgs cache;
+};
+
+// Tokens per latency window: about a thousand, a power of two so that the first window after a
+// 1024-token cache fills is [1024, 2048).
+constexpr uint64_t kWindowTokens = 1024;
+
+// Mean per-token latency over generated tokens [begin, end): wall time summed token by token, and
+// the process's CPU time over the window (read at its two ends only: the clock is a system call).
+// On a busy machine the wall time counts other processes' turns too; the CPU time does not.
+struct LatencyWindow {
+  std::string label;
+  uint64_t begin = 0;
+  uint64_t end = 0;
+  double wall_seconds = 0;
+  double cpu_begin = 0;
+  double cpu_seconds = 0;
+  uint64_t n_tokens = 0;
+  double per_token_us(double seconds) const {
+    return n_tokens > 0 ? seconds / static_cast<double>(n_tokens) * 1e6 : 0;
+  }
+  double wall_us() const { return per_token_us(wall_seconds); }
+  double cpu_us() const { return per_token_us(cpu_seconds); }
+};
+
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// The windows, fixed in advance so that recording a token costs nothing and no memory grows:
+// the first after the cache is full, one ending at each decade from 10K below the end, the last.
+std::vector<LatencyWindow> plan_windows(uint64_t n_tokens, uint64_t n_cache_tokens) {
+  std::vector<LatencyWindow> windows;
+  // Generated token i is fed at stream index i + 1 (after BOS); from i = n_cache_tokens on, every
+  // token attends over a full cache.
+  const uint64_t full = n_cache_tokens;
+  if (full + kWindowTokens <= n_tokens) {
+    windows.push_back({fmt::format("cache full: tokens {}..{}", full, full + kWindowTokens), full,
+                       full + kWindowTokens});
+  }
+  for (uint64_t decade = 10'000; decade < n_tokens; decade *= 10) {
+    if (decade - kWindowTokens < full + kWindowTokens) continue;
+    windows.push_back(
+        {fmt::format("around {}: tokens {}..{}", decade, decade - kWindowTokens, decade),
+         decade - kWindowTokens, decade});
+  }
+  if (n_tokens >= kWindowTokens && (windows.empty() || windows.back().end != n_tokens)) {
+    windows.push_back({fmt::format("last: tokens {}..{}", n_tokens - kWindowTokens, n_tokens),
+                       n_tokens - kWindowTokens, n_tokens});
+  }
+  return windows;
+}
+
+// Peak resident set size in bytes: VmHWM from /proc/self/status, else getrusage's ru_maxrss.
+uint64_t peak_rss_bytes() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;  // "... kB"
+  }
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<uint64_t>(usage.ru_maxrss) * 1024;  // KiB on Linux
+}
+
+double mib(uint64_t n_bytes) { return static_cast<double>(n_bytes) / (1024.0 * 1024.0); }
+
+int bench(const BenchArgs& a) {
+  SLLM_CLI_ASSIGN(auto engine, Engine::load(a.model.path));
+  SLLM_CLI_ASSIGN(SessionOptions session_options, a.cache.to_options(engine->model.config()));
+  SLLM_CLI_ASSIGN(SamplerOptions sampler_options, a.sampling.to_options());
+  const Tokenizer& tok = *engine->tokenizer;
+  if (tok.vocab().bos < 0) {
+    return report(Error(ErrorCode::kInvalidInput, "the model has no BOS token to start from"));
+  }
+  ThreadPool pool(a.model.threads());
+  SLLM_CLI_ASSIGN(auto session, Session::create(engine->model, session_options, pool));
+  Sampler sampler(sampler_options, engine->model.config().n_vocab);
+  const std::string cache = describe_cache(session_options);
+  fmt::print(
+      stderr,
+      "streamingllm bench: {} | policy {} | cache {} tokens, {} bytes ({}) | {} threads | {}\n",
+      a.model.path, policy_name(session_options.policy), session->cache_tokens(),
+      session->cache_bytes(), cache, pool.n_threads(), ops::simd_target_name());
+
+  std::vector<LatencyWindow> windows = plan_windows(a.n_tokens, session->cache_tokens());
+  const uint64_t kRssCheckpoint = 10'000;
+  uint64_t rss_at_checkpoint = 0;
+  std::vector<float> logits(engine->model.config().n_vocab);
+  using Clock = std::chrono::steady_clock;
+
+  const TokenId bos[1] = {tok.vocab().bos};
+  SLLM_CLI_CHECK(session->feed(bos));
+  sampler.accept(bos[0]);
+  const auto start = Clock::now();
+  const double cpu_start = process_cpu_seconds();
+  auto last_report = start;
+  size_t next_window = 0;
+  const auto starts_window = [&](uint64_t i) {
+    for (const LatencyWindow& w : windows) {
+      if (w.begin == i) return true;
+    }
+    return false;
+  };
+  for (uint64_t i = 0; i < a.n_tokens; ++i) {
+    const double cpu_at_t0 = starts_window(i) ? process_cpu_seconds() : 0.0;
+    const auto t0 = Clock::now();
+    std::copy(session->last_logits().begin(), session->last_logits().end(), logits.begin());
+    const TokenId next[1] = {sampler.sample(logits)};
+    sampler.accept(next[0]);
+    SLLM_CLI_CHECK(session->feed(next));
+    const auto t1 = Clock::now();
+
+    while (next_window < windows.size() && i >= windows[next_window].end) ++next_window;
+    for (size_t w = next_window; w < windows.size() && windows[w].begin <= i; ++w) {
+      LatencyWindow& window = windows[w];
+      if (window.n_tokens == 0) window.cpu_begin = cpu_at_t0;
+      window.wall_seconds += std::chrono::duration<double>(t1 - t0).count();
+      if (++window.n_tokens == window.end - window.begin) {
+        window.cpu_seconds = process_cpu_seconds() - window.cpu_begin;
+      }
+    }
+    if (i + 1 == kRssCheckpoint) rss_at_checkpoint = peak_rss_bytes();
+    if (a.report_every > 0 && (i + 1) % a.report_every == 0) {
+      const double since = std::chrono::duration<double>(t1 - last_report).count();
+      fmt::print(stderr, "{:>12} tokens | {:>9.1f} tok/s | peak RSS {:.1f} MiB\n", i + 1,
+                 static_cast<double>(a.report_every) / since, mib(peak_rss_bytes()));
+      last_report = t1;
+    }
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  const double cpu_seconds = process_cpu_seconds() - cpu_start;
+  const uint64_t rss_end = peak_rss_bytes();
+  const double tokens_per_s = seconds > 0 ? static_cast<double>(a.n_tokens) / seconds : 0.0;
+
+  // The report: stdout, then optionally JSON.
+  fmt::print("model:        {}\n", a.model.path);
+  fmt::print("policy:       {} ({}), cache {} tokens, {} bytes\n",
+             policy_name(session_options.policy), cache, session->cache_tokens(),
+             session->cache_bytes());
+  fmt::print("threads:      {} ({})\n", pool.n_threads(), ops::simd_target_name());
+  fmt::print(
+      "generated:    {} tokens in {:.2f} s: {:.1f} tok/s (sampling included); CPU {:.2f} s\n",
+      a.n_tokens, seconds, tokens_per_s, cpu_seconds);
+  fmt::print("latency per token, mean over {} tokens:      wall          CPU\n", kWindowTokens);
+  for (const LatencyWindow& w : windows) {
+    fmt::print("  {:<38} {:9.2f} us {:9.2f} us\n", w.label, w.wall_us(), w.cpu_us());
+  }
+  double wall_ratio = 0, cpu_ratio = 0;
+  if (windows.size() >= 2 && windows.front().wall_us() > 0 && windows.front().cpu_us() > 0) {
+    wall_ratio = windows.back().wall_us() / windows.front().wall_us();
+    cpu_ratio = windows.back().cpu_us() / windows.front().cpu_us();
+    fmt::print("  {:<38} {:9.3f}    {:9.3f}\n", "last / cache full", wall_ratio, cpu_ratio);
+  }
+  if (rss_at_checkpoint > 0) {
+    fmt::print("peak RSS:     {:.2f} MiB at {} tokens, {:.2f} MiB at the end ({:+.2f} MiB)\n",
+               mib(rss_at_checkpoint), kRssCheckpoint, mib(rss_end),
+               mib(rss_end) - mib(rss_at_checkpoint));
+  } else {
+    fmt::print("peak RSS:     {:.2f} MiB at the end\n", mib(rss_end));
+  }
+
+  if (!a.json_path.empty()) {
+    nlohmann::json j;
+    j["model"] = a.model.path;
+    j["policy"] = policy_name(session_options.policy);
+    j["n_sinks"] = session_options.n_sinks;
+    j["window"] = session_options.window;
+    j["cache_tokens"] = session->cache_tokens();
+    j["cache_bytes"] = session->cache_bytes();
+    j["threads"] = pool.n_threads();
+    j["simd_target"] = ops::simd_target_name();
+    j["n_tokens"] = a.n_tokens;
+    j["seconds"] = seconds;
+    j["tokens_per_second"] = tokens_per_s;
+    j["cpu_seconds"] = cpu_seconds;
+    for (const LatencyWindow& w : windows) {
+      j["latency_windows"].push_back({{"label", w.label},
+                                      {"begin", w.begin},
+                                      {"end", w.end},
+                                      {"wall_us", w.wall_us()},
+                                      {"cpu_us", w.cpu_us()}});
+    }
+    j["latency_ratio_last_to_cache_full"] = {{"wall", wall_ratio}, {"cpu", cpu_ratio}};
+    j["peak_rss_bytes_at_10k"] = rss_at_checkpoint;
+    j["peak_rss_bytes_at_end"] = rss_end;
+    std::ofstream out(a.json_path);
+    out << j.dump(2) << "\n";
+    if (!out) return report(Error(ErrorCode::kIo, "cannot write '" + a.json_path + "'"));
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command add_bench(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "bench", "Generate an endless stream and report tokens/s, per-token latency and memory");
+  a->model.add(*cmd);
+  cmd->add_option("--tokens", a->n_tokens, "Tokens to generate (EOS is fed back like any token)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1}, std::numeric_limits<uint64_t>::max()));
+  cmd->add_option("--report-every", a->report_every,
+                  "Print tok/s and peak RSS to stderr every K tokens (0 = never)")
+      ->capture_default_str();
+  cmd->add_option("--json", a->json_path, "Also write the results as JSON to this file");
+  a->sampling.add(*cmd);
+  a->cache.add(*cmd);
+  return [a] { return bench(*a); };
+}
+
+}  // namespace sllm::cli
