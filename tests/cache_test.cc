@@ -160,11 +160,12 @@ SessionOptions policy(CachePolicy p, size_t n_sinks, size_t window) {
 
 // Acceptance 1: streaming with S + W >= the stream is dense, bit for bit (f32 and f16 caches).
 TEST(StreamingCacheTest, LargeStreamingCacheIsBitIdenticalToDense) {
-  const auto tokens = story_tokens(1000);
+  const size_t n = stream_length(1000, 300);
+  const auto tokens = story_tokens(n);
   ThreadPool pool(2);
   for (TensorType kv : {TensorType::kF32, TensorType::kF16}) {
-    auto dense_opts = policy(CachePolicy::kDense, 0, 1000);
-    auto stream_opts = policy(CachePolicy::kStreaming, 4, 996);
+    auto dense_opts = policy(CachePolicy::kDense, 0, n);
+    auto stream_opts = policy(CachePolicy::kStreaming, 4, n - 4);
     dense_opts.kv_type = stream_opts.kv_type = kv;
     auto dense = make_session(dense_opts, pool);
     auto streaming = make_session(stream_opts, pool);
@@ -179,7 +180,7 @@ TEST(StreamingCacheTest, LargeStreamingCacheIsBitIdenticalToDense) {
 // Acceptance 2: streaming (S=4, W=60) over 3000 tokens agrees with the paper's method (keys
 // stored unrotated, the whole cache re-rotated at in-cache positions every step).
 TEST(StreamingCacheTest, MatchesNaiveReRotatingReferenceOver3000Tokens) {
-  const auto tokens = story_tokens(3000);
+  const auto tokens = story_tokens(stream_length(3000, 400));
   ThreadPool pool(1);
   auto session = make_session(policy(CachePolicy::kStreaming, 4, 60), pool);
   const auto model = ReferenceLlama::load(stories_gguf());
@@ -222,7 +223,7 @@ TEST(StreamingCacheTest, WindowIsStreamingWithoutSinks) {
 
 // Acceptance 3b: recompute equals a full fresh forward over the last W tokens at every step.
 TEST(StreamingCacheTest, RecomputeIsAFreshForwardOverTheLastWTokens) {
-  const size_t kWindow = 32, kSteps = 300;
+  const size_t kWindow = 32, kSteps = stream_length(300, 80);
   const auto tokens = story_tokens(kSteps);
   ThreadPool pool(1);
   auto recompute = make_session(policy(CachePolicy::kRecompute, 0, kWindow), pool);
@@ -252,7 +253,7 @@ TEST(StreamingCacheTest, RecomputeIsAFreshForwardOverTheLastWTokens) {
 // Acceptance 4: chunked prefill of 2000 tokens with W=100 equals token-by-token feeding, for
 // batches smaller than, equal to and larger than the window.
 TEST(StreamingCacheTest, ChunkedPrefillEqualsTokenByToken) {
-  const auto tokens = story_tokens(2000);
+  const auto tokens = story_tokens(stream_length(2000, 600));
   ThreadPool pool(2);
   auto one = make_session(policy(CachePolicy::kStreaming, 4, 100), pool);
   const auto expected = feed_one_by_one(*one, tokens);
@@ -308,7 +309,7 @@ TEST(StreamingCacheTest, LargeStartPositionsGiveTheSameLogits) {
 // once per layer, and the bytes of a held slot never change while its token is held.
 TEST(StreamingCacheTest, KeysAreWrittenOnceAndNeverRewritten) {
   const size_t kSinks = 4, kWindow = 60;
-  const auto tokens = story_tokens(1000);
+  const auto tokens = story_tokens(stream_length(1000, 300));
   ThreadPool pool(1);
   auto session = make_session(policy(CachePolicy::kStreaming, kSinks, kWindow), pool);
   const KvCache& cache = session->cache();
@@ -336,7 +337,7 @@ TEST(StreamingCacheTest, KeysAreWrittenOnceAndNeverRewritten) {
       }
     }
   }
-  // The sinks still hold tokens 0..3, written once, 1000 tokens ago.
+  // The sinks still hold tokens 0..3, written once, at the start of the stream.
   for (size_t s = 0; s < kSinks; ++s) EXPECT_EQ(cache.slot_token(0, s), s);
 }
 
