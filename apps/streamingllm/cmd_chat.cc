@@ -88,7 +88,7 @@ class StdinSource final : public TurnSource {
  public:
   std::optional<std::string> next() override {
     std::string line;
-    while (std::getline(std::cin, line)) {
+    while (!g_interrupted.load() && std::getline(std::cin, line)) {
       if (line.find_first_not_of(" \t\r") != std::string::npos) return line;
     }
     return std::nullopt;

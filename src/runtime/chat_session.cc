@@ -144,6 +144,10 @@ Result<Reply> ChatSession::send(std::string_view user_text, const ReplyOptions& 
   Reply reply;
   auto start = std::chrono::steady_clock::now();
   SLLM_ASSIGN_OR_RETURN(reply.prompt_tokens, turn_tokens(user_text));
+  if (reply.prompt_tokens.empty() && session_->n_seen() == 0) {
+    return Error(ErrorCode::kInvalidInput,
+                 "the first turn is empty: there is nothing for the reply to follow");
+  }
   SLLM_RETURN_IF_ERROR(session_->feed(reply.prompt_tokens));
   for (TokenId t : reply.prompt_tokens) sampler_.accept(t);
   reply.prompt_seconds = seconds_since(start);
