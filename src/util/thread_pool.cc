@@ -1,6 +1,26 @@
 #include "util/thread_pool.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
 namespace sllm {
+
+namespace {
+
+// Spin iterations before sleeping: a pause is ~40 to ~140 cycles depending on the CPU, so a few
+// tens of microseconds, which covers the gaps between the jobs of one token.
+constexpr int kSpinIterations = 2000;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+}  // namespace
 
 ThreadPool::ThreadPool(size_t n_threads) {
   const size_t n_workers = n_threads > 1 ? n_threads - 1 : 0;
@@ -13,7 +33,7 @@ ThreadPool::ThreadPool(size_t n_threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true, std::memory_order_release);
   }
   start_cv_.notify_all();
   for (auto& t : workers_) t.join();
@@ -30,33 +50,55 @@ void ThreadPool::run(size_t n_tasks, const std::function<void(size_t)>& fn) {
     for (size_t task = 0; task < n_tasks; ++task) fn(task);
     return;
   }
+  fn_ = &fn;
+  n_tasks_ = n_tasks;
+  n_pending_.store(workers_.size(), std::memory_order_relaxed);
+  bool wake = false;
   {
+    // Under the lock, so that a worker about to sleep either sees the new generation in its wait
+    // predicate or is counted in n_sleeping_ and notified.
     std::lock_guard<std::mutex> lock(mu_);
-    fn_ = &fn;
-    n_tasks_ = n_tasks;
-    n_pending_ = workers_.size();
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
+    wake = n_sleeping_ > 0;
   }
-  start_cv_.notify_all();
+  if (wake) start_cv_.notify_all();
   do_share(0, n_threads());
+
+  for (int i = 0; i < kSpinIterations; ++i) {
+    if (n_pending_.load(std::memory_order_acquire) == 0) return;
+    cpu_relax();
+  }
   std::unique_lock<std::mutex> lock(mu_);
-  done_cv_.wait(lock, [this] { return n_pending_ == 0; });
-  fn_ = nullptr;
+  caller_sleeping_ = true;
+  done_cv_.wait(lock, [this] { return n_pending_.load(std::memory_order_acquire) == 0; });
+  caller_sleeping_ = false;
 }
 
 void ThreadPool::worker_loop(size_t worker) {
-  size_t seen = 0;
+  uint64_t seen = 0;
   for (;;) {
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      start_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
+    bool started = false;
+    for (int i = 0; i < kSpinIterations && !started; ++i) {
+      started = generation_.load(std::memory_order_acquire) != seen ||
+                stop_.load(std::memory_order_acquire);
+      if (!started) cpu_relax();
     }
+    if (!started) {
+      std::unique_lock<std::mutex> lock(mu_);
+      ++n_sleeping_;
+      start_cv_.wait(lock, [&] {
+        return stop_.load(std::memory_order_acquire) ||
+               generation_.load(std::memory_order_acquire) != seen;
+      });
+      --n_sleeping_;
+    }
+    if (stop_.load(std::memory_order_acquire)) return;
+    seen = generation_.load(std::memory_order_acquire);
     do_share(worker + 1, n_threads());
-    {
+    if (n_pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      // The last one out wakes the caller if it stopped spinning.
       std::lock_guard<std::mutex> lock(mu_);
-      if (--n_pending_ == 0) done_cv_.notify_one();
+      if (caller_sleeping_) done_cv_.notify_one();
     }
   }
 }

@@ -1,10 +1,19 @@
 // A fork-join thread pool: run(n_tasks, fn) calls fn(task) for every task in [0, n_tasks) on the
 // pool's threads and the caller's, and returns when all are done. Passed explicitly to whoever
 // needs it (no global pool), so two sessions in one process can each have their own.
+//
+// Decoding calls run() dozens of times per token, each for a few microseconds of work, so a
+// wake-up through a condition variable (a futex call on each side, tens of microseconds when the
+// scheduler is busy) would cost more than the work. Workers therefore spin on an atomic
+// generation counter for a while after each job and only then sleep; the caller spins for the
+// workers to finish before it sleeps too. Callers with tiny jobs should not call run() at all
+// (see worth_parallel()).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -25,19 +34,30 @@ class ThreadPool {
   // Calls fn(task) for task in [0, n_tasks). Tasks are handed out in contiguous blocks.
   void run(size_t n_tasks, const std::function<void(size_t task)>& fn);
 
+  // Whether a job of n_flops floating-point operations (multiply-adds count as 1) is large enough
+  // to be split: below about 32K, handing it out and joining costs more than it saves.
+  bool worth_parallel(size_t n_flops) const { return !workers_.empty() && n_flops >= kMinFlops; }
+
  private:
+  static constexpr size_t kMinFlops = size_t{1} << 15;
+
   void worker_loop(size_t worker);
   void do_share(size_t share, size_t n_shares);
 
   std::vector<std::thread> workers_;
+  // The job: written by run() before it bumps generation_, read by workers after they see it.
+  const std::function<void(size_t)>* fn_ = nullptr;
+  size_t n_tasks_ = 0;
+  std::atomic<uint64_t> generation_{0};  // one increment per job
+  std::atomic<size_t> n_pending_{0};     // workers still busy with the current job
+  std::atomic<bool> stop_{false};
+
+  // Sleeping, after the spin: workers wait on start_cv_, the caller on done_cv_.
   std::mutex mu_;
   std::condition_variable start_cv_;
   std::condition_variable done_cv_;
-  const std::function<void(size_t)>* fn_ = nullptr;
-  size_t n_tasks_ = 0;
-  size_t generation_ = 0;
-  size_t n_pending_ = 0;
-  bool stop_ = false;
+  size_t n_sleeping_ = 0;         // workers waiting on start_cv_ (guarded by mu_)
+  bool caller_sleeping_ = false;  // the caller waits on done_cv_ (guarded by mu_)
 };
 
 }  // namespace sllm
