@@ -1,14 +1,17 @@
 // matmul timings at the weight shapes of TinyLlama-1.1B (dim 2048, ffn 5632): the scalar reference
 // (ops_ref.h) against the Highway kernel (ops.h) on one thread, for every weight type, batch 1
-// (decoding) and batch 8 (prompt chunks). After the usual table it prints reference / Highway.
+// (decoding) and batch 8 (prompt chunks); then one attention head over 1024 cached rows. After the
+// usual table it prints reference / Highway.
 //
 //   build/<dir>/bench/kernels_bench [--benchmark_filter=q4_0]
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <memory>
 #include <random>
+#include <span>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -99,7 +102,12 @@ class RatioReporter : public benchmark::ConsoleReporter {
       const std::string base = name.substr(0, name.size() - suffix.size());
       const auto hwy = real_time_.find(base + "/hwy");
       if (hwy == real_time_.end()) continue;
-      std::printf("  %-32s %6.1fx\n", base.c_str(), ref_time / hwy->second);
+      std::printf("  %-40s %6.1fx", base.c_str(), ref_time / hwy->second);
+      // Attention also has the per-row kernels it replaced.
+      const auto rows = real_time_.find(base + "/rows");
+      if (rows != real_time_.end())
+        std::printf("   (per-row kernels: %.1fx)", rows->second / hwy->second);
+      std::printf("\n");
     }
   }
 
@@ -111,7 +119,8 @@ void register_matmul_benchmarks() {
   struct Shape {
     size_t n_rows, n_cols;
   };
-  const Shape shapes[] = {{2048, 2048}, {5632, 2048}};  // TinyLlama wq and w1/w3
+  // TinyLlama wq and w1/w3; stories260K wq, w1/w3, w2 and output.
+  const Shape shapes[] = {{2048, 2048}, {5632, 2048}, {64, 64}, {172, 64}, {64, 172}, {512, 64}};
   const TensorType types[] = {TensorType::kF32, TensorType::kF16, TensorType::kBF16,
                               TensorType::kQ8_0, TensorType::kQ4_0};
   for (TensorType type : types) {
@@ -132,6 +141,67 @@ void register_matmul_benchmarks() {
   }
 }
 
+// One head attending over n_rows cached rows laid out as in KvCache (rows of n_kv_heads heads):
+// the fused kernel (/hwy), the per-row kernels it replaced (/rows: a dispatched dot_kv per key,
+// softmax, a dispatched axpy_kv per value) and the double reference (/ref).
+void bm_attention(benchmark::State& state, TensorType kv_type, size_t head_dim, size_t n_rows,
+                  const std::string& variant) {
+  constexpr size_t kKvHeads = 4;
+  const size_t elem_bytes = kv_type == TensorType::kF32 ? 4 : 2;
+  const ops::KvLayout layout{kv_type, head_dim, kKvHeads * head_dim * elem_bytes};
+  std::mt19937 rng(3);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> kv(2 * n_rows * kKvHeads * head_dim);
+  for (auto& v : kv) v = dist(rng);
+  std::vector<uint8_t> keys(n_rows * layout.row_bytes), values(n_rows * layout.row_bytes);
+  ops::store_kv(kv.data(), keys.data(), kv_type, n_rows * kKvHeads * head_dim);
+  ops::store_kv(kv.data() + n_rows * kKvHeads * head_dim, values.data(), kv_type,
+                n_rows * kKvHeads * head_dim);
+  std::vector<float> q(head_dim), scores(n_rows), out(head_dim);
+  for (auto& v : q) v = dist(rng);
+  const ops::KvRun run{q.data(), keys.data(), values.data(), n_rows};
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  for (auto _ : state) {
+    if (variant == "hwy") {
+      ops::attention(layout, std::span(&run, 1), scale, scores.data(), out.data());
+    } else if (variant == "ref") {
+      ops::ref::attention(layout, std::span(&run, 1), scale, scores.data(), out.data());
+    } else {
+      for (size_t r = 0; r < n_rows; ++r) {
+        scores[r] = ops::dot_kv(q.data(), &keys[r * layout.row_bytes], kv_type, head_dim) * scale;
+      }
+      ops::softmax(scores.data(), n_rows);
+      std::fill(out.begin(), out.end(), 0.0f);
+      for (size_t r = 0; r < n_rows; ++r) {
+        ops::axpy_kv(scores[r], &values[r * layout.row_bytes], kv_type, out.data(), head_dim);
+      }
+    }
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["ns/row"] = benchmark::Counter(
+      static_cast<double>(n_rows) * static_cast<double>(state.iterations()),
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert, benchmark::Counter::kIs1000);
+}
+
+void register_attention_benchmarks() {
+  for (TensorType kv_type : {TensorType::kF32, TensorType::kF16}) {
+    const char* type_name = tensor_type_traits(static_cast<uint32_t>(kv_type))->name;
+    for (size_t head_dim : {8, 64, 128}) {
+      for (size_t n_rows : {128, 1024}) {
+        for (const char* variant : {"ref", "rows", "hwy"}) {
+          const std::string name = std::string("attention/") + type_name +
+                                   "/head_dim:" + std::to_string(head_dim) +
+                                   "/rows:" + std::to_string(n_rows) + "/" + variant;
+          benchmark::RegisterBenchmark(name.c_str(), bm_attention, kv_type, head_dim, n_rows,
+                                       std::string(variant))
+              ->Unit(benchmark::kMicrosecond);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace sllm
 
@@ -140,6 +210,7 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::AddCustomContext("simd_target", sllm::ops::simd_target_name());
   sllm::register_matmul_benchmarks();
+  sllm::register_attention_benchmarks();
   sllm::RatioReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();

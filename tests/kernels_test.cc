@@ -3,13 +3,16 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <iterator>
 #include <limits>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "hwy/tests/hwy_gtest.h"
@@ -581,6 +584,175 @@ TEST_P(Kernels, KvOpsMatchReference) {
   }
 }
 
+// ------------------------------------------------------------------------------------------------
+// attention
+
+// Rows of kKvHeads heads each, like a KV cache; the tests attend with head 1, so every row read
+// has another head's elements on both sides.
+struct TestKv {
+  static constexpr size_t kKvHeads = 3;
+  ops::KvLayout layout;
+  std::vector<uint8_t> keys, values;  // [n_rows, kKvHeads * head_dim] of layout.type
+  std::vector<float> key_values;      // [n_rows, head_dim] head 1's keys, decoded
+
+  TestKv(std::mt19937& rng, TensorType type, size_t head_dim, size_t n_rows, float key_range) {
+    const size_t elem_bytes = type == TensorType::kF32 ? 4 : 2;
+    layout = {type, head_dim, kKvHeads * head_dim * elem_bytes};
+    const size_t n = n_rows * kKvHeads * head_dim;
+    const std::vector<float> k = random_floats(rng, n, -key_range, key_range);
+    const std::vector<float> v = random_floats(rng, n, -2.0f, 2.0f);
+    keys.resize(n * elem_bytes);
+    values.resize(n * elem_bytes);
+    ops::ref::store_kv(k.data(), keys.data(), type, n);
+    ops::ref::store_kv(v.data(), values.data(), type, n);
+    key_values.resize(n_rows * head_dim);
+    for (size_t r = 0; r < n_rows; ++r) {
+      quant::dequantize_row_ref(type, key(r), &key_values[r * head_dim], head_dim);
+    }
+  }
+  const uint8_t* key(size_t row) const { return &keys[row * layout.row_bytes + head_offset()]; }
+  const uint8_t* value(size_t row) const { return &values[row * layout.row_bytes + head_offset()]; }
+  size_t head_offset() const { return layout.row_bytes / kKvHeads; }
+};
+
+// Splits rows [0, n_rows) into runs at the given boundaries; the first run is scored with q_first
+// (as sinks are), the others with q.
+std::vector<ops::KvRun> split_runs(const TestKv& kv, size_t n_rows, std::vector<size_t> cuts,
+                                   const float* q_first, const float* q) {
+  cuts.push_back(n_rows);
+  std::vector<ops::KvRun> runs;
+  size_t begin = 0;
+  for (size_t end : cuts) {
+    runs.push_back({runs.empty() ? q_first : q, kv.key(begin), kv.value(begin), end - begin});
+    begin = end;
+  }
+  return runs;
+}
+
+TEST_P(Kernels, AttentionMatchesReference) {
+  std::mt19937 rng(17);
+  for (TensorType type : {TensorType::kF32, TensorType::kF16}) {
+    for (size_t head_dim : {1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17, 24, 32, 64, 80, 128}) {
+      for (size_t n_rows : {1, 2, 3, 5, 8, 9, 17, 33, 100, 1024}) {
+        // Scores spread over about +-8: some weights near 1, most tiny, as in a trained model.
+        const float key_range = 8.0f / std::sqrt(static_cast<float>(head_dim));
+        TestKv kv(rng, type, head_dim, n_rows, key_range);
+        const std::vector<float> q = random_floats(rng, head_dim, -1.0f, 1.0f);
+        const std::vector<float> q_sink = random_floats(rng, head_dim, -1.0f, 1.0f);
+        const std::vector<ops::KvRun> runs =
+            split_runs(kv, n_rows, {std::min<size_t>(4, n_rows)}, q_sink.data(), q.data());
+        const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+        std::vector<float> expected(head_dim), weights(n_rows);
+        ops::ref::attention(kv.layout, runs, scale, weights.data(), expected.data());
+        Shifted<float> out(std::vector<float>(head_dim, -1.0f), 1);
+        std::vector<float> scores(n_rows);
+        ops::attention(kv.layout, runs, scale, scores.data(), out.data());
+        // A score is off by (head_dim + 2) eps |scale q| . |k| (the dot, then the scale); a weight
+        // by twice the largest score error, plus exp (4 eps) and the sum of n_rows terms; the
+        // weighted sum adds (n_rows + 4) eps of sum_n w_n |v_n|.
+        double score_error = 0.0;
+        for (size_t r = 0; r < n_rows; ++r) {
+          const float* qr = r < 4 ? q_sink.data() : q.data();
+          double abs_dot = 0.0;
+          for (size_t i = 0; i < head_dim; ++i) {
+            abs_dot += std::fabs(double{qr[i]} * kv.key_values[r * head_dim + i]);
+          }
+          score_error = std::max(score_error, ulps(head_dim + 2) * scale * abs_dot);
+        }
+        const double weight_rel = 2.0 * score_error + ulps(n_rows + 8);
+        const std::vector<float> got = out.values();
+        for (size_t i = 0; i < head_dim; ++i) {
+          double abs_sum = 0.0;
+          for (size_t r = 0; r < n_rows; ++r) {
+            float v;
+            quant::dequantize_row_ref(type, kv.value(r) + i * (type == TensorType::kF32 ? 4 : 2),
+                                      &v, 1);
+            abs_sum += weights[r] * std::fabs(v);
+          }
+          ASSERT_NEAR(got[i], expected[i], (weight_rel + ulps(n_rows + 4)) * abs_sum + 1e-30)
+              << tensor_type_traits(static_cast<uint32_t>(type))->name << " head_dim=" << head_dim
+              << " rows=" << n_rows << " i=" << i;
+        }
+      }
+    }
+  }
+}
+
+// The property the cache's bit-identity (dense vs streaming) rests on: the same rows give the same
+// bits however they are split into runs, and wherever the runs lie in memory.
+TEST_P(Kernels, AttentionDoesNotDependOnHowRowsAreSplit) {
+  std::mt19937 rng(18);
+  for (TensorType type : {TensorType::kF32, TensorType::kF16}) {
+    for (size_t head_dim : {3, 8, 16, 64}) {
+      const size_t n_rows = 37;
+      TestKv kv(rng, type, head_dim, n_rows, 2.0f);
+      const std::vector<float> q = random_floats(rng, head_dim, -1.0f, 1.0f);
+      const float scale = 0.5f;
+      std::vector<float> scores(n_rows);
+      std::vector<float> whole(head_dim);
+      const auto one_run = split_runs(kv, n_rows, {}, q.data(), q.data());
+      ops::attention(kv.layout, one_run, scale, scores.data(), whole.data());
+
+      // Every single cut, then random cuts into 2..4 runs (some of them empty).
+      std::vector<std::vector<size_t>> splits;
+      for (size_t cut = 0; cut <= n_rows; ++cut) splits.push_back({cut});
+      std::uniform_int_distribution<size_t> row(0, n_rows);
+      for (int i = 0; i < 50; ++i) {
+        std::vector<size_t> cuts(1 + i % 3);
+        for (auto& c : cuts) c = row(rng);
+        std::sort(cuts.begin(), cuts.end());
+        splits.push_back(cuts);
+      }
+      for (const auto& cuts : splits) {
+        std::vector<float> got(head_dim, -1.0f);
+        ops::attention(kv.layout, split_runs(kv, n_rows, cuts, q.data(), q.data()), scale,
+                       scores.data(), got.data());
+        ASSERT_EQ(bit_patterns(got), bit_patterns(whole))
+            << tensor_type_traits(static_cast<uint32_t>(type))->name << " head_dim=" << head_dim
+            << " first cut=" << cuts[0] << " of " << cuts.size();
+      }
+
+      // The same rows copied one element further into memory (other alignment), two runs.
+      TestKv moved = kv;
+      const size_t elem_bytes = type == TensorType::kF32 ? 4 : 2;
+      moved.keys.insert(moved.keys.begin(), elem_bytes, 0);
+      moved.values.insert(moved.values.begin(), elem_bytes, 0);
+      std::vector<float> got(head_dim);
+      const auto runs = split_runs(kv, n_rows, {13}, q.data(), q.data());
+      std::vector<ops::KvRun> moved_runs = runs;
+      for (auto& run : moved_runs) {
+        run.keys =
+            static_cast<const uint8_t*>(run.keys) - kv.keys.data() + moved.keys.data() + elem_bytes;
+        run.values = static_cast<const uint8_t*>(run.values) - kv.values.data() +
+                     moved.values.data() + elem_bytes;
+      }
+      ops::attention(kv.layout, moved_runs, scale, scores.data(), got.data());
+      ASSERT_EQ(bit_patterns(got), bit_patterns(whole)) << "moved, head_dim=" << head_dim;
+    }
+  }
+}
+
+// Huge scores (no overflow: the max is subtracted) and a single row (weight exactly 1).
+TEST_P(Kernels, AttentionEdgeCases) {
+  std::mt19937 rng(19);
+  const size_t head_dim = 8;
+  TestKv kv(rng, TensorType::kF32, head_dim, 5, 1000.0f);
+  const std::vector<float> q = random_floats(rng, head_dim, 1.0f, 2.0f);
+  std::vector<float> scores(5), out(head_dim), expected(head_dim), weights(5);
+  const auto runs = split_runs(kv, 5, {2}, q.data(), q.data());
+  ops::attention(kv.layout, runs, 1.0f, scores.data(), out.data());
+  ops::ref::attention(kv.layout, runs, 1.0f, weights.data(), expected.data());
+  for (size_t i = 0; i < head_dim; ++i) {
+    ASSERT_TRUE(std::isfinite(out[i]));
+    ASSERT_NEAR(out[i], expected[i], 1e-5f);
+  }
+  const auto one_row = split_runs(kv, 1, {}, q.data(), q.data());
+  ops::attention(kv.layout, one_row, 1.0f, scores.data(), out.data());
+  std::vector<float> v(head_dim);
+  quant::dequantize_row_ref(TensorType::kF32, kv.value(0), v.data(), head_dim);
+  EXPECT_EQ(out, v);
+}
+
 TEST_P(Kernels, StoreKvF16MatchesScalarOnAllKindsOfValues) {
   // Random bit patterns (NaN, inf, overflow, subnormal, zero), then exact midpoints between two
   // f16 values, where only round-half-to-even decides: random ones, and every subnormal one.
@@ -729,8 +901,8 @@ TEST_P(Kernels, MatmulMatchesReferenceAtRealShapes) {
 TEST_P(Kernels, MatmulIndependentOfThreadsAndBatch) {
   std::mt19937 rng(22);
   ThreadPool pools[] = {ThreadPool(1), ThreadPool(2), ThreadPool(3)};
-  const size_t n_rows = 67;  // several chunks of rows, not a multiple of any chunk size
-  const size_t n_cols = 96;
+  const size_t n_rows = 67;   // several chunks of rows, not a multiple of any chunk size
+  const size_t n_cols = 512;  // large enough for the pool to split even one batch row
   for (TensorType type : kAllTypes) {
     const std::vector<float> w_values = random_floats(rng, n_rows * n_cols, -1.0f, 1.0f);
     TestMatrix m = make_matrix(type, n_rows, n_cols, 0, 0, encode(type, w_values));
@@ -748,6 +920,27 @@ TEST_P(Kernels, MatmulIndependentOfThreadsAndBatch) {
             << tensor_type_traits(static_cast<uint32_t>(type))->name << " batch=" << n_batch
             << " threads=" << pool.n_threads();
       }
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// ThreadPool (the matmul tests above depend on it)
+
+// Every task runs exactly once per run(), whether the workers are spinning (back-to-back jobs) or
+// asleep (a pause longer than their spin), and tiny jobs are not worth waking them for.
+TEST(ThreadPool, RunsEveryTaskOnceAcrossSpinAndSleep) {
+  for (size_t n_threads : {1, 2, 3}) {
+    ThreadPool pool(n_threads);
+    EXPECT_EQ(pool.n_threads(), n_threads);
+    EXPECT_FALSE(pool.worth_parallel(100));
+    EXPECT_EQ(pool.worth_parallel(size_t{1} << 20), n_threads > 1);
+    for (int job = 0; job < 200; ++job) {
+      const size_t n_tasks = static_cast<size_t>(job % 7);
+      std::vector<std::atomic<int>> runs(n_tasks);
+      pool.run(n_tasks, [&](size_t task) { runs[task].fetch_add(1); });
+      for (size_t t = 0; t < n_tasks; ++t) ASSERT_EQ(runs[t].load(), 1) << "job " << job;
+      if (job % 50 == 49) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
 }

@@ -4,7 +4,9 @@
 #include <cassert>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <limits>
+#include <span>
 #include <string>
 
 #include "kernels/ops.h"
@@ -111,7 +113,7 @@ void KvCache::attend(size_t layer, float* q, float* k, const float* v, float* ou
     abs_angles_[i].rotate(qi, shape_.n_heads);
   }
 
-  pool.run(shape_.n_heads, [&](size_t head) {
+  const auto run_head = [&](size_t head) {
     float* scores = &scores_[head * n_slots_];
     for (size_t i = 0; i < n_batch_; ++i) {
       const float* qi = q + i * q_dim;
@@ -120,7 +122,14 @@ void KvCache::attend(size_t layer, float* q, float* k, const float* v, float* ou
       attend_head(layer, head, i, qi + head * shape_.head_dim, qs + head * shape_.head_dim,
                   out + i * q_dim + head * shape_.head_dim, scores);
     }
-  });
+  };
+  // A short cache is not worth waking the pool for: its heads run here, in the same order.
+  const size_t n_visible = static_cast<size_t>(std::min<uint64_t>(t0, n_slots_)) + n_batch_;
+  if (pool.worth_parallel(2 * n_batch_ * q_dim * n_visible)) {
+    pool.run(shape_.n_heads, run_head);
+  } else {
+    for (size_t head = 0; head < shape_.n_heads; ++head) run_head(head);
+  }
 
   // Keep the batch's K/V: each token goes to its slot once. A window token that a later token of
   // the same batch would displace is never stored (it was only needed by this batch's queries).
@@ -157,39 +166,35 @@ void KvCache::attend_head(size_t layer, size_t head, size_t i, const float* q, c
   const uint8_t* layer_k = &keys_[layer * n_slots_ * slot_bytes_];
   const uint8_t* layer_v = &values_[layer * n_slots_ * slot_bytes_];
 
-  // Calls fn(index into scores, key row, value row, is_sink) for every visible token in order.
-  auto visit = [&](auto&& fn) {
-    size_t n = 0;
-    for (uint64_t j = 0; j < n_sink_seen; ++j, ++n) {
-      const bool cached = j < t0;
-      const size_t row = cached ? static_cast<size_t>(j) : static_cast<size_t>(j - t0);
-      fn(n, (cached ? layer_k : batch_k_.data()) + row * slot_bytes_ + kv_offset,
-         (cached ? layer_v : batch_v_.data()) + row * slot_bytes_ + kv_offset, true);
-    }
-    // Cached part of the window walks the ring from slot_of(lo), wrapping past the last slot.
-    size_t slot = lo < t0 ? slot_of(lo) : 0;
-    for (uint64_t j = lo; j < t0 && j <= t; ++j, ++n) {
-      fn(n, layer_k + slot * slot_bytes_ + kv_offset, layer_v + slot * slot_bytes_ + kv_offset,
-         false);
-      if (++slot == n_slots_) slot = n_sinks;
-    }
-    for (uint64_t j = std::max(lo, t0); j <= t; ++j, ++n) {
-      const size_t row = static_cast<size_t>(j - t0);
-      fn(n, batch_k_.data() + row * slot_bytes_ + kv_offset,
-         batch_v_.data() + row * slot_bytes_ + kv_offset, false);
-    }
-    return n;
+  // The visible tokens in order, as runs of consecutive rows: sinks already cached, sinks in this
+  // batch, the cached window from slot_of(lo) up to the ring's end and on from its start, and the
+  // window in this batch. Sinks are scored against q_sink. ops::attention's result does not
+  // depend on where the runs split, only on the rows and their order.
+  ops::KvRun runs[5];
+  size_t n_runs = 0;
+  const auto add_run = [&](const float* query, const uint8_t* k, const uint8_t* v, uint64_t row,
+                           uint64_t n_rows) {
+    if (n_rows == 0) return;
+    assert(n_runs < std::size(runs));
+    const size_t offset = static_cast<size_t>(row) * slot_bytes_ + kv_offset;
+    runs[n_runs++] = {query, k + offset, v + offset, static_cast<size_t>(n_rows)};
   };
+  const uint64_t n_sinks_cached = std::min(n_sink_seen, t0);
+  add_run(q_sink, layer_k, layer_v, 0, n_sinks_cached);
+  add_run(q_sink, batch_k_.data(), batch_v_.data(), 0, n_sink_seen - n_sinks_cached);
+  // Cached part of the window walks the ring from slot_of(lo), wrapping past the last slot.
+  const uint64_t n_window_cached = lo < t0 ? std::min(t0, t + 1) - lo : 0;
+  const uint64_t first_slot = n_window_cached > 0 ? slot_of(lo) : 0;
+  const uint64_t n_before_wrap = std::min<uint64_t>(n_window_cached, n_slots_ - first_slot);
+  add_run(q, layer_k, layer_v, first_slot, n_before_wrap);
+  add_run(q, layer_k, layer_v, n_sinks, n_window_cached - n_before_wrap);
+  const uint64_t first_batch = std::max(lo, t0);  // > t while the sinks are still filling
+  add_run(q, batch_k_.data(), batch_v_.data(), first_batch - t0,
+          first_batch <= t ? t + 1 - first_batch : 0);
 
+  const ops::KvLayout layout{options_.kv_type, head_dim, slot_bytes_};
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  const size_t n_visible = visit([&](size_t n, const uint8_t* key, const uint8_t*, bool sink) {
-    scores[n] = ops::dot_kv(sink ? q_sink : q, key, options_.kv_type, head_dim) * scale;
-  });
-  ops::softmax(scores, n_visible);
-  std::fill(out, out + head_dim, 0.0f);
-  visit([&](size_t n, const uint8_t*, const uint8_t* value, bool) {
-    ops::axpy_kv(scores[n], value, options_.kv_type, out, head_dim);
-  });
+  ops::attention(layout, std::span(runs, n_runs), scale, scores, out);
 }
 
 }  // namespace sllm

@@ -105,8 +105,8 @@ HWY_INLINE void store_f16(D df, hn::Vec<D> v, uint16_t* HWY_RESTRICT p) {
 }
 
 // Dense weight types: one element per column.
-template <TensorType kType>
-HWY_INLINE hn::Vec<DF> load_dense(DF df, const uint8_t* HWY_RESTRICT row, size_t col) {
+template <TensorType kType, class D>
+HWY_INLINE hn::Vec<D> load_dense(D df, const uint8_t* HWY_RESTRICT row, size_t col) {
   if constexpr (kType == TensorType::kF32) {
     return hn::LoadU(df, reinterpret_cast<const float*>(row) + col);
   } else if constexpr (kType == TensorType::kF16) {
@@ -172,104 +172,204 @@ constexpr size_t block_bytes(TensorType type) {
 }
 
 // ------------------------------------------------------------------------------------------------
+// Row sums
+
+#if HWY_TARGET != HWY_SCALAR && !HWY_HAVE_SCALABLE
+// Row sums of a group of rows by a transpose of additions: lane j of the result is the sum of the
+// lanes of v_j. Lanes are first folded in halves down to the group size (4 or 8); then each level
+// interleaves pairs of vectors and adds, so the shuffles are shared by the group instead of spent
+// per row as SumOfLanes would. Every v_j goes through the same tree of additions, so a row's sum
+// does not depend on its place in the group or on the rest being zero padding.
+template <class D>
+HWY_INLINE hn::Vec<D> add_halves(D d, hn::Vec<hn::Twice<D>> v) {
+  return hn::Add(hn::LowerHalf(d, v), hn::UpperHalf(d, v));
+}
+
+// Groups of 4 lanes: (lane 0 + lane 2) + (lane 1 + lane 3).
+template <class D>
+HWY_INLINE auto sum_lanes_x4(D d, hn::Vec<D> v0, hn::Vec<D> v1, hn::Vec<D> v2, hn::Vec<D> v3) {
+  if constexpr (hn::MaxLanes(d) > 4) {
+    const hn::Half<D> dh;
+    return sum_lanes_x4(dh, add_halves(dh, v0), add_halves(dh, v1), add_halves(dh, v2),
+                        add_halves(dh, v3));
+  } else {
+    static_assert(hn::MaxLanes(d) == 4);
+    const auto t01 = hn::Add(hn::InterleaveLower(d, v0, v1), hn::InterleaveUpper(d, v0, v1));
+    const auto t23 = hn::Add(hn::InterleaveLower(d, v2, v3), hn::InterleaveUpper(d, v2, v3));
+    return hn::Add(hn::ConcatLowerLower(d, t23, t01), hn::ConcatUpperUpper(d, t23, t01));
+  }
+}
+
+// Groups of 8 lanes (two 128-bit blocks): the 4-lane tree within each block, then block 0 +
+// block 1.
+template <class D>
+HWY_INLINE auto sum_lanes_x8(D d, hn::Vec<D> v0, hn::Vec<D> v1, hn::Vec<D> v2, hn::Vec<D> v3,
+                             hn::Vec<D> v4, hn::Vec<D> v5, hn::Vec<D> v6, hn::Vec<D> v7) {
+  if constexpr (hn::MaxLanes(d) > 8) {
+    const hn::Half<D> dh;
+    return sum_lanes_x8(dh, add_halves(dh, v0), add_halves(dh, v1), add_halves(dh, v2),
+                        add_halves(dh, v3), add_halves(dh, v4), add_halves(dh, v5),
+                        add_halves(dh, v6), add_halves(dh, v7));
+  } else {
+    static_assert(hn::MaxLanes(d) == 8);
+    // Within each block: [a0 + a2, b0 + b2, a1 + a3, b1 + b3] for the pair (a, b).
+    const auto pairs = [d](hn::Vec<D> a, hn::Vec<D> b) HWY_ATTR {
+      return hn::Add(hn::InterleaveLower(d, a, b), hn::InterleaveUpper(d, a, b));
+    };
+    // Within each block: the four rows' sums of that block's lanes.
+    const hn::RepartitionToWide<D> dw;
+    const auto quads = [d, dw](hn::Vec<D> ab, hn::Vec<D> ce) HWY_ATTR {
+      const auto lo = hn::InterleaveLower(dw, hn::BitCast(dw, ab), hn::BitCast(dw, ce));
+      const auto hi = hn::InterleaveUpper(dw, hn::BitCast(dw, ab), hn::BitCast(dw, ce));
+      return hn::Add(hn::BitCast(d, lo), hn::BitCast(d, hi));
+    };
+    const auto q0123 = quads(pairs(v0, v1), pairs(v2, v3));
+    const auto q4567 = quads(pairs(v4, v5), pairs(v6, v7));
+    return hn::Add(hn::ConcatLowerLower(d, q4567, q0123), hn::ConcatUpperUpper(d, q4567, q0123));
+  }
+}
+#endif
+
+// out[j] = the sum of the lanes of v_j, j < 4: sum_lanes_x4 where the target has 4 lanes or more.
+template <class D>
+HWY_INLINE void store_sums_x4(D d, hn::Vec<D> v0, hn::Vec<D> v1, hn::Vec<D> v2, hn::Vec<D> v3,
+                              float* HWY_RESTRICT out) {
+#if HWY_TARGET == HWY_SCALAR || HWY_HAVE_SCALABLE
+  out[0] = hn::GetLane(hn::SumOfLanes(d, v0));
+  out[1] = hn::GetLane(hn::SumOfLanes(d, v1));
+  out[2] = hn::GetLane(hn::SumOfLanes(d, v2));
+  out[3] = hn::GetLane(hn::SumOfLanes(d, v3));
+#else
+  hn::StoreU(sum_lanes_x4(d, v0, v1, v2, v3), hn::CappedTag<float, 4>(), out);
+#endif
+}
+
+// ------------------------------------------------------------------------------------------------
 // matmul
 //
 // q8_0/q4_0 weights are decoded to f32 lanes (exactly) and multiplied with the f32 activations;
 // unlike llama.cpp, x is not quantized to q8, so the only rounding is that of the f32 sums.
 
-// Batch rows that share one pass over a weight row.
+// Weight rows whose dots are finished together by one sum_lanes_x4.
+constexpr size_t kRowGroup = 4;
+// Batch rows that share one pass over a group of weight rows: 4 x 4 accumulators fit the 32
+// registers of AVX-512; targets with 16 registers take 2 batch rows at a time.
+#if HWY_TARGET <= HWY_AVX3 && HWY_ARCH_X86
 constexpr size_t kBatchTile = 4;
+#else
+constexpr size_t kBatchTile = 2;
+#endif
 
-// dots[b] = dot(weight row, x row b) for b < kRows; x rows are n_cols apart.
-// Each x row has its own accumulator, so its result does not depend on kRows, the batch size or
-// the thread count: only on the target's lane count.
+// y[b, r + g] for g < kRowGroup, b < kRows: weight rows `rows[g]` (a group may repeat a row to pad
+// itself; the extra sums are dropped) times x rows b, n_cols apart; y rows are y_stride apart.
+// A (batch row, weight row) dot is lane-wise FMAs over the columns, the same tree of lane sums for
+// every row of a group, then the scalar tail in column order: its bits do not depend on which
+// rows share its group or tile, so neither the batch size nor the thread count changes them.
+// (Arrays of vectors: fine on fixed-size targets; SVE/RVV would need named variables.)
 template <TensorType kType, size_t kRows>
-HWY_INLINE void row_dots(const uint8_t* HWY_RESTRICT row, const float* HWY_RESTRICT x,
-                         size_t n_cols, float* HWY_RESTRICT dots) {
+HWY_INLINE void group_dots(const uint8_t* const* rows, size_t n_valid, const float* HWY_RESTRICT x,
+                           size_t n_cols, float* HWY_RESTRICT y, size_t y_stride) {
   static_assert(kRows >= 1 && kRows <= kBatchTile);
   using D = std::conditional_t<is_block_type(kType), DBlock, DF>;
   const D d;
   const size_t n_lanes = hn::Lanes(d);
-  // Separate variables, not an array: SVE and RVV vectors cannot be array elements.
-  auto acc0 = hn::Zero(d);
-  auto acc1 = hn::Zero(d);
-  auto acc2 = hn::Zero(d);
-  auto acc3 = hn::Zero(d);
-  const auto fma_rows = [&](hn::Vec<D> w, size_t col) HWY_ATTR {
-    acc0 = hn::MulAdd(w, hn::LoadU(d, x + col), acc0);
-    if constexpr (kRows > 1) acc1 = hn::MulAdd(w, hn::LoadU(d, x + n_cols + col), acc1);
-    if constexpr (kRows > 2) acc2 = hn::MulAdd(w, hn::LoadU(d, x + 2 * n_cols + col), acc2);
-    if constexpr (kRows > 3) acc3 = hn::MulAdd(w, hn::LoadU(d, x + 3 * n_cols + col), acc3);
+  hn::Vec<D> acc[kRows][kRowGroup];
+  for (size_t b = 0; b < kRows; ++b) {
+    for (size_t g = 0; g < kRowGroup; ++g) acc[b][g] = hn::Zero(d);
+  }
+  const auto fma_group = [&](const hn::Vec<D>* w, size_t col) HWY_ATTR {
+    for (size_t b = 0; b < kRows; ++b) {
+      const auto xv = hn::LoadU(d, x + b * n_cols + col);
+      for (size_t g = 0; g < kRowGroup; ++g) acc[b][g] = hn::MulAdd(w[g], xv, acc[b][g]);
+    }
   };
 
   size_t col = 0;
   if constexpr (is_block_type(kType)) {
-    HWY_ALIGN float w_block[quant::kBlockElems];  // [32] one decoded block
+    HWY_ALIGN float w_block[kRowGroup][quant::kBlockElems];  // one decoded block per row
     for (; col < n_cols; col += quant::kBlockElems) {
-      decode_block<kType>(row + col / quant::kBlockElems * block_bytes(kType), w_block);
+      const size_t block_offset = col / quant::kBlockElems * block_bytes(kType);
+      for (size_t g = 0; g < kRowGroup; ++g)
+        decode_block<kType>(rows[g] + block_offset, w_block[g]);
       for (size_t j = 0; j < quant::kBlockElems; j += n_lanes) {
-        fma_rows(hn::Load(d, w_block + j), col + j);
+        const hn::Vec<D> w[kRowGroup] = {hn::Load(d, w_block[0] + j), hn::Load(d, w_block[1] + j),
+                                         hn::Load(d, w_block[2] + j), hn::Load(d, w_block[3] + j)};
+        fma_group(w, col + j);
       }
     }
   } else {
-    for (; col + n_lanes <= n_cols; col += n_lanes) fma_rows(load_dense<kType>(d, row, col), col);
+    for (; col + n_lanes <= n_cols; col += n_lanes) {
+      const hn::Vec<D> w[kRowGroup] = {
+          load_dense<kType>(d, rows[0], col), load_dense<kType>(d, rows[1], col),
+          load_dense<kType>(d, rows[2], col), load_dense<kType>(d, rows[3], col)};
+      fma_group(w, col);
+    }
   }
 
-  dots[0] = hn::GetLane(hn::SumOfLanes(d, acc0));
-  if constexpr (kRows > 1) dots[1] = hn::GetLane(hn::SumOfLanes(d, acc1));
-  if constexpr (kRows > 2) dots[2] = hn::GetLane(hn::SumOfLanes(d, acc2));
-  if constexpr (kRows > 3) dots[3] = hn::GetLane(hn::SumOfLanes(d, acc3));
-  if constexpr (!is_block_type(kType)) {
-    for (; col < n_cols; ++col) {
-      const float w = dense_at<kType>(row, col);
-      for (size_t b = 0; b < kRows; ++b) dots[b] += w * x[b * n_cols + col];
+  for (size_t b = 0; b < kRows; ++b) {
+    float dots[kRowGroup];
+    store_sums_x4(d, acc[b][0], acc[b][1], acc[b][2], acc[b][3], dots);
+    const float* xb = x + b * n_cols;
+    for (size_t g = 0; g < n_valid; ++g) {
+      if constexpr (!is_block_type(kType)) {
+        for (size_t c = col; c < n_cols; ++c) dots[g] += dense_at<kType>(rows[g], c) * xb[c];
+      }
+      y[b * y_stride + g] = dots[g];
     }
   }
 }
 
-// Rows [row_begin, row_end) of y for every batch row. The weight row is read from memory once
-// and then served from L1 to each tile of up to kBatchTile batch rows.
+// Rows [row_begin, row_end) of y for every batch row. A group of weight rows is read from memory
+// once and then served from L1 to each tile of batch rows.
 template <TensorType kType>
 void matmul_rows(const MatView& w, const float* x, size_t n_batch, float* y, size_t row_begin,
                  size_t row_end) {
   const auto* data = static_cast<const uint8_t*>(w.data);
-  for (size_t r = row_begin; r < row_end; ++r) {
-    const uint8_t* row = data + r * w.row_bytes;
+  for (size_t r = row_begin; r < row_end; r += kRowGroup) {
+    const size_t n_valid = std::min(kRowGroup, row_end - r);
+    const uint8_t* rows[kRowGroup];
+    for (size_t g = 0; g < kRowGroup; ++g) {
+      rows[g] = data + (r + std::min(g, n_valid - 1)) * w.row_bytes;
+    }
     for (size_t b0 = 0; b0 < n_batch; b0 += kBatchTile) {
       const float* xb = x + b0 * w.n_cols;
-      float dots[kBatchTile];
-      const size_t n_rows_tile = std::min(kBatchTile, n_batch - b0);
-      switch (n_rows_tile) {
-        case 1:
-          row_dots<kType, 1>(row, xb, w.n_cols, dots);
-          break;
-        case 2:
-          row_dots<kType, 2>(row, xb, w.n_cols, dots);
-          break;
-        case 3:
-          row_dots<kType, 3>(row, xb, w.n_cols, dots);
-          break;
-        default:
-          row_dots<kType, 4>(row, xb, w.n_cols, dots);
-          break;
+      float* yb = y + b0 * w.n_rows + r;
+      const size_t n_tile = std::min(kBatchTile, n_batch - b0);
+      if (n_tile == kBatchTile) {
+        group_dots<kType, kBatchTile>(rows, n_valid, xb, w.n_cols, yb, w.n_rows);
+      } else if constexpr (kBatchTile == 4) {
+        if (n_tile == 3) {
+          group_dots<kType, 3>(rows, n_valid, xb, w.n_cols, yb, w.n_rows);
+        } else if (n_tile == 2) {
+          group_dots<kType, 2>(rows, n_valid, xb, w.n_cols, yb, w.n_rows);
+        } else {
+          group_dots<kType, 1>(rows, n_valid, xb, w.n_cols, yb, w.n_rows);
+        }
+      } else {
+        group_dots<kType, 1>(rows, n_valid, xb, w.n_cols, yb, w.n_rows);
       }
-      for (size_t b = 0; b < n_rows_tile; ++b) y[(b0 + b) * w.n_rows + r] = dots[b];
     }
   }
 }
 
 // Each pool thread takes one contiguous chunk of rows: consecutive rows are adjacent in memory,
 // and a chunk per thread leaves nothing to hand out per row.
+// Small matrices (all of stories260K's at batch 1) run on the caller: waking the pool would cost
+// more than the rows. Chunks are whole groups of rows.
 template <TensorType kType>
 void matmul_pooled(const MatView& w, const float* x, size_t n_batch, float* y, ThreadPool& pool) {
+  if (!pool.worth_parallel(w.n_rows * w.n_cols * n_batch)) {
+    return matmul_rows<kType>(w, x, n_batch, y, 0, w.n_rows);
+  }
   constexpr size_t kMinRowsPerTask = 16;
   const size_t n_tasks =
       std::min(pool.n_threads(), (w.n_rows + kMinRowsPerTask - 1) / kMinRowsPerTask);
-  const size_t rows_per_task = (w.n_rows + n_tasks - 1) / n_tasks;
+  const size_t n_groups = (w.n_rows + kRowGroup - 1) / kRowGroup;
+  const size_t rows_per_task = (n_groups + n_tasks - 1) / n_tasks * kRowGroup;
   pool.run(n_tasks, [&](size_t task) HWY_ATTR {
-    const size_t begin = task * rows_per_task;
+    const size_t begin = std::min(w.n_rows, task * rows_per_task);
     const size_t end = std::min(w.n_rows, begin + rows_per_task);
-    matmul_rows<kType>(w, x, n_batch, y, begin, end);
+    if (begin < end) matmul_rows<kType>(w, x, n_batch, y, begin, end);
   });
 }
 
@@ -328,11 +428,11 @@ void rmsnorm_simd(const float* x, const float* weight, size_t n, float eps, floa
   for (; i < n; ++i) out[i] = x[i] * scale * weight[i];
 }
 
-void softmax_simd(float* x, size_t n) {
-  if (n == 0) return;
+// x = exp(x - max(x)) in place, n >= 1; returns the sum. Subtracting the max keeps every exponent
+// <= 0: no overflow, and the largest term is 1, so the sum is >= 1.
+float exp_shifted_in_place(float* x, size_t n) {
   const DF d;
   const size_t n_lanes = hn::Lanes(d);
-  // Subtracting the max keeps every exponent <= 0: no overflow, and the largest term is 1.
   float max = x[0];
   size_t i = 0;
   if (n >= n_lanes) {
@@ -350,7 +450,13 @@ void softmax_simd(float* x, size_t n) {
     sum = hn::Add(sum, hn::IfThenElseZero(hn::FirstN(d, n - begin), e));
     return e;
   });
-  const auto inv_sum = hn::Set(d, 1.0f / hn::GetLane(hn::SumOfLanes(d, sum)));
+  return hn::GetLane(hn::SumOfLanes(d, sum));
+}
+
+void softmax_simd(float* x, size_t n) {
+  if (n == 0) return;
+  const DF d;
+  const auto inv_sum = hn::Set(d, 1.0f / exp_shifted_in_place(x, n));
   map_in_place(x, n, [&](hn::Vec<DF> v, size_t) HWY_ATTR { return hn::Mul(v, inv_sum); });
 }
 
@@ -457,6 +563,204 @@ void axpy_kv_simd(float a, const void* v, TensorType kv_type, float* y, size_t n
   }
 }
 
+// ------------------------------------------------------------------------------------------------
+// Attention
+//
+// Once the cache holds a few hundred tokens, decoding spends its time here: per token and head a
+// dot and an axpy for every cached row, with rows as short as 8 floats (stories260K). One
+// dispatched call per row cost more than its arithmetic, and a 16-lane vector half-used by an
+// 8-float row fell back to scalar code. So a head is one call over its runs of rows, with vectors
+// no wider than a row, and each row's arithmetic is fixed by its index alone (not by its run).
+
+// Elements [col, col + n_valid) of a row, n_valid < Lanes, zero-padded to a vector.
+template <TensorType kType, class D>
+HWY_INLINE hn::Vec<D> load_kv_tail(D d, const uint8_t* HWY_RESTRICT row, size_t col,
+                                   size_t n_valid) {
+  HWY_ALIGN float buf[HWY_LANES(float)] = {};
+  for (size_t j = 0; j < n_valid; ++j) buf[j] = dense_at<kType>(row, col + j);
+  return hn::Load(d, buf);
+}
+
+// Lane j of q . k for one row: the products of elements j, j + L, j + 2L, ... added in order.
+// kOneVector: head_dim == Lanes, the row is one vector (and q_tail is all of q).
+template <TensorType kType, bool kOneVector, class D>
+HWY_INLINE hn::Vec<D> dot_lanes(D d, const float* HWY_RESTRICT q, hn::Vec<D> q_tail,
+                                const uint8_t* HWY_RESTRICT k, size_t head_dim) {
+  if constexpr (kOneVector) return hn::Mul(q_tail, load_dense<kType>(d, k, 0));
+  const size_t n_lanes = hn::Lanes(d);
+  auto acc = hn::Zero(d);
+  size_t i = 0;
+  for (; i + n_lanes <= head_dim; i += n_lanes) {
+    acc = hn::MulAdd(hn::LoadU(d, q + i), load_dense<kType>(d, k, i), acc);
+  }
+  if (i < head_dim) acc = hn::MulAdd(q_tail, load_kv_tail<kType>(d, k, i, head_dim - i), acc);
+  return acc;
+}
+
+// scores[r] = scale * (q . key r) for the rows of one run.
+template <TensorType kType, bool kOneVector, class D>
+HWY_INLINE void score_run(D d, const KvLayout& layout, const KvRun& run, float scale,
+                          float* HWY_RESTRICT scores) {
+  const size_t head_dim = layout.head_dim;
+  const size_t n_full = kOneVector ? 0 : head_dim / hn::Lanes(d) * hn::Lanes(d);
+  HWY_ALIGN float q_pad[HWY_LANES(float)] = {};
+  std::copy(run.q + n_full, run.q + head_dim, q_pad);
+  const auto q_tail = hn::Load(d, q_pad);
+  const auto* keys = static_cast<const uint8_t*>(run.keys);
+  const size_t n_rows = run.n_rows;
+  const auto row = [&](size_t r) HWY_ATTR {
+    return dot_lanes<kType, kOneVector>(d, run.q, q_tail, keys + r * layout.row_bytes, head_dim);
+  };
+#if HWY_TARGET == HWY_SCALAR || HWY_HAVE_SCALABLE
+  for (size_t r = 0; r < n_rows; ++r) scores[r] = hn::GetLane(hn::SumOfLanes(d, row(r))) * scale;
+#else
+  // Rows in groups; a partial group is padded with zero rows.
+  const auto row_or_zero = [&](size_t r) HWY_ATTR { return r < n_rows ? row(r) : hn::Zero(d); };
+  if constexpr (hn::MaxLanes(d) >= 8) {
+    const hn::CappedTag<float, 8> d8;
+    const auto vscale = hn::Set(d8, scale);
+    for (size_t r = 0; r < n_rows; r += 8) {
+      const auto sums =
+          r + 8 <= n_rows ? sum_lanes_x8(d, row(r), row(r + 1), row(r + 2), row(r + 3), row(r + 4),
+                                         row(r + 5), row(r + 6), row(r + 7))
+                          : sum_lanes_x8(d, row(r), row_or_zero(r + 1), row_or_zero(r + 2),
+                                         row_or_zero(r + 3), row_or_zero(r + 4), row_or_zero(r + 5),
+                                         row_or_zero(r + 6), row_or_zero(r + 7));
+      if (r + 8 <= n_rows) {
+        hn::StoreU(hn::Mul(sums, vscale), d8, scores + r);
+      } else {
+        HWY_ALIGN float last[8];
+        hn::Store(hn::Mul(sums, vscale), d8, last);
+        std::copy(last, last + (n_rows - r), scores + r);
+      }
+    }
+  } else {
+    const hn::CappedTag<float, 4> d4;
+    const auto vscale = hn::Set(d4, scale);
+    for (size_t r = 0; r < n_rows; r += 4) {
+      const auto sums =
+          sum_lanes_x4(d, row(r), row_or_zero(r + 1), row_or_zero(r + 2), row_or_zero(r + 3));
+      if (r + 4 <= n_rows) {
+        hn::StoreU(hn::Mul(sums, vscale), d4, scores + r);
+      } else {
+        HWY_ALIGN float last[4];
+        hn::Store(hn::Mul(sums, vscale), d4, last);
+        std::copy(last, last + (n_rows - r), scores + r);
+      }
+    }
+  }
+#endif
+}
+
+template <TensorType kType, bool kPartial, class D>
+HWY_INLINE void accumulate_values(D d, const KvLayout& layout, std::span<const KvRun> runs,
+                                  const float* HWY_RESTRICT weights, size_t col, size_t n_valid,
+                                  float inv_sum, float* HWY_RESTRICT out) {
+  const auto load = [&](const uint8_t* row) HWY_ATTR {
+    if constexpr (kPartial) return load_kv_tail<kType>(d, row, col, n_valid);
+    return load_dense<kType>(d, row, col);
+  };
+  auto acc0 = hn::Zero(d);
+  auto acc1 = hn::Zero(d);
+  auto acc2 = hn::Zero(d);
+  auto acc3 = hn::Zero(d);
+  size_t n = 0;  // index of the run's first row among all rows
+  for (const KvRun& run : runs) {
+    const auto* values = static_cast<const uint8_t*>(run.values);
+    const float* w = weights + n;
+    const auto add_row = [&](size_t r) HWY_ATTR {
+      const auto x = load(values + r * layout.row_bytes);
+      const auto a = hn::Set(d, w[r]);
+      switch ((n + r) % 4) {
+        case 0:
+          acc0 = hn::MulAdd(a, x, acc0);
+          break;
+        case 1:
+          acc1 = hn::MulAdd(a, x, acc1);
+          break;
+        case 2:
+          acc2 = hn::MulAdd(a, x, acc2);
+          break;
+        default:
+          acc3 = hn::MulAdd(a, x, acc3);
+          break;
+      }
+    };
+    size_t r = 0;
+    for (; r < run.n_rows && (n + r) % 4 != 0; ++r) add_row(r);
+    const size_t row_bytes = layout.row_bytes;
+    const uint8_t* row = values + r * row_bytes;
+    for (; r + 4 <= run.n_rows; r += 4, row += 4 * row_bytes) {
+      acc0 = hn::MulAdd(hn::Set(d, w[r]), load(row), acc0);
+      acc1 = hn::MulAdd(hn::Set(d, w[r + 1]), load(row + row_bytes), acc1);
+      acc2 = hn::MulAdd(hn::Set(d, w[r + 2]), load(row + 2 * row_bytes), acc2);
+      acc3 = hn::MulAdd(hn::Set(d, w[r + 3]), load(row + 3 * row_bytes), acc3);
+    }
+    for (; r < run.n_rows; ++r) add_row(r);
+    n += run.n_rows;
+  }
+  const auto sum = hn::Mul(hn::Add(hn::Add(acc0, acc1), hn::Add(acc2, acc3)), hn::Set(d, inv_sum));
+  if constexpr (kPartial) {
+    HWY_ALIGN float buf[HWY_LANES(float)];
+    hn::Store(sum, d, buf);
+    std::copy(buf, buf + n_valid, out + col);
+  } else {
+    hn::StoreU(sum, d, out + col);
+  }
+}
+
+template <TensorType kType, class D>
+void attention_typed(D d, const KvLayout& layout, std::span<const KvRun> runs, float scale,
+                     float* scores, float* out) {
+  size_t n_rows = 0;
+  for (const KvRun& run : runs) {
+    if (layout.head_dim == hn::Lanes(d)) {
+      score_run<kType, true>(d, layout, run, scale, scores + n_rows);
+    } else {
+      score_run<kType, false>(d, layout, run, scale, scores + n_rows);
+    }
+    n_rows += run.n_rows;
+  }
+  if (n_rows == 0) {
+    std::fill(out, out + layout.head_dim, 0.0f);
+    return;
+  }
+  // Softmax, its normalization folded into the weighted sum: one pass over the scores less.
+  const float inv_sum = 1.0f / exp_shifted_in_place(scores, n_rows);
+  const size_t n_lanes = hn::Lanes(d);
+  size_t col = 0;
+  for (; col + n_lanes <= layout.head_dim; col += n_lanes) {
+    accumulate_values<kType, false>(d, layout, runs, scores, col, n_lanes, inv_sum, out);
+  }
+  if (col < layout.head_dim) {
+    accumulate_values<kType, true>(d, layout, runs, scores, col, layout.head_dim - col, inv_sum,
+                                   out);
+  }
+}
+
+template <class D>
+void attention_vectors(D d, const KvLayout& layout, std::span<const KvRun> runs, float scale,
+                       float* scores, float* out) {
+  if (layout.type == TensorType::kF16) {
+    attention_typed<TensorType::kF16>(d, layout, runs, scale, scores, out);
+  } else {
+    attention_typed<TensorType::kF32>(d, layout, runs, scale, scores, out);
+  }
+}
+
+void attention_simd(const KvLayout& layout, std::span<const KvRun> runs, float scale, float* scores,
+                    float* out) {
+  // The widest vector that divides a row: full vectors for head_dim 64 or 128, 8 lanes for the
+  // 8-float rows of stories260K on AVX-512; padded tails only for odd sizes.
+  if (layout.head_dim % hn::Lanes(DF()) == 0) {
+    attention_vectors(DF(), layout, runs, scale, scores, out);
+  } else if (layout.head_dim % 8 == 0) {
+    attention_vectors(hn::CappedTag<float, 8>(), layout, runs, scale, scores, out);
+  } else {
+    attention_vectors(hn::CappedTag<float, 4>(), layout, runs, scale, scores, out);
+  }
+}
+
 void store_kv_simd(const float* src, void* dst, TensorType kv_type, size_t n) {
   if (kv_type == TensorType::kF32) {
     if (n > 0) std::memcpy(dst, src, n * sizeof(float));
@@ -487,6 +791,7 @@ HWY_EXPORT(add_simd);
 HWY_EXPORT(dequantize_row_simd);
 HWY_EXPORT(dot_kv_simd);
 HWY_EXPORT(axpy_kv_simd);
+HWY_EXPORT(attention_simd);
 HWY_EXPORT(store_kv_simd);
 HWY_EXPORT(target_name_simd);
 
@@ -529,6 +834,12 @@ float dot_kv(const float* a, const void* k, TensorType kv_type, size_t n) {
 void axpy_kv(float a, const void* v, TensorType kv_type, float* y, size_t n) {
   assert(is_kv_type(kv_type));
   HWY_DYNAMIC_DISPATCH(axpy_kv_simd)(a, v, kv_type, y, n);
+}
+
+void attention(const KvLayout& layout, std::span<const KvRun> runs, float scale, float* scores,
+               float* out) {
+  assert(is_kv_type(layout.type) && layout.head_dim > 0);
+  HWY_DYNAMIC_DISPATCH(attention_simd)(layout, runs, scale, scores, out);
 }
 
 void store_kv(const float* src, void* dst, TensorType kv_type, size_t n) {

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 #include "util/tensor_type.h"
 #include "util/thread_pool.h"
@@ -42,7 +43,34 @@ void add(const float* x, float* y, size_t n);
 // Rows of the embedding table and other per-row reads: dst = dequantize(src row), n elements.
 void dequantize_row(TensorType type, const void* src, float* dst, size_t n);
 
-// Attention over cached keys/values stored as f32 or f16 (`kv_type` is kF32 or kF16).
+// How one head's keys and values lie in a KV cache: rows of head_dim elements of `type` (kF32 or
+// kF16), consecutive rows `row_bytes` apart (the cache holds every KV head of a token in one row).
+struct KvLayout {
+  TensorType type = TensorType::kF32;
+  size_t head_dim = 0;
+  size_t row_bytes = 0;
+};
+
+// A run of consecutive cache rows of one head, all scored against the same query. A cache splits
+// the tokens a query sees into a few runs: the sinks, the ring before and after its wrap, and the
+// rows of the batch being fed; the sinks are scored against a differently rotated query.
+struct KvRun {
+  const float* q = nullptr;      // [head_dim] the query for these keys
+  const void* keys = nullptr;    // [n_rows] rows of the layout, this head's part of row 0
+  const void* values = nullptr;  // [n_rows] likewise
+  size_t n_rows = 0;
+};
+
+// One query head attending over the rows of all runs, taken in order as one sequence n = 0..N-1:
+//   out[0, head_dim) = sum_n softmax_n(scale * q_run(n) . k_n) * v_n
+// scores: scratch of N floats. The result depends only on the rows and their order, never on how
+// they are split into runs, so two caches that hold the same tokens in differently split runs (a
+// dense cache and a streaming cache before its first eviction) compute the same bits. One
+// dispatch per call, whatever the number of rows: this is the inner loop of decoding.
+void attention(const KvLayout& layout, std::span<const KvRun> runs, float scale, float* scores,
+               float* out);
+
+// Single rows of cached keys/values stored as f32 or f16 (`kv_type` is kF32 or kF16).
 // dot: returns sum_i a[i] * k[i]. axpy: y[i] += a * v[i].
 float dot_kv(const float* a, const void* k, TensorType kv_type, size_t n);
 void axpy_kv(float a, const void* v, TensorType kv_type, float* y, size_t n);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <span>
 
 #include "kernels/ops.h"
 #include "util/tensor_type.h"
@@ -21,5 +22,8 @@ void dequantize_row(TensorType type, const void* src, float* dst, size_t n);
 float dot_kv(const float* a, const void* k, TensorType kv_type, size_t n);
 void axpy_kv(float a, const void* v, TensorType kv_type, float* y, size_t n);
 void store_kv(const float* src, void* dst, TensorType kv_type, size_t n);
+// Scores, softmax and the weighted sum in double; scores receives the softmax weights.
+void attention(const KvLayout& layout, std::span<const KvRun> runs, float scale, float* scores,
+               float* out);
 
 }  // namespace sllm::ops::ref
