@@ -54,16 +54,22 @@ size_t count_prompts(const std::string& screen) {
   return n;
 }
 
-// One tmux server on a private socket with the chat in a 100x50 window; killed at the end.
+// One tmux server with the chat in a 100x50 window, on a socket of its own (a server that is
+// still shutting down must not be reused), killed at the end.
 class Terminal {
  public:
-  explicit Terminal(const std::string& chat_args)
-      : tmux_("tmux -L sllm-chat-test-" + std::to_string(::getpid()) + " -f /dev/null ") {
+  explicit Terminal(const std::string& chat_args) {
+    static int n_terminals = 0;
+    tmux_ = "tmux -L sllm-chat-test-" + std::to_string(::getpid()) + "-" +
+            std::to_string(n_terminals++) + " -f /dev/null ";
     const std::string command =
         std::string(SLLM_CLI_PATH) + " chat " + chat_args + "; echo \"[exit $?]\"; sleep 60";
-    run_shell(tmux_ + "new-session -d -x 100 -y 50 -s chat " + test::quote(command));
+    const std::string start = tmux_ + "new-session -d -x 100 -y 50 -s chat " + test::quote(command);
+    started_ = std::system(start.c_str()) == 0;
   }
   ~Terminal() { run_shell(tmux_ + "kill-server 2>/dev/null"); }
+
+  bool started() const { return started_; }
 
   // The whole screen and its scrollback, wrapped lines joined.
   std::string screen() const { return run_shell(tmux_ + "capture-pane -p -J -S - -t chat"); }
@@ -90,6 +96,7 @@ class Terminal {
 
  private:
   std::string tmux_;
+  bool started_ = false;
 };
 
 const std::string kFlags =
@@ -123,6 +130,7 @@ TEST(ChatTtyTest, TwoTurnsInATerminal) {
   ASSERT_FALSE(replies[0].empty());
 
   Terminal term(kFlags);
+  ASSERT_TRUE(term.started());
   ASSERT_TRUE(term.wait_for_prompts(1)) << term.screen();
   EXPECT_NE(term.screen().find("Ctrl-C stops a reply; Ctrl-D or Ctrl-C at the prompt quits."),
             std::string::npos);
@@ -150,6 +158,7 @@ TEST(ChatTtyTest, TwoTurnsInATerminal) {
 TEST(ChatTtyTest, CtrlCStopsTheReplyAndKeepsTheConversation) {
   if (!have_tmux()) GTEST_SKIP() << "tmux is not installed: this test drives a real terminal";
   Terminal term("-m " + test::stories_gguf() + " --window 64 --max-reply -1 -t 1");
+  ASSERT_TRUE(term.started());
   ASSERT_TRUE(term.wait_for_prompts(1)) << term.screen();
   term.type("Once upon a time");
   term.key("Enter");

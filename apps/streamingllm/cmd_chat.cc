@@ -246,7 +246,8 @@ int chat(const ChatArgs& a) {
   while (std::optional<std::string> turn = source->next()) {
     if (source->echo()) fmt::print("USER: {}\n\nASSISTANT: ", *turn);
     std::fflush(stdout);
-    g_interrupted = false;
+    // No reset of g_interrupted here: every source returns a turn only with it clear, and a
+    // Ctrl-C from here on must stop this reply.
     auto reply = chat->send(*turn, reply_options, [](std::string_view text) {
       fmt::print("{}", text);
       std::fflush(stdout);
