@@ -163,9 +163,9 @@ void bm_attention(benchmark::State& state, TensorType kv_type, size_t head_dim, 
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   for (auto _ : state) {
     if (variant == "hwy") {
-      ops::attention(layout, std::span(&run, 1), scale, scores.data(), out.data());
+      ops::attention(layout, std::span(&run, 1), 1, scale, scores.data(), out.data());
     } else if (variant == "ref") {
-      ops::ref::attention(layout, std::span(&run, 1), scale, scores.data(), out.data());
+      ops::ref::attention(layout, std::span(&run, 1), 1, scale, scores.data(), out.data());
     } else {
       for (size_t r = 0; r < n_rows; ++r) {
         scores[r] = ops::dot_kv(q.data(), &keys[r * layout.row_bytes], kv_type, head_dim) * scale;

@@ -634,45 +634,75 @@ TEST_P(Kernels, AttentionMatchesReference) {
   for (TensorType type : {TensorType::kF32, TensorType::kF16}) {
     for (size_t head_dim : {1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17, 24, 32, 64, 80, 128}) {
       for (size_t n_rows : {1, 2, 3, 5, 8, 9, 17, 33, 100, 1024}) {
+        const size_t n_heads = 1 + (head_dim + n_rows) % 3;  // query heads sharing the KV head
         // Scores spread over about +-8: some weights near 1, most tiny, as in a trained model.
         const float key_range = 8.0f / std::sqrt(static_cast<float>(head_dim));
         TestKv kv(rng, type, head_dim, n_rows, key_range);
-        const std::vector<float> q = random_floats(rng, head_dim, -1.0f, 1.0f);
-        const std::vector<float> q_sink = random_floats(rng, head_dim, -1.0f, 1.0f);
+        const std::vector<float> q = random_floats(rng, n_heads * head_dim, -1.0f, 1.0f);
+        const std::vector<float> q_sink = random_floats(rng, n_heads * head_dim, -1.0f, 1.0f);
         const std::vector<ops::KvRun> runs =
             split_runs(kv, n_rows, {std::min<size_t>(4, n_rows)}, q_sink.data(), q.data());
         const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-        std::vector<float> expected(head_dim), weights(n_rows);
-        ops::ref::attention(kv.layout, runs, scale, weights.data(), expected.data());
-        Shifted<float> out(std::vector<float>(head_dim, -1.0f), 1);
-        std::vector<float> scores(n_rows);
-        ops::attention(kv.layout, runs, scale, scores.data(), out.data());
-        // A score is off by (head_dim + 2) eps |scale q| . |k| (the dot, then the scale); a weight
-        // by twice the largest score error, plus exp (4 eps) and the sum of n_rows terms; the
-        // weighted sum adds (n_rows + 4) eps of sum_n w_n |v_n|.
-        double score_error = 0.0;
-        for (size_t r = 0; r < n_rows; ++r) {
-          const float* qr = r < 4 ? q_sink.data() : q.data();
-          double abs_dot = 0.0;
-          for (size_t i = 0; i < head_dim; ++i) {
-            abs_dot += std::fabs(double{qr[i]} * kv.key_values[r * head_dim + i]);
-          }
-          score_error = std::max(score_error, ulps(head_dim + 2) * scale * abs_dot);
-        }
-        const double weight_rel = 2.0 * score_error + ulps(n_rows + 8);
+        std::vector<float> expected(n_heads * head_dim), weights(n_heads * n_rows);
+        ops::ref::attention(kv.layout, runs, n_heads, scale, weights.data(), expected.data());
+        Shifted<float> out(std::vector<float>(n_heads * head_dim, -1.0f), 1);
+        std::vector<float> scores(n_heads * n_rows);
+        ops::attention(kv.layout, runs, n_heads, scale, scores.data(), out.data());
         const std::vector<float> got = out.values();
-        for (size_t i = 0; i < head_dim; ++i) {
-          double abs_sum = 0.0;
+        for (size_t h = 0; h < n_heads; ++h) {
+          // A score is off by (head_dim + 2) eps |scale q| . |k| (the dot, then the scale); a
+          // weight by twice the largest score error, plus exp (4 eps) and the sum of n_rows
+          // terms; the weighted sum adds (n_rows + 4) eps of sum_n w_n |v_n|.
+          double score_error = 0.0;
           for (size_t r = 0; r < n_rows; ++r) {
-            float v;
-            quant::dequantize_row_ref(type, kv.value(r) + i * (type == TensorType::kF32 ? 4 : 2),
-                                      &v, 1);
-            abs_sum += weights[r] * std::fabs(v);
+            const float* qr = (r < 4 ? q_sink.data() : q.data()) + h * head_dim;
+            double abs_dot = 0.0;
+            for (size_t i = 0; i < head_dim; ++i) {
+              abs_dot += std::fabs(double{qr[i]} * kv.key_values[r * head_dim + i]);
+            }
+            score_error = std::max(score_error, ulps(head_dim + 2) * scale * abs_dot);
           }
-          ASSERT_NEAR(got[i], expected[i], (weight_rel + ulps(n_rows + 4)) * abs_sum + 1e-30)
-              << tensor_type_traits(static_cast<uint32_t>(type))->name << " head_dim=" << head_dim
-              << " rows=" << n_rows << " i=" << i;
+          const double weight_rel = 2.0 * score_error + ulps(n_rows + 8);
+          for (size_t i = 0; i < head_dim; ++i) {
+            double abs_sum = 0.0;
+            for (size_t r = 0; r < n_rows; ++r) {
+              float v;
+              quant::dequantize_row_ref(type, kv.value(r) + i * (type == TensorType::kF32 ? 4 : 2),
+                                        &v, 1);
+              abs_sum += weights[h * n_rows + r] * std::fabs(v);
+            }
+            ASSERT_NEAR(got[h * head_dim + i], expected[h * head_dim + i],
+                        (weight_rel + ulps(n_rows + 4)) * abs_sum + 1e-30)
+                << tensor_type_traits(static_cast<uint32_t>(type))->name << " head_dim=" << head_dim
+                << " rows=" << n_rows << " head=" << h << " i=" << i;
+          }
         }
+      }
+    }
+  }
+}
+
+// A query head gives the same bits alone as in a group that shares its KV head.
+TEST_P(Kernels, AttentionOfAHeadDoesNotDependOnItsGroup) {
+  std::mt19937 rng(20);
+  for (TensorType type : {TensorType::kF32, TensorType::kF16}) {
+    for (size_t head_dim : {3, 8, 16, 64}) {
+      const size_t n_rows = 45;
+      const size_t n_heads = 5;  // two pairs and one alone
+      TestKv kv(rng, type, head_dim, n_rows, 2.0f);
+      const std::vector<float> q = random_floats(rng, n_heads * head_dim, -1.0f, 1.0f);
+      std::vector<float> scores(n_heads * n_rows), group(n_heads * head_dim);
+      ops::attention(kv.layout, split_runs(kv, n_rows, {6}, q.data(), q.data()), n_heads, 0.5f,
+                     scores.data(), group.data());
+      for (size_t h = 0; h < n_heads; ++h) {
+        const float* qh = q.data() + h * head_dim;
+        std::vector<float> alone(head_dim);
+        ops::attention(kv.layout, split_runs(kv, n_rows, {6}, qh, qh), 1, 0.5f, scores.data(),
+                       alone.data());
+        const std::vector<float> in_group(
+            group.begin() + static_cast<ptrdiff_t>(h * head_dim),
+            group.begin() + static_cast<ptrdiff_t>((h + 1) * head_dim));
+        ASSERT_EQ(bit_patterns(alone), bit_patterns(in_group)) << "head " << h;
       }
     }
   }
@@ -691,7 +721,7 @@ TEST_P(Kernels, AttentionDoesNotDependOnHowRowsAreSplit) {
       std::vector<float> scores(n_rows);
       std::vector<float> whole(head_dim);
       const auto one_run = split_runs(kv, n_rows, {}, q.data(), q.data());
-      ops::attention(kv.layout, one_run, scale, scores.data(), whole.data());
+      ops::attention(kv.layout, one_run, 1, scale, scores.data(), whole.data());
 
       // Every single cut, then random cuts into 2..4 runs (some of them empty).
       std::vector<std::vector<size_t>> splits;
@@ -705,7 +735,7 @@ TEST_P(Kernels, AttentionDoesNotDependOnHowRowsAreSplit) {
       }
       for (const auto& cuts : splits) {
         std::vector<float> got(head_dim, -1.0f);
-        ops::attention(kv.layout, split_runs(kv, n_rows, cuts, q.data(), q.data()), scale,
+        ops::attention(kv.layout, split_runs(kv, n_rows, cuts, q.data(), q.data()), 1, scale,
                        scores.data(), got.data());
         ASSERT_EQ(bit_patterns(got), bit_patterns(whole))
             << tensor_type_traits(static_cast<uint32_t>(type))->name << " head_dim=" << head_dim
@@ -726,7 +756,7 @@ TEST_P(Kernels, AttentionDoesNotDependOnHowRowsAreSplit) {
         run.values = static_cast<const uint8_t*>(run.values) - kv.values.data() +
                      moved.values.data() + elem_bytes;
       }
-      ops::attention(kv.layout, moved_runs, scale, scores.data(), got.data());
+      ops::attention(kv.layout, moved_runs, 1, scale, scores.data(), got.data());
       ASSERT_EQ(bit_patterns(got), bit_patterns(whole)) << "moved, head_dim=" << head_dim;
     }
   }
@@ -740,14 +770,14 @@ TEST_P(Kernels, AttentionEdgeCases) {
   const std::vector<float> q = random_floats(rng, head_dim, 1.0f, 2.0f);
   std::vector<float> scores(5), out(head_dim), expected(head_dim), weights(5);
   const auto runs = split_runs(kv, 5, {2}, q.data(), q.data());
-  ops::attention(kv.layout, runs, 1.0f, scores.data(), out.data());
-  ops::ref::attention(kv.layout, runs, 1.0f, weights.data(), expected.data());
+  ops::attention(kv.layout, runs, 1, 1.0f, scores.data(), out.data());
+  ops::ref::attention(kv.layout, runs, 1, 1.0f, weights.data(), expected.data());
   for (size_t i = 0; i < head_dim; ++i) {
     ASSERT_TRUE(std::isfinite(out[i]));
     ASSERT_NEAR(out[i], expected[i], 1e-5f);
   }
   const auto one_row = split_runs(kv, 1, {}, q.data(), q.data());
-  ops::attention(kv.layout, one_row, 1.0f, scores.data(), out.data());
+  ops::attention(kv.layout, one_row, 1, 1.0f, scores.data(), out.data());
   std::vector<float> v(head_dim);
   quant::dequantize_row_ref(TensorType::kF32, kv.value(0), v.data(), head_dim);
   EXPECT_EQ(out, v);

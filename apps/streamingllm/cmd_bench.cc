@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -36,22 +37,35 @@ struct BenchArgs {
 // 1024-token cache fills is [1024, 2048).
 constexpr uint64_t kWindowTokens = 1024;
 
-// Mean per-token latency over generated tokens [begin, end): wall time summed token by token, and
-// the process's CPU time over the window (read at its two ends only: the clock is a system call).
-// On a busy machine the wall time counts other processes' turns too; the CPU time does not.
+// Per-token latency over generated tokens [begin, end): each token's wall time (its mean and
+// median), and the process's CPU time over the window (read at its two ends only: the clock is a
+// system call). On a busy machine the wall time also counts other processes' turns: the median
+// ignores the tokens that were preempted, the CPU time ignores all waiting.
 struct LatencyWindow {
   std::string label;
   uint64_t begin = 0;
   uint64_t end = 0;
-  double wall_seconds = 0;
+  std::vector<float> wall_us_per_token = {};  // [end - begin], reserved up front
   double cpu_begin = 0;
   double cpu_seconds = 0;
-  uint64_t n_tokens = 0;
-  double per_token_us(double seconds) const {
-    return n_tokens > 0 ? seconds / static_cast<double>(n_tokens) * 1e6 : 0;
+
+  double wall_us() const {
+    double sum = 0;
+    for (float us : wall_us_per_token) sum += us;
+    return wall_us_per_token.empty() ? 0 : sum / static_cast<double>(wall_us_per_token.size());
   }
-  double wall_us() const { return per_token_us(wall_seconds); }
-  double cpu_us() const { return per_token_us(cpu_seconds); }
+  double median_wall_us() const {
+    if (wall_us_per_token.empty()) return 0;
+    std::vector<float> sorted = wall_us_per_token;
+    std::nth_element(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(sorted.size() / 2),
+                     sorted.end());
+    return sorted[sorted.size() / 2];
+  }
+  double cpu_us() const {
+    return wall_us_per_token.empty()
+               ? 0
+               : cpu_seconds / static_cast<double>(wall_us_per_token.size()) * 1e6;
+  }
 };
 
 double process_cpu_seconds() {
@@ -116,6 +130,7 @@ int bench(const BenchArgs& a) {
       session->cache_bytes(), cache, pool.n_threads(), ops::simd_target_name());
 
   std::vector<LatencyWindow> windows = plan_windows(a.n_tokens, session->cache_tokens());
+  for (LatencyWindow& w : windows) w.wall_us_per_token.reserve(w.end - w.begin);
   const uint64_t kRssCheckpoint = 10'000;
   uint64_t rss_at_checkpoint = 0;
   std::vector<float> logits(engine->model.config().n_vocab);
@@ -146,9 +161,10 @@ int bench(const BenchArgs& a) {
     while (next_window < windows.size() && i >= windows[next_window].end) ++next_window;
     for (size_t w = next_window; w < windows.size() && windows[w].begin <= i; ++w) {
       LatencyWindow& window = windows[w];
-      if (window.n_tokens == 0) window.cpu_begin = cpu_at_t0;
-      window.wall_seconds += std::chrono::duration<double>(t1 - t0).count();
-      if (++window.n_tokens == window.end - window.begin) {
+      if (window.wall_us_per_token.empty()) window.cpu_begin = cpu_at_t0;
+      window.wall_us_per_token.push_back(
+          static_cast<float>(std::chrono::duration<double, std::micro>(t1 - t0).count()));
+      if (window.wall_us_per_token.size() == window.end - window.begin) {
         window.cpu_seconds = process_cpu_seconds() - window.cpu_begin;
       }
     }
@@ -172,17 +188,21 @@ int bench(const BenchArgs& a) {
              session->cache_bytes());
   fmt::print("threads:      {} ({})\n", pool.n_threads(), ops::simd_target_name());
   fmt::print(
-      "generated:    {} tokens in {:.2f} s: {:.1f} tok/s (sampling included); CPU {:.2f} s\n",
+      "generated:    {} tokens in {:.3f} s: {:.1f} tok/s (sampling included); CPU {:.3f} s\n",
       a.n_tokens, seconds, tokens_per_s, cpu_seconds);
-  fmt::print("latency per token, mean over {} tokens:      wall          CPU\n", kWindowTokens);
+  fmt::print("latency per token over {} tokens (us):     wall mean  wall median   CPU mean\n",
+             kWindowTokens);
   for (const LatencyWindow& w : windows) {
-    fmt::print("  {:<38} {:9.2f} us {:9.2f} us\n", w.label, w.wall_us(), w.cpu_us());
+    fmt::print("  {:<38} {:10.2f} {:12.2f} {:10.2f}\n", w.label, w.wall_us(), w.median_wall_us(),
+               w.cpu_us());
   }
-  double wall_ratio = 0, cpu_ratio = 0;
+  double wall_ratio = 0, median_ratio = 0, cpu_ratio = 0;
   if (windows.size() >= 2 && windows.front().wall_us() > 0 && windows.front().cpu_us() > 0) {
     wall_ratio = windows.back().wall_us() / windows.front().wall_us();
+    median_ratio = windows.back().median_wall_us() / windows.front().median_wall_us();
     cpu_ratio = windows.back().cpu_us() / windows.front().cpu_us();
-    fmt::print("  {:<38} {:9.3f}    {:9.3f}\n", "last / cache full", wall_ratio, cpu_ratio);
+    fmt::print("  {:<38} {:10.3f} {:12.3f} {:10.3f}\n", "last / cache full", wall_ratio,
+               median_ratio, cpu_ratio);
   }
   if (rss_at_checkpoint > 0) {
     fmt::print("peak RSS:     {:.2f} MiB at {} tokens, {:.2f} MiB at the end ({:+.2f} MiB)\n",
@@ -210,10 +230,12 @@ int bench(const BenchArgs& a) {
       j["latency_windows"].push_back({{"label", w.label},
                                       {"begin", w.begin},
                                       {"end", w.end},
-                                      {"wall_us", w.wall_us()},
-                                      {"cpu_us", w.cpu_us()}});
+                                      {"wall_mean_us", w.wall_us()},
+                                      {"wall_median_us", w.median_wall_us()},
+                                      {"cpu_mean_us", w.cpu_us()}});
     }
-    j["latency_ratio_last_to_cache_full"] = {{"wall", wall_ratio}, {"cpu", cpu_ratio}};
+    j["latency_ratio_last_to_cache_full"] = {
+        {"wall_mean", wall_ratio}, {"wall_median", median_ratio}, {"cpu_mean", cpu_ratio}};
     j["peak_rss_bytes_at_10k"] = rss_at_checkpoint;
     j["peak_rss_bytes_at_end"] = rss_end;
     std::ofstream out(a.json_path);

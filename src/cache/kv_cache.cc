@@ -113,7 +113,11 @@ void KvCache::attend(size_t layer, float* q, float* k, const float* v, float* ou
     abs_angles_[i].rotate(qi, shape_.n_heads);
   }
 
-  const auto run_head = [&](size_t head) {
+  // One task per KV head: its query heads are consecutive and attend together (they share the
+  // keys and values they read).
+  const size_t n_group = shape_.n_heads / shape_.n_kv_heads;
+  const auto run_group = [&](size_t kv_head) {
+    const size_t head = kv_head * n_group;
     float* scores = &scores_[head * n_slots_];
     for (size_t i = 0; i < n_batch_; ++i) {
       const float* qi = q + i * q_dim;
@@ -126,9 +130,9 @@ void KvCache::attend(size_t layer, float* q, float* k, const float* v, float* ou
   // A short cache is not worth waking the pool for: its heads run here, in the same order.
   const size_t n_visible = static_cast<size_t>(std::min<uint64_t>(t0, n_slots_)) + n_batch_;
   if (pool.worth_parallel(2 * n_batch_ * q_dim * n_visible)) {
-    pool.run(shape_.n_heads, run_head);
+    pool.run(shape_.n_kv_heads, run_group);
   } else {
-    for (size_t head = 0; head < shape_.n_heads; ++head) run_head(head);
+    for (size_t kv_head = 0; kv_head < shape_.n_kv_heads; ++kv_head) run_group(kv_head);
   }
 
   // Keep the batch's K/V: each token goes to its slot once. A window token that a later token of
@@ -149,9 +153,11 @@ void KvCache::attend(size_t layer, float* q, float* k, const float* v, float* ou
   }
 }
 
-// One query (batch row i) of one head: scores over the sinks and the window, softmax, weighted
-// values. Keys are visited in stream order (sinks, then the window oldest first), so that a cache
-// that never evicted computes exactly what dense attention computes, bit for bit.
+// One query (batch row i) of the query heads that share a KV head, `head` the first of them
+// (q, q_sink and out start at its part; scores has room for n_heads / n_kv_heads rows of n_slots):
+// scores over the sinks and the window, softmax, weighted values. Keys are visited in stream order
+// (sinks, then the window oldest first), so that a cache that never evicted computes exactly what
+// dense attention computes, bit for bit.
 void KvCache::attend_head(size_t layer, size_t head, size_t i, const float* q, const float* q_sink,
                           float* out, float* scores) const {
   const size_t head_dim = shape_.head_dim;
@@ -194,7 +200,8 @@ void KvCache::attend_head(size_t layer, size_t head, size_t i, const float* q, c
 
   const ops::KvLayout layout{options_.kv_type, head_dim, slot_bytes_};
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  ops::attention(layout, std::span(runs, n_runs), scale, scores, out);
+  ops::attention(layout, std::span(runs, n_runs), shape_.n_heads / shape_.n_kv_heads, scale, scores,
+                 out);
 }
 
 }  // namespace sllm

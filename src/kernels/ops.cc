@@ -10,6 +10,7 @@
 #include <cassert>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/quant.h"
 
@@ -428,8 +429,37 @@ void rmsnorm_simd(const float* x, const float* weight, size_t n, float eps, floa
   for (; i < n; ++i) out[i] = x[i] * scale * weight[i];
 }
 
+// exp(x) for x <= 0, within 2 ulp; 0 below -87 (where exp(x) < 2^-125, nothing next to the 1 that
+// a softmax's max contributes). Half the work of hn::Exp, which handles any sign and range: the
+// attention of a long cache takes one exp per cached token and head.
+template <class D>
+HWY_INLINE hn::Vec<D> exp_nonpositive(D d, hn::Vec<D> x) {
+  const hn::RebindToSigned<D> di;
+  // t = 1.5 * 2^23 + round(x / ln 2): the integer lands in the low mantissa bits of t.
+  const auto kRound = hn::Set(d, 0x1.8p23f);
+  const auto t = hn::MulAdd(x, hn::Set(d, 1.44269504088896341f), kRound);
+  const auto k = hn::Sub(t, kRound);
+  // r = x - k ln 2 in [-ln 2 / 2, ln 2 / 2], with ln 2 split so that k * hi is exact.
+  auto r = hn::MulAdd(k, hn::Set(d, -0.693145751953125f), x);
+  r = hn::MulAdd(k, hn::Set(d, -1.428606765330187045e-6f), r);
+  // exp(r) by its Taylor polynomial of degree 6: the remainder r^7 / 7! < 1.2e-7 relative.
+  auto p = hn::Set(d, 1.0f / 720.0f);
+  p = hn::MulAdd(p, r, hn::Set(d, 1.0f / 120.0f));
+  p = hn::MulAdd(p, r, hn::Set(d, 1.0f / 24.0f));
+  p = hn::MulAdd(p, r, hn::Set(d, 1.0f / 6.0f));
+  p = hn::MulAdd(p, r, hn::Set(d, 0.5f));
+  p = hn::MulAdd(p, r, hn::Set(d, 1.0f));
+  p = hn::MulAdd(p, r, hn::Set(d, 1.0f));
+  // Times 2^k: k added to the exponent field (k >= -126 and p >= 0.7: the result stays normal).
+  const auto two_k = hn::ShiftLeft<23>(hn::BitCast(di, t));
+  const auto scaled = hn::BitCast(d, hn::Add(hn::BitCast(di, p), two_k));
+  return hn::IfThenZeroElse(hn::Lt(x, hn::Set(d, -87.0f)), scaled);
+}
+
 // x = exp(x - max(x)) in place, n >= 1; returns the sum. Subtracting the max keeps every exponent
-// <= 0: no overflow, and the largest term is 1, so the sum is >= 1.
+// <= 0: no overflow, and the largest term is 1, so the sum is >= 1. kFast: exp_nonpositive
+// (attention), else hn::Exp (softmax, whose tests hold it to 1 ulp).
+template <bool kFast = false>
 float exp_shifted_in_place(float* x, size_t n) {
   const DF d;
   const size_t n_lanes = hn::Lanes(d);
@@ -445,7 +475,8 @@ float exp_shifted_in_place(float* x, size_t n) {
   const auto vmax = hn::Set(d, max);
   auto sum = hn::Zero(d);
   map_in_place(x, n, [&](hn::Vec<DF> v, size_t begin) HWY_ATTR {
-    const auto e = hn::Exp(d, hn::Sub(v, vmax));
+    const auto shifted = hn::Sub(v, vmax);
+    const auto e = kFast ? exp_nonpositive(d, shifted) : hn::Exp(d, shifted);
     // Padding lanes beyond n must not count.
     sum = hn::Add(sum, hn::IfThenElseZero(hn::FirstN(d, n - begin), e));
     return e;
@@ -597,167 +628,221 @@ HWY_INLINE hn::Vec<D> dot_lanes(D d, const float* HWY_RESTRICT q, hn::Vec<D> q_t
   return acc;
 }
 
-// scores[r] = scale * (q . key r) for the rows of one run.
+// scores[h * stride + r] = scale * (q_h . key r) for the rows r of one run and its query heads h.
+// Rows go in groups, and every head of the group is scored while the group's keys are in L1.
 template <TensorType kType, bool kOneVector, class D>
-HWY_INLINE void score_run(D d, const KvLayout& layout, const KvRun& run, float scale,
-                          float* HWY_RESTRICT scores) {
+HWY_INLINE void score_run(D d, const KvLayout& layout, const KvRun& run, size_t n_heads,
+                          size_t stride, float scale, float* HWY_RESTRICT scores) {
   const size_t head_dim = layout.head_dim;
   const size_t n_full = kOneVector ? 0 : head_dim / hn::Lanes(d) * hn::Lanes(d);
-  HWY_ALIGN float q_pad[HWY_LANES(float)] = {};
-  std::copy(run.q + n_full, run.q + head_dim, q_pad);
-  const auto q_tail = hn::Load(d, q_pad);
   const auto* keys = static_cast<const uint8_t*>(run.keys);
   const size_t n_rows = run.n_rows;
-  const auto row = [&](size_t r) HWY_ATTR {
-    return dot_lanes<kType, kOneVector>(d, run.q, q_tail, keys + r * layout.row_bytes, head_dim);
+  HWY_ALIGN float q_pad[HWY_LANES(float)] = {};
+  // q_h's elements from n_full on, zero-padded (all of q_h when a row is one vector).
+  const auto q_tail = [&](const float* q) HWY_ATTR {
+    if (kOneVector) return hn::LoadU(d, q);
+    if (n_full == head_dim) return hn::Zero(d);  // unused
+    std::copy(q + n_full, q + head_dim, q_pad);
+    return hn::Load(d, q_pad);
   };
 #if HWY_TARGET == HWY_SCALAR || HWY_HAVE_SCALABLE
-  for (size_t r = 0; r < n_rows; ++r) scores[r] = hn::GetLane(hn::SumOfLanes(d, row(r))) * scale;
-#else
-  // Rows in groups; a partial group is padded with zero rows.
-  const auto row_or_zero = [&](size_t r) HWY_ATTR { return r < n_rows ? row(r) : hn::Zero(d); };
-  if constexpr (hn::MaxLanes(d) >= 8) {
-    const hn::CappedTag<float, 8> d8;
-    const auto vscale = hn::Set(d8, scale);
-    for (size_t r = 0; r < n_rows; r += 8) {
-      const auto sums =
-          r + 8 <= n_rows ? sum_lanes_x8(d, row(r), row(r + 1), row(r + 2), row(r + 3), row(r + 4),
-                                         row(r + 5), row(r + 6), row(r + 7))
-                          : sum_lanes_x8(d, row(r), row_or_zero(r + 1), row_or_zero(r + 2),
-                                         row_or_zero(r + 3), row_or_zero(r + 4), row_or_zero(r + 5),
-                                         row_or_zero(r + 6), row_or_zero(r + 7));
-      if (r + 8 <= n_rows) {
-        hn::StoreU(hn::Mul(sums, vscale), d8, scores + r);
-      } else {
-        HWY_ALIGN float last[8];
-        hn::Store(hn::Mul(sums, vscale), d8, last);
-        std::copy(last, last + (n_rows - r), scores + r);
-      }
+  for (size_t h = 0; h < n_heads; ++h) {
+    const float* q = run.q + h * head_dim;
+    const auto q_rest = q_tail(q);
+    for (size_t r = 0; r < n_rows; ++r) {
+      const auto lanes =
+          dot_lanes<kType, kOneVector>(d, q, q_rest, keys + r * layout.row_bytes, head_dim);
+      scores[h * stride + r] = hn::GetLane(hn::SumOfLanes(d, lanes)) * scale;
     }
-  } else {
-    const hn::CappedTag<float, 4> d4;
-    const auto vscale = hn::Set(d4, scale);
-    for (size_t r = 0; r < n_rows; r += 4) {
-      const auto sums =
-          sum_lanes_x4(d, row(r), row_or_zero(r + 1), row_or_zero(r + 2), row_or_zero(r + 3));
-      if (r + 4 <= n_rows) {
-        hn::StoreU(hn::Mul(sums, vscale), d4, scores + r);
+  }
+#else
+  constexpr size_t kGroup = hn::MaxLanes(D()) >= 8 ? 8 : 4;
+  const hn::CappedTag<float, kGroup> dg;
+  const auto vscale = hn::Set(dg, scale);
+  for (size_t r = 0; r < n_rows; r += kGroup) {
+    const size_t n_valid = std::min(kGroup, n_rows - r);
+    for (size_t h = 0; h < n_heads; ++h) {
+      const float* q = run.q + h * head_dim;
+      const auto q_rest = q_tail(q);
+      const auto row = [&](size_t j) HWY_ATTR {
+        return dot_lanes<kType, kOneVector>(d, q, q_rest, keys + (r + j) * layout.row_bytes,
+                                            head_dim);
+      };
+      // A partial group is padded with zero rows.
+      const auto row_or_zero = [&](size_t j)
+                                   HWY_ATTR { return j < n_valid ? row(j) : hn::Zero(d); };
+      hn::Vec<decltype(dg)> sums;
+      if constexpr (kGroup == 8) {
+        sums = n_valid == kGroup
+                   ? sum_lanes_x8(d, row(0), row(1), row(2), row(3), row(4), row(5), row(6), row(7))
+                   : sum_lanes_x8(d, row(0), row_or_zero(1), row_or_zero(2), row_or_zero(3),
+                                  row_or_zero(4), row_or_zero(5), row_or_zero(6), row_or_zero(7));
       } else {
-        HWY_ALIGN float last[4];
-        hn::Store(hn::Mul(sums, vscale), d4, last);
-        std::copy(last, last + (n_rows - r), scores + r);
+        sums = n_valid == kGroup
+                   ? sum_lanes_x4(d, row(0), row(1), row(2), row(3))
+                   : sum_lanes_x4(d, row(0), row_or_zero(1), row_or_zero(2), row_or_zero(3));
+      }
+      float* out = scores + h * stride + r;
+      if (n_valid == kGroup) {
+        hn::StoreU(hn::Mul(sums, vscale), dg, out);
+      } else {
+        HWY_ALIGN float last[kGroup];
+        hn::Store(hn::Mul(sums, vscale), dg, last);
+        std::copy(last, last + n_valid, out);
       }
     }
   }
 #endif
 }
 
-template <TensorType kType, bool kPartial, class D>
+// out_h[col, col + n_valid) = inv_sum_h * sum_n w_h[n] * v_n[col, col + n_valid) for one or two
+// query heads h (kTwo), n_valid <= Lanes; w_h = weights + h * stride. Row n goes into partial sum
+// n % 4: four independent FMA chains per head instead of one that waits out the FMA latency on
+// every row, in an order fixed by n alone. Both heads share each value row's load.
+template <TensorType kType, bool kPartial, bool kTwo, class D>
 HWY_INLINE void accumulate_values(D d, const KvLayout& layout, std::span<const KvRun> runs,
-                                  const float* HWY_RESTRICT weights, size_t col, size_t n_valid,
-                                  float inv_sum, float* HWY_RESTRICT out) {
+                                  const float* HWY_RESTRICT weights, size_t stride, size_t col,
+                                  size_t n_valid, const float* inv_sum, float* HWY_RESTRICT out) {
   const auto load = [&](const uint8_t* row) HWY_ATTR {
     if constexpr (kPartial) return load_kv_tail<kType>(d, row, col, n_valid);
     return load_dense<kType>(d, row, col);
   };
-  auto acc0 = hn::Zero(d);
-  auto acc1 = hn::Zero(d);
-  auto acc2 = hn::Zero(d);
-  auto acc3 = hn::Zero(d);
+  auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);  // head 0
+  auto b0 = hn::Zero(d), b1 = hn::Zero(d), b2 = hn::Zero(d), b3 = hn::Zero(d);  // head 1
   size_t n = 0;  // index of the run's first row among all rows
   for (const KvRun& run : runs) {
     const auto* values = static_cast<const uint8_t*>(run.values);
-    const float* w = weights + n;
+    const float* wa = weights + n;
+    const float* wb = weights + stride + n;
     const auto add_row = [&](size_t r) HWY_ATTR {
       const auto x = load(values + r * layout.row_bytes);
-      const auto a = hn::Set(d, w[r]);
+      const auto wa_r = hn::Set(d, wa[r]);
+      const auto wb_r = kTwo ? hn::Set(d, wb[r]) : wa_r;
       switch ((n + r) % 4) {
         case 0:
-          acc0 = hn::MulAdd(a, x, acc0);
+          a0 = hn::MulAdd(wa_r, x, a0);
+          if constexpr (kTwo) b0 = hn::MulAdd(wb_r, x, b0);
           break;
         case 1:
-          acc1 = hn::MulAdd(a, x, acc1);
+          a1 = hn::MulAdd(wa_r, x, a1);
+          if constexpr (kTwo) b1 = hn::MulAdd(wb_r, x, b1);
           break;
         case 2:
-          acc2 = hn::MulAdd(a, x, acc2);
+          a2 = hn::MulAdd(wa_r, x, a2);
+          if constexpr (kTwo) b2 = hn::MulAdd(wb_r, x, b2);
           break;
         default:
-          acc3 = hn::MulAdd(a, x, acc3);
+          a3 = hn::MulAdd(wa_r, x, a3);
+          if constexpr (kTwo) b3 = hn::MulAdd(wb_r, x, b3);
           break;
       }
     };
     size_t r = 0;
     for (; r < run.n_rows && (n + r) % 4 != 0; ++r) add_row(r);
     const size_t row_bytes = layout.row_bytes;
-    const uint8_t* row = values + r * row_bytes;
-    for (; r + 4 <= run.n_rows; r += 4, row += 4 * row_bytes) {
-      acc0 = hn::MulAdd(hn::Set(d, w[r]), load(row), acc0);
-      acc1 = hn::MulAdd(hn::Set(d, w[r + 1]), load(row + row_bytes), acc1);
-      acc2 = hn::MulAdd(hn::Set(d, w[r + 2]), load(row + 2 * row_bytes), acc2);
-      acc3 = hn::MulAdd(hn::Set(d, w[r + 3]), load(row + 3 * row_bytes), acc3);
+    for (; r + 4 <= run.n_rows; r += 4) {
+      const uint8_t* row = values + r * row_bytes;
+      const auto x0 = load(row), x1 = load(row + row_bytes);
+      const auto x2 = load(row + 2 * row_bytes), x3 = load(row + 3 * row_bytes);
+      a0 = hn::MulAdd(hn::Set(d, wa[r]), x0, a0);
+      a1 = hn::MulAdd(hn::Set(d, wa[r + 1]), x1, a1);
+      a2 = hn::MulAdd(hn::Set(d, wa[r + 2]), x2, a2);
+      a3 = hn::MulAdd(hn::Set(d, wa[r + 3]), x3, a3);
+      if constexpr (kTwo) {
+        b0 = hn::MulAdd(hn::Set(d, wb[r]), x0, b0);
+        b1 = hn::MulAdd(hn::Set(d, wb[r + 1]), x1, b1);
+        b2 = hn::MulAdd(hn::Set(d, wb[r + 2]), x2, b2);
+        b3 = hn::MulAdd(hn::Set(d, wb[r + 3]), x3, b3);
+      }
     }
     for (; r < run.n_rows; ++r) add_row(r);
     n += run.n_rows;
   }
-  const auto sum = hn::Mul(hn::Add(hn::Add(acc0, acc1), hn::Add(acc2, acc3)), hn::Set(d, inv_sum));
-  if constexpr (kPartial) {
-    HWY_ALIGN float buf[HWY_LANES(float)];
-    hn::Store(sum, d, buf);
-    std::copy(buf, buf + n_valid, out + col);
-  } else {
-    hn::StoreU(sum, d, out + col);
+  const auto store = [&](hn::Vec<D> sum, float* dst) HWY_ATTR {
+    if constexpr (kPartial) {
+      HWY_ALIGN float buf[HWY_LANES(float)];
+      hn::Store(sum, d, buf);
+      std::copy(buf, buf + n_valid, dst + col);
+    } else {
+      hn::StoreU(sum, d, dst + col);
+    }
+  };
+  store(hn::Mul(hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)), hn::Set(d, inv_sum[0])), out);
+  if constexpr (kTwo) {
+    store(hn::Mul(hn::Add(hn::Add(b0, b1), hn::Add(b2, b3)), hn::Set(d, inv_sum[1])),
+          out + layout.head_dim);
   }
 }
 
 template <TensorType kType, class D>
-void attention_typed(D d, const KvLayout& layout, std::span<const KvRun> runs, float scale,
-                     float* scores, float* out) {
+void attention_typed(D d, const KvLayout& layout, std::span<const KvRun> runs, size_t n_heads,
+                     float scale, float* scores, float* out) {
+  const size_t head_dim = layout.head_dim;
   size_t n_rows = 0;
-  for (const KvRun& run : runs) {
-    if (layout.head_dim == hn::Lanes(d)) {
-      score_run<kType, true>(d, layout, run, scale, scores + n_rows);
-    } else {
-      score_run<kType, false>(d, layout, run, scale, scores + n_rows);
-    }
-    n_rows += run.n_rows;
-  }
+  for (const KvRun& run : runs) n_rows += run.n_rows;
   if (n_rows == 0) {
-    std::fill(out, out + layout.head_dim, 0.0f);
+    std::fill(out, out + n_heads * head_dim, 0.0f);
     return;
   }
-  // Softmax, its normalization folded into the weighted sum: one pass over the scores less.
-  const float inv_sum = 1.0f / exp_shifted_in_place(scores, n_rows);
-  const size_t n_lanes = hn::Lanes(d);
-  size_t col = 0;
-  for (; col + n_lanes <= layout.head_dim; col += n_lanes) {
-    accumulate_values<kType, false>(d, layout, runs, scores, col, n_lanes, inv_sum, out);
+  size_t first = 0;
+  for (const KvRun& run : runs) {
+    if (head_dim == hn::Lanes(d)) {
+      score_run<kType, true>(d, layout, run, n_heads, n_rows, scale, scores + first);
+    } else {
+      score_run<kType, false>(d, layout, run, n_heads, n_rows, scale, scores + first);
+    }
+    first += run.n_rows;
   }
-  if (col < layout.head_dim) {
-    accumulate_values<kType, true>(d, layout, runs, scores, col, layout.head_dim - col, inv_sum,
-                                   out);
+  // Softmax, its normalization folded into the weighted sum: one pass over the scores less.
+  // Heads go in pairs that share each value row's load.
+  const size_t n_lanes = hn::Lanes(d);
+  for (size_t h = 0; h < n_heads; h += 2) {
+    float inv_sum[2] = {1.0f / exp_shifted_in_place<true>(scores + h * n_rows, n_rows), 0.0f};
+    if (h + 1 < n_heads) {
+      inv_sum[1] = 1.0f / exp_shifted_in_place<true>(scores + (h + 1) * n_rows, n_rows);
+    }
+    const float* w = scores + h * n_rows;
+    float* out_h = out + h * head_dim;
+    const auto columns = [&](auto two) HWY_ATTR {
+      constexpr bool kTwo = decltype(two)::value;
+      size_t col = 0;
+      for (; col + n_lanes <= head_dim; col += n_lanes) {
+        accumulate_values<kType, false, kTwo>(d, layout, runs, w, n_rows, col, n_lanes, inv_sum,
+                                              out_h);
+      }
+      if (col < head_dim) {
+        accumulate_values<kType, true, kTwo>(d, layout, runs, w, n_rows, col, head_dim - col,
+                                             inv_sum, out_h);
+      }
+    };
+    if (h + 1 < n_heads) {
+      columns(std::true_type());
+    } else {
+      columns(std::false_type());
+    }
   }
 }
 
 template <class D>
-void attention_vectors(D d, const KvLayout& layout, std::span<const KvRun> runs, float scale,
-                       float* scores, float* out) {
+void attention_vectors(D d, const KvLayout& layout, std::span<const KvRun> runs, size_t n_heads,
+                       float scale, float* scores, float* out) {
   if (layout.type == TensorType::kF16) {
-    attention_typed<TensorType::kF16>(d, layout, runs, scale, scores, out);
+    attention_typed<TensorType::kF16>(d, layout, runs, n_heads, scale, scores, out);
   } else {
-    attention_typed<TensorType::kF32>(d, layout, runs, scale, scores, out);
+    attention_typed<TensorType::kF32>(d, layout, runs, n_heads, scale, scores, out);
   }
 }
 
-void attention_simd(const KvLayout& layout, std::span<const KvRun> runs, float scale, float* scores,
-                    float* out) {
+void attention_simd(const KvLayout& layout, std::span<const KvRun> runs, size_t n_heads,
+                    float scale, float* scores, float* out) {
   // The widest vector that divides a row: full vectors for head_dim 64 or 128, 8 lanes for the
   // 8-float rows of stories260K on AVX-512; padded tails only for odd sizes.
   if (layout.head_dim % hn::Lanes(DF()) == 0) {
-    attention_vectors(DF(), layout, runs, scale, scores, out);
+    attention_vectors(DF(), layout, runs, n_heads, scale, scores, out);
   } else if (layout.head_dim % 8 == 0) {
-    attention_vectors(hn::CappedTag<float, 8>(), layout, runs, scale, scores, out);
+    attention_vectors(hn::CappedTag<float, 8>(), layout, runs, n_heads, scale, scores, out);
   } else {
-    attention_vectors(hn::CappedTag<float, 4>(), layout, runs, scale, scores, out);
+    attention_vectors(hn::CappedTag<float, 4>(), layout, runs, n_heads, scale, scores, out);
   }
 }
 
@@ -836,10 +921,10 @@ void axpy_kv(float a, const void* v, TensorType kv_type, float* y, size_t n) {
   HWY_DYNAMIC_DISPATCH(axpy_kv_simd)(a, v, kv_type, y, n);
 }
 
-void attention(const KvLayout& layout, std::span<const KvRun> runs, float scale, float* scores,
-               float* out) {
-  assert(is_kv_type(layout.type) && layout.head_dim > 0);
-  HWY_DYNAMIC_DISPATCH(attention_simd)(layout, runs, scale, scores, out);
+void attention(const KvLayout& layout, std::span<const KvRun> runs, size_t n_heads, float scale,
+               float* scores, float* out) {
+  assert(is_kv_type(layout.type) && layout.head_dim > 0 && n_heads > 0);
+  HWY_DYNAMIC_DISPATCH(attention_simd)(layout, runs, n_heads, scale, scores, out);
 }
 
 void store_kv(const float* src, void* dst, TensorType kv_type, size_t n) {

@@ -51,24 +51,27 @@ struct KvLayout {
   size_t row_bytes = 0;
 };
 
-// A run of consecutive cache rows of one head, all scored against the same query. A cache splits
-// the tokens a query sees into a few runs: the sinks, the ring before and after its wrap, and the
-// rows of the batch being fed; the sinks are scored against a differently rotated query.
+// A run of consecutive cache rows, all scored against the same queries. A cache splits the tokens
+// a query sees into a few runs: the sinks, the ring before and after its wrap, and the rows of the
+// batch being fed; the sinks are scored against differently rotated queries.
 struct KvRun {
-  const float* q = nullptr;      // [head_dim] the query for these keys
-  const void* keys = nullptr;    // [n_rows] rows of the layout, this head's part of row 0
+  const float* q = nullptr;      // [n_heads, head_dim] the queries for these keys
+  const void* keys = nullptr;    // [n_rows] rows of the layout, at the KV head's part of row 0
   const void* values = nullptr;  // [n_rows] likewise
   size_t n_rows = 0;
 };
 
-// One query head attending over the rows of all runs, taken in order as one sequence n = 0..N-1:
-//   out[0, head_dim) = sum_n softmax_n(scale * q_run(n) . k_n) * v_n
-// scores: scratch of N floats. The result depends only on the rows and their order, never on how
-// they are split into runs, so two caches that hold the same tokens in differently split runs (a
-// dense cache and a streaming cache before its first eviction) compute the same bits. One
-// dispatch per call, whatever the number of rows: this is the inner loop of decoding.
-void attention(const KvLayout& layout, std::span<const KvRun> runs, float scale, float* scores,
-               float* out);
+// n_heads query heads that share one KV head (grouped-query attention; 1 without it) attending
+// over the rows of all runs, taken in order as one sequence n = 0..N-1: for each head h,
+//   out[h, 0..head_dim) = sum_n softmax_n(scale * q_run(n)[h] . k_n) * v_n
+// scores: scratch of n_heads * N floats. The result depends only on the rows and their order,
+// never on how they are split into runs, so two caches that hold the same tokens in differently
+// split runs (a dense cache and a streaming cache before its first eviction) compute the same
+// bits; nor on n_heads: a head's result is the same alone or in a group. One dispatch per call,
+// whatever the number of rows: this is the inner loop of decoding. The heads of a group are
+// scored while a group of keys is in L1, and share each value row's load.
+void attention(const KvLayout& layout, std::span<const KvRun> runs, size_t n_heads, float scale,
+               float* scores, float* out);
 
 // Single rows of cached keys/values stored as f32 or f16 (`kv_type` is kF32 or kF16).
 // dot: returns sum_i a[i] * k[i]. axpy: y[i] += a * v[i].

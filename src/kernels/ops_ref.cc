@@ -81,33 +81,41 @@ void axpy_kv(float a, const void* v, TensorType kv_type, float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] = static_cast<float>(double{a} * vf[i] + y[i]);
 }
 
-void attention(const KvLayout& layout, std::span<const KvRun> runs, float scale, float* scores,
-               float* out) {
-  std::vector<double> weights;
-  for (const KvRun& run : runs) {
-    for (size_t r = 0; r < run.n_rows; ++r) {
-      const auto* key = static_cast<const uint8_t*>(run.keys) + r * layout.row_bytes;
-      const std::vector<float> k = decode_kv(key, layout.type, layout.head_dim);
-      double dot = 0.0;
-      for (size_t i = 0; i < layout.head_dim; ++i) dot += double{run.q[i]} * k[i];
-      weights.push_back(dot * scale);
+void attention(const KvLayout& layout, std::span<const KvRun> runs, size_t n_heads, float scale,
+               float* scores, float* out) {
+  size_t n_rows = 0;
+  for (const KvRun& run : runs) n_rows += run.n_rows;
+  for (size_t h = 0; h < n_heads; ++h) {
+    std::vector<double> weights;
+    for (const KvRun& run : runs) {
+      for (size_t r = 0; r < run.n_rows; ++r) {
+        const auto* key = static_cast<const uint8_t*>(run.keys) + r * layout.row_bytes;
+        const std::vector<float> k = decode_kv(key, layout.type, layout.head_dim);
+        double dot = 0.0;
+        for (size_t i = 0; i < layout.head_dim; ++i) {
+          dot += double{run.q[h * layout.head_dim + i]} * k[i];
+        }
+        weights.push_back(dot * scale);
+      }
+    }
+    double max = -INFINITY;
+    for (double w : weights) max = std::fmax(max, w);
+    double sum = 0.0;
+    for (double& w : weights) sum += (w = std::exp(w - max));
+    std::vector<double> acc(layout.head_dim, 0.0);
+    size_t n = 0;
+    for (const KvRun& run : runs) {
+      for (size_t r = 0; r < run.n_rows; ++r, ++n) {
+        const auto* value = static_cast<const uint8_t*>(run.values) + r * layout.row_bytes;
+        const std::vector<float> v = decode_kv(value, layout.type, layout.head_dim);
+        for (size_t i = 0; i < layout.head_dim; ++i) acc[i] += weights[n] / sum * v[i];
+        scores[h * n_rows + n] = static_cast<float>(weights[n] / sum);
+      }
+    }
+    for (size_t i = 0; i < layout.head_dim; ++i) {
+      out[h * layout.head_dim + i] = static_cast<float>(acc[i]);
     }
   }
-  double max = -INFINITY;
-  for (double w : weights) max = std::fmax(max, w);
-  double sum = 0.0;
-  for (double& w : weights) sum += (w = std::exp(w - max));
-  std::vector<double> acc(layout.head_dim, 0.0);
-  size_t n = 0;
-  for (const KvRun& run : runs) {
-    for (size_t r = 0; r < run.n_rows; ++r, ++n) {
-      const auto* value = static_cast<const uint8_t*>(run.values) + r * layout.row_bytes;
-      const std::vector<float> v = decode_kv(value, layout.type, layout.head_dim);
-      for (size_t i = 0; i < layout.head_dim; ++i) acc[i] += weights[n] / sum * v[i];
-      scores[n] = static_cast<float>(weights[n] / sum);
-    }
-  }
-  for (size_t i = 0; i < layout.head_dim; ++i) out[i] = static_cast<float>(acc[i]);
 }
 
 void store_kv(const float* src, void* dst, TensorType kv_type, size_t n) {

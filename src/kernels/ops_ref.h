@@ -22,8 +22,9 @@ void dequantize_row(TensorType type, const void* src, float* dst, size_t n);
 float dot_kv(const float* a, const void* k, TensorType kv_type, size_t n);
 void axpy_kv(float a, const void* v, TensorType kv_type, float* y, size_t n);
 void store_kv(const float* src, void* dst, TensorType kv_type, size_t n);
-// Scores, softmax and the weighted sum in double; scores receives the softmax weights.
-void attention(const KvLayout& layout, std::span<const KvRun> runs, float scale, float* scores,
-               float* out);
+// Scores, softmax and the weighted sum in double, head by head; scores receives the softmax
+// weights, [n_heads, N].
+void attention(const KvLayout& layout, std::span<const KvRun> runs, size_t n_heads, float scale,
+               float* scores, float* out);
 
 }  // namespace sllm::ops::ref
