@@ -13,10 +13,6 @@
 
 namespace sllm {
 
-namespace {
-constexpr uint64_t kEmpty = std::numeric_limits<uint64_t>::max();
-}  // namespace
-
 Result<KvCache> KvCache::create(const KvCacheShape& shape, const KvCacheOptions& options) {
   if (options.window == 0) {
     return Error(ErrorCode::kInvalidInput, "the window must hold at least 1 token");

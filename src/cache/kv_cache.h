@@ -116,6 +116,7 @@ class KvCache {
 
   std::vector<uint8_t> keys_;    // [n_layers, n_slots, kv_dim] of kv_type, rotated once at write
   std::vector<uint8_t> values_;  // [n_layers, n_slots, kv_dim] of kv_type
+  static constexpr uint64_t kEmpty = ~uint64_t{0};  // slot_token_ of a slot never written
   std::vector<uint64_t> slot_token_;  // [n_layers, n_slots] stream index held, kEmpty if none
   uint64_t n_seen_ = 0;
   uint64_t n_key_writes_ = 0;

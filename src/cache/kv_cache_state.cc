@@ -8,10 +8,6 @@
 
 namespace sllm {
 
-namespace {
-constexpr uint64_t kEmpty = std::numeric_limits<uint64_t>::max();  // as in kv_cache.cc
-}  // namespace
-
 KvCacheContents KvCache::contents() const { return {n_seen_, n_key_writes_, keys_, values_}; }
 
 Status KvCache::restore(const KvCacheContents& contents) {
