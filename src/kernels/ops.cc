@@ -231,35 +231,41 @@ HWY_INLINE auto sum_lanes_x8(D d, hn::Vec<D> v0, hn::Vec<D> v1, hn::Vec<D> v2, h
 }
 #endif
 
-// out[j] = the sum of the lanes of v_j, j < 4: sum_lanes_x4 where the target has 4 lanes or more.
-template <class D>
-HWY_INLINE void store_sums_x4(D d, hn::Vec<D> v0, hn::Vec<D> v1, hn::Vec<D> v2, hn::Vec<D> v3,
-                              float* HWY_RESTRICT out) {
-#if HWY_TARGET == HWY_SCALAR || HWY_HAVE_SCALABLE
-  out[0] = hn::GetLane(hn::SumOfLanes(d, v0));
-  out[1] = hn::GetLane(hn::SumOfLanes(d, v1));
-  out[2] = hn::GetLane(hn::SumOfLanes(d, v2));
-  out[3] = hn::GetLane(hn::SumOfLanes(d, v3));
-#else
-  hn::StoreU(sum_lanes_x4(d, v0, v1, v2, v3), hn::CappedTag<float, 4>(), out);
-#endif
-}
-
 // ------------------------------------------------------------------------------------------------
 // matmul
 //
 // q8_0/q4_0 weights are decoded to f32 lanes (exactly) and multiplied with the f32 activations;
 // unlike llama.cpp, x is not quantized to q8, so the only rounding is that of the f32 sums.
 
-// Weight rows whose dots are finished together by one sum_lanes_x4.
-constexpr size_t kRowGroup = 4;
-// Batch rows that share one pass over a group of weight rows: 4 x 4 accumulators fit the 32
-// registers of AVX-512; targets with 16 registers take 2 batch rows at a time.
-#if HWY_TARGET <= HWY_AVX3 && HWY_ARCH_X86
-constexpr size_t kBatchTile = 4;
+// Weight rows whose dots are finished together by one sum_lanes_x8 (or x4 where vectors have 4
+// lanes): that many independent FMA chains, enough to cover the FMA latency at batch 1.
+// Batch rows that share one pass over a group of weight rows: kRowGroup x kBatchTile accumulators
+// must fit in the registers (32 with AVX-512, 16 otherwise) next to the weights.
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+constexpr size_t kRowGroup = 8;
+constexpr size_t kBatchTile = 2;
+#elif HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+constexpr size_t kRowGroup = 8;
+constexpr size_t kBatchTile = 1;
 #else
+constexpr size_t kRowGroup = 4;
 constexpr size_t kBatchTile = 2;
 #endif
+
+// out[g] = the sum of the lanes of v[g], g < kRowGroup, by sum_lanes_x8/x4 where there is one.
+template <class D>
+HWY_INLINE void store_row_sums(D d, const hn::Vec<D>* v, float* HWY_RESTRICT out) {
+#if HWY_TARGET == HWY_SCALAR || HWY_HAVE_SCALABLE
+  for (size_t g = 0; g < kRowGroup; ++g) out[g] = hn::GetLane(hn::SumOfLanes(d, v[g]));
+#else
+  if constexpr (kRowGroup == 8) {
+    hn::StoreU(sum_lanes_x8(d, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]),
+               hn::CappedTag<float, 8>(), out);
+  } else {
+    hn::StoreU(sum_lanes_x4(d, v[0], v[1], v[2], v[3]), hn::CappedTag<float, 4>(), out);
+  }
+#endif
+}
 
 // y[b, r + g] for g < kRowGroup, b < kRows: weight rows `rows[g]` (a group may repeat a row to pad
 // itself; the extra sums are dropped) times x rows b, n_cols apart; y rows are y_stride apart.
@@ -293,23 +299,22 @@ HWY_INLINE void group_dots(const uint8_t* const* rows, size_t n_valid, const flo
       for (size_t g = 0; g < kRowGroup; ++g)
         decode_block<kType>(rows[g] + block_offset, w_block[g]);
       for (size_t j = 0; j < quant::kBlockElems; j += n_lanes) {
-        const hn::Vec<D> w[kRowGroup] = {hn::Load(d, w_block[0] + j), hn::Load(d, w_block[1] + j),
-                                         hn::Load(d, w_block[2] + j), hn::Load(d, w_block[3] + j)};
+        hn::Vec<D> w[kRowGroup];
+        for (size_t g = 0; g < kRowGroup; ++g) w[g] = hn::Load(d, w_block[g] + j);
         fma_group(w, col + j);
       }
     }
   } else {
     for (; col + n_lanes <= n_cols; col += n_lanes) {
-      const hn::Vec<D> w[kRowGroup] = {
-          load_dense<kType>(d, rows[0], col), load_dense<kType>(d, rows[1], col),
-          load_dense<kType>(d, rows[2], col), load_dense<kType>(d, rows[3], col)};
+      hn::Vec<D> w[kRowGroup];
+      for (size_t g = 0; g < kRowGroup; ++g) w[g] = load_dense<kType>(d, rows[g], col);
       fma_group(w, col);
     }
   }
 
   for (size_t b = 0; b < kRows; ++b) {
     float dots[kRowGroup];
-    store_sums_x4(d, acc[b][0], acc[b][1], acc[b][2], acc[b][3], dots);
+    store_row_sums(d, acc[b], dots);
     const float* xb = x + b * n_cols;
     for (size_t g = 0; g < n_valid; ++g) {
       if constexpr (!is_block_type(kType)) {
