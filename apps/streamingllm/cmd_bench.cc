@@ -192,6 +192,8 @@ int bench(const BenchArgs& a) {
       a.n_tokens, seconds, tokens_per_s, cpu_seconds);
   fmt::print("latency per token over {} tokens (us):     wall mean  wall median   CPU mean\n",
              kWindowTokens);
+  fmt::print("  (the cache is full from token {} on; before, a token attends over fewer tokens)\n",
+             session->cache_tokens());
   for (const LatencyWindow& w : windows) {
     fmt::print("  {:<38} {:10.2f} {:12.2f} {:10.2f}\n", w.label, w.wall_us(), w.median_wall_us(),
                w.cpu_us());
