@@ -119,8 +119,8 @@ void KvCache::attend(size_t layer, float* q, float* k, const float* v, float* ou
       const float* qi = q + i * q_dim;
       const bool split = sink_angles_[i].position() != abs_angles_[i].position();
       const float* qs = split ? &q_sink_[i * q_dim] : qi;
-      attend_head(layer, head, i, qi + head * shape_.head_dim, qs + head * shape_.head_dim,
-                  out + i * q_dim + head * shape_.head_dim, scores);
+      attend_group(layer, head, i, qi + head * shape_.head_dim, qs + head * shape_.head_dim,
+                   out + i * q_dim + head * shape_.head_dim, scores);
     }
   };
   // A short cache is not worth waking the pool for: its heads run here, in the same order.
@@ -154,8 +154,8 @@ void KvCache::attend(size_t layer, float* q, float* k, const float* v, float* ou
 // scores over the sinks and the window, softmax, weighted values. Keys are visited in stream order
 // (sinks, then the window oldest first), so that a cache that never evicted computes exactly what
 // dense attention computes, bit for bit.
-void KvCache::attend_head(size_t layer, size_t head, size_t i, const float* q, const float* q_sink,
-                          float* out, float* scores) const {
+void KvCache::attend_group(size_t layer, size_t head, size_t i, const float* q, const float* q_sink,
+                           float* out, float* scores) const {
   const size_t head_dim = shape_.head_dim;
   const size_t kv_offset = (head / (shape_.n_heads / shape_.n_kv_heads)) * head_dim * elem_bytes_;
   const uint64_t t0 = n_seen_;

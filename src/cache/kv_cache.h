@@ -104,8 +104,9 @@ class KvCache {
   }
   // In-cache position of stream index t once it is the newest token: c(t) = min(t, S + W - 1).
   uint64_t cache_pos(uint64_t t) const { return t < n_slots_ - 1 ? t : n_slots_ - 1; }
-  void attend_head(size_t layer, size_t head, size_t i, const float* q, const float* q_sink,
-                   float* out, float* scores) const;
+  // Batch row i for the query heads [head, head + n_heads / n_kv_heads), which share a KV head.
+  void attend_group(size_t layer, size_t head, size_t i, const float* q, const float* q_sink,
+                    float* out, float* scores) const;
 
   KvCacheShape shape_;
   KvCacheOptions options_;
@@ -127,7 +128,7 @@ class KvCache {
   std::vector<RopeAngles> sink_angles_;     // [max_batch] at start_pos + c(t)
   std::vector<uint8_t> batch_k_, batch_v_;  // [max_batch, kv_dim] of kv_type
   std::vector<float> q_sink_;               // [max_batch, n_heads * head_dim]
-  std::vector<float> scores_;               // [n_heads, n_slots + max_batch]
+  std::vector<float> scores_;               // [n_heads, n_slots]: a query sees at most n_slots rows
 };
 
 }  // namespace sllm
