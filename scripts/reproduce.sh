@@ -6,7 +6,7 @@
 #
 #   scripts/reproduce.sh                          builds the release preset if needed, runs all
 #   SLLM_BUILD_DIR=build/mine scripts/reproduce.sh   uses (and builds) another build folder
-#   N_CURVE=2048 N_DENSE=2048 N_TABLE=2048 N_LONG=4096 scripts/reproduce.sh   a quick trial
+#   N_CURVE=2048 N_DENSE=2048 N_TABLE=2048 N_LONG=4096 N_BOOKS=8192 scripts/reproduce.sh   a quick trial
 #
 # Needs bash, awk and gnuplot (Debian: gnuplot-nox). Sized to finish in under 30 minutes on a
 # 2-core machine; the lengths below are the knobs.
@@ -18,7 +18,11 @@ SHARED=$ROOT/../shared
 MODEL=$SHARED/models/stories260K/stories260K.gguf
 STORIES=$SHARED/data/text/tinystories_val_head.txt
 BOOKS=()
-for id in 1342 1661 2701 345 98; do BOOKS+=("$SHARED/data/text/gutenberg_pg$id.txt"); done
+BOOK_ARGS=()
+for id in 1342 1661 2701 345 98; do
+  BOOKS+=("$SHARED/data/text/gutenberg_pg$id.txt")
+  BOOK_ARGS+=(-f "$SHARED/data/text/gutenberg_pg$id.txt")
+done
 BUILD=${SLLM_BUILD_DIR:-$ROOT/build/release}
 BIN=$BUILD/apps/streamingllm/streamingllm
 RAW=$ROOT/build/results
@@ -32,6 +36,7 @@ N_CURVE=${N_CURVE:-10240}          # Figure 3: 20x the training length, every po
 N_DENSE=${N_DENSE:-10240}          # dense costs O(n) per token: as far as is affordable
 N_TABLE=${N_TABLE:-20480}          # Tables 2 and 6 (window and streaming only: cheap)
 N_LONG=${N_LONG:-131072}           # one long stream, window and streaming at cache 128
+N_BOOKS=${N_BOOKS:-0}              # the five books whole as one stream (0 = all 2.4M tokens)
 LONG_SEGMENT=16384                 # its table: perplexity per segment of this many tokens
 BATCH=256                          # tokens per forward pass in the curves (recompute rebuilds
                                    # its window in passes of this size; exact for every policy)
@@ -115,6 +120,18 @@ curves books "${BOOKS[@]}"
 step "stories: window and streaming at cache 128 over $N_LONG tokens"
 ppl -f "$STORIES" --compare window,streaming --cache 128 -b $BATCH --tokens "$N_LONG" \
   --csv "$RAW/long_stories.csv" --summary "$RAW/long_stories.sum"
+
+step "books: window and streaming at cache 128 over the whole stream"
+ppl "${BOOK_ARGS[@]}" --compare window,streaming --cache 128 -b $BATCH --tokens "$N_BOOKS" \
+  --csv "$RAW/long_books.csv" --summary "$RAW/long_books.sum"
+# Where each book starts in the stream: token counts as `ppl` tokenizes them (no BOS, no
+# special-token parsing); the stream's BOS is token 0.
+start=1
+for f in "${BOOKS[@]}"; do
+  n=$("$BIN" tokenize -m "$MODEL" -f "$f" --no-parse-special | wc -w)
+  echo "$(basename "$f" .txt) $start $((start + n))"
+  start=$((start + n))
+done >"$RAW/book_ranges.txt"
 
 # --- 2. Number of sinks (Table 2) and cache size (Table 6) ---------------------------------------
 tables() {  # tables NAME FILES...
@@ -211,7 +228,7 @@ set xlabel "cache size (tokens)"
 set ylabel "tokens per second (log scale)"
 set xtics (64, 128, 256, 512, 1024)
 set xrange [48:1400]
-set key bottom left box opaque
+set key at graph 0.98, graph 0.6 right top box opaque
 plot "$RAW/cost.dat" u 1:2 w lp lw 1.5 pt 7 lc rgb "#1f77b4" t "window", \
      "" u 1:3 w lp lw 1.5 pt 5 dt 3 lc rgb "#2ca02c" t "streaming (4 sinks)", \
      "" u 1:4 w lp lw 1.5 pt 9 lc rgb "#000000" t "sliding window + recompute", \
@@ -295,6 +312,20 @@ long_table() {
   echo "| all | $w | $s | $(fmt_pct "$s" "$w") |"
 }
 
+# Per book of the whole-books stream, in one pass over its CSV.
+books_table() {
+  echo "| book | tokens | window (128) | streaming (4+124) | change |"
+  echo "|---|---|---|---|---|"
+  awk -F, 'FNR == NR { name[NR] = $1; lo[NR] = $2; hi[NR] = $3; n = NR; next }
+    FNR == 1 { for (i = 1; i <= NF; i++) { if ($i == "nll_window") cw = i; if ($i == "nll_streaming") cs = i }; next }
+    { for (b = 1; b <= n; b++) if ($1 >= lo[b] && $1 < hi[b]) { sw[b] += $cw; ss[b] += $cs; k[b]++ }
+      tw += $cw; ts += $cs; tk++ }
+    END { for (b = 1; b <= n; b++) if (k[b] > 0)
+            printf "| %s | %d | %.3f | %.3f | %+.1f%% |\n", name[b], k[b], exp(sw[b] / k[b]), exp(ss[b] / k[b]), 100 * (exp((ss[b] - sw[b]) / k[b]) - 1)
+          printf "| all | %d | %.3f | %.3f | %+.1f%% |\n", tk, exp(tw / tk), exp(ts / tk), 100 * (exp((ts - tw) / tk) - 1) }' \
+    FS=' ' "$RAW/book_ranges.txt" FS=',' "$RAW/long_books.csv"
+}
+
 sinks_table() {
   printf "| corpus |"
   for s in "${SINKS[@]}"; do printf " %s + %s |" "$s" $((SINK_CACHE - s)); done
@@ -362,7 +393,7 @@ max_mass_long=$(awk -F, 'NR > 1 && $2 != "mean" && $3 == 1 && $4 > m { m = $4 } 
 collapse=$(awk -v w="$w_all" -v r="$r_all" 'BEGIN { print (w > 2 * r) ? "yes" : "no" }')
 pool_slower=$(awk '$6 > 1.5 * $2 { printf "%s%s", (n++ ? ", " : ""), $1 }' "$RAW/cost.dat")
 if [[ -n $pool_slower ]]; then
-  pool_note="At caches of $pool_slower tokens, window generates more than 1.5x faster on one thread than on
+  pool_note="At cache size(s) $pool_slower, window generates more than 1.5x faster on one thread than on
 $(nproc): for one token of a model this small, handing attention to the thread pool costs more than it
 saves on this machine."
 else
@@ -398,7 +429,7 @@ else
 ${max_ratio}x the uniform share on the first token."
 fi
 if [[ $big_cache_hurts == yes ]]; then
-  big_cache="A cache larger than the training length hurts every policy (TinyStories, window: PPL
+  big_cache="A cache larger than the training length hurts window and streaming alike (TinyStories, window: PPL
 $w1024 at cache 1024 vs $w512 at 512): the model then sees relative distances it was never trained
 on, as dense attention does past $TRAIN_LEN tokens."
 else
@@ -478,6 +509,14 @@ The first $N_CURVE tokens of the five books (the start of Pride and Prejudice): 
 model reads Austen badly at any cache size; the question is only whether a policy makes it worse.
 
 $(curve_table books)
+
+### The five books as one stream
+
+Window and streaming at cache 128 over all five books concatenated, $(summary_field "$RAW/long_books.sum" window n_scored) tokens
+scored, the way the paper streams PG19: perplexity per book. The cache holds 128 tokens
+throughout ($(toks "$(summary_field "$RAW/long_books.sum" streaming tok_per_s)") tok/s for streaming).
+
+$(books_table)
 
 ## 5. Does stories260K have attention sinks? (the paper's Figure 2)
 
