@@ -228,7 +228,10 @@ class BadVocabFile : public ::testing::Test {
 
   // Writes the file and returns vocab_from_gguf's error message ("" when it loads).
   std::string load_error() {
-    const std::string path = ::testing::TempDir() + "tokenizer_test_bad_vocab.gguf";
+    // One file per test: ctest runs the tests of this binary as parallel processes.
+    const std::string path = ::testing::TempDir() + "tokenizer_test_bad_vocab_" +
+                             ::testing::UnitTest::GetInstance()->current_test_info()->name() +
+                             ".gguf";
     const Status written = writer_.write(path);
     EXPECT_TRUE(written.ok()) << (written.ok() ? "" : written.error().message());
     Result<Vocab> vocab = load_vocab(path);
