@@ -36,7 +36,7 @@ N_CURVE=${N_CURVE:-10240}          # Figure 3: 20x the training length, every po
 N_DENSE=${N_DENSE:-10240}          # dense costs O(n) per token: as far as is affordable
 N_TABLE=${N_TABLE:-20480}          # Tables 2 and 6 (window and streaming only: cheap)
 N_LONG=${N_LONG:-131072}           # one long stream, window and streaming at cache 128
-N_BOOKS=${N_BOOKS:-0}              # the five books whole as one stream (0 = all 2.4M tokens)
+N_BOOKS=${N_BOOKS:-0}              # the books as one stream (0: all 2.4M tokens)
 LONG_SEGMENT=16384                 # its table: perplexity per segment of this many tokens
 BATCH=256                          # tokens per forward pass in the curves (recompute rebuilds
                                    # its window in passes of this size; exact for every policy)
@@ -121,7 +121,7 @@ step "stories: window and streaming at cache 128 over $N_LONG tokens"
 ppl -f "$STORIES" --compare window,streaming --cache 128 -b $BATCH --tokens "$N_LONG" \
   --csv "$RAW/long_stories.csv" --summary "$RAW/long_stories.sum"
 
-step "books: window and streaming at cache 128 over the whole stream"
+step "books: window and streaming at cache 128 over ${N_BOOKS/#0/all} tokens"
 ppl "${BOOK_ARGS[@]}" --compare window,streaming --cache 128 -b $BATCH --tokens "$N_BOOKS" \
   --csv "$RAW/long_books.csv" --summary "$RAW/long_books.sum"
 # Where each book starts in the stream: token counts as `ppl` tokenizes them (no BOS, no
@@ -512,8 +512,8 @@ $(curve_table books)
 
 ### The five books as one stream
 
-Window and streaming at cache 128 over all five books concatenated, $(summary_field "$RAW/long_books.sum" window n_scored) tokens
-scored, the way the paper streams PG19: perplexity per book. The cache holds 128 tokens
+Window and streaming at cache 128 over the five books concatenated, the way the paper streams PG19
+(${N_BOOKS/#0/all} tokens; $(summary_field "$RAW/long_books.sum" window n_scored) scored): perplexity per book. The cache holds 128 tokens
 throughout ($(toks "$(summary_field "$RAW/long_books.sum" streaming tok_per_s)") tok/s for streaming).
 
 $(books_table)

@@ -25,7 +25,7 @@ struct PplArgs {
   std::string summary;
   std::string compare;  // "dense,window,streaming,recompute"
   size_t cache = 1024;  // --compare: total cache tokens of every policy
-  size_t segment = 1024;
+  size_t segment = 0;   // 0: a multiple of 1024 giving at most 8 segments
   CacheArgs cache_args;
   CLI::Option* cache_opt = nullptr;
   CLI::Option* policy_opt = nullptr;
@@ -190,10 +190,15 @@ int ppl(const PplArgs& a) {
   }
 
   // Table: one row per policy; overall and per-segment perplexity.
+  constexpr size_t kMaxSegments = 8;
+  const size_t segment = a.segment > 0
+                             ? a.segment
+                             : 1024 * std::max<size_t>(1, (n_scored + 1024 * kMaxSegments - 1) /
+                                                              (1024 * kMaxSegments));
   std::string header = fmt::format("{:<10} {:>14} {:>10} {:>10} {:>10}", "policy", "cache", "tok/s",
                                    "full tok/s", "ppl");
-  for (size_t s = 0; s < n_scored; s += a.segment) {
-    header += fmt::format(" {:>12}", fmt::format("{}-{}", s, std::min(n_scored, s + a.segment)));
+  for (size_t s = 0; s < n_scored; s += segment) {
+    header += fmt::format(" {:>12}", fmt::format("{}-{}", s, std::min(n_scored, s + segment)));
   }
   fmt::print("{}\n", header);
   for (const Run& run : runs) {
@@ -207,8 +212,8 @@ int ppl(const PplArgs& a) {
         static_cast<double>(n_scored) / run.seconds,
         std::isnan(run.full_tok_s) ? std::string("-") : fmt::format("{:.1f}", run.full_tok_s),
         run.result.ppl());
-    for (size_t s = 0; s < n_scored; s += a.segment) {
-      line += fmt::format(" {:>12.3f}", run.result.ppl(s, s + a.segment));
+    for (size_t s = 0; s < n_scored; s += segment) {
+      line += fmt::format(" {:>12.3f}", run.result.ppl(s, s + segment));
     }
     fmt::print("{}\n", line);
   }
@@ -252,8 +257,9 @@ Command add_ppl(CLI::App& app) {
   a->cache_opt = cmd->add_option("--cache", a->cache,
                                  "Cache size in tokens of every policy (streaming: sinks + window)")
                      ->capture_default_str();
-  cmd->add_option("--segment", a->segment, "Tokens per segment in the table")
-      ->capture_default_str()
+  cmd->add_option("--segment", a->segment,
+                  "Tokens per segment in the table (default: a multiple of 1024, at most 8 "
+                  "segments)")
       ->check(CLI::Range(size_t{1}, std::numeric_limits<size_t>::max()));
   a->cache_args.add(*cmd);
   a->policy_opt = cmd->get_option("--policy");
