@@ -2,6 +2,9 @@
 
 #include <fmt/core.h>
 
+#include <sys/resource.h>
+
+#include <fstream>
 #include <thread>
 
 #include "commands.h"
@@ -84,6 +87,17 @@ Result<SessionOptions> CacheArgs::to_options(const ModelConfig& config) const {
   o.kv_type = kv_type == "f16" ? TensorType::kF16 : TensorType::kF32;
   o.max_batch = batch;
   return o;
+}
+
+// Peak resident set size in bytes: VmHWM from /proc/self/status, else getrusage's ru_maxrss.
+uint64_t peak_rss_bytes() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;  // "... kB"
+  }
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<uint64_t>(usage.ru_maxrss) * 1024;  // KiB on Linux
 }
 
 std::string describe_cache(const SessionOptions& o) {

@@ -54,6 +54,9 @@ struct CacheArgs {
   Result<SessionOptions> to_options(const ModelConfig& config) const;
 };
 
+// Peak resident set size of this process in bytes (VmHWM, else getrusage's ru_maxrss).
+uint64_t peak_rss_bytes();
+
 // "4 sinks + 1020 window, f32" and the like.
 std::string describe_cache(const SessionOptions& options);
 

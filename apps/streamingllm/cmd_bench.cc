@@ -98,17 +98,6 @@ std::vector<LatencyWindow> plan_windows(uint64_t n_tokens, uint64_t n_cache_toke
   return windows;
 }
 
-// Peak resident set size in bytes: VmHWM from /proc/self/status, else getrusage's ru_maxrss.
-uint64_t peak_rss_bytes() {
-  std::ifstream status("/proc/self/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;  // "... kB"
-  }
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<uint64_t>(usage.ru_maxrss) * 1024;  // KiB on Linux
-}
-
 double mib(uint64_t n_bytes) { return static_cast<double>(n_bytes) / (1024.0 * 1024.0); }
 
 int bench(const BenchArgs& a) {

@@ -120,12 +120,6 @@ class TerminalSource final : public TurnSource {
   bool echo() const override { return false; }
 };
 
-size_t peak_rss_bytes() {
-  struct rusage usage = {};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<size_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
-}
-
 // A resumed session keeps the options it was saved with: a flag that says otherwise is an error.
 template <typename T>
 Status same_as_saved(const ChatArgs& a, const char* flag, const T& given, const T& saved) {
