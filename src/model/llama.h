@@ -16,10 +16,9 @@
 #include "model/config.h"
 #include "streamingllm/error.h"
 #include "util/thread_pool.h"
+#include "util/token.h"
 
 namespace sllm {
-
-using TokenId = int32_t;
 
 // q: [n_tokens, n_heads * head_dim], k and v: [n_tokens, n_kv_heads * head_dim], all unrotated;
 // the callee may rotate q and k in place. out: [n_tokens, n_heads * head_dim].

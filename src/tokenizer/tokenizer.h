@@ -12,12 +12,11 @@
 #include <vector>
 
 #include "streamingllm/error.h"
+#include "util/token.h"
 
 namespace sllm {
 
 class GgufFile;
-
-using TokenId = int32_t;
 
 // Token types as in GGUF `tokenizer.ggml.token_type` (llama.cpp's llama_token_type).
 enum class TokenType : int32_t {
