@@ -23,9 +23,10 @@ Result<LlamaModel> LlamaModel::load(const GgufFile& gguf) {
   SLLM_ASSIGN_OR_RETURN(m.config_, config_from_gguf(gguf));
   const ModelConfig& c = m.config_;
   SLLM_ASSIGN_OR_RETURN(m.token_embd_, get_matrix(gguf, "token_embd.weight", c.n_vocab, c.dim));
-  m.layers_.resize(c.n_layers);
+  // config_from_gguf() checked n_layers against the file's tensors; each layer is added only once
+  // its tensors are found, so a bad count costs nothing.
   for (size_t i = 0; i < c.n_layers; ++i) {
-    Layer& l = m.layers_[i];
+    Layer& l = m.layers_.emplace_back();
     const std::string p = "blk." + std::to_string(i) + ".";
     SLLM_ASSIGN_OR_RETURN(l.attn_norm, get_vector(gguf, p + "attn_norm.weight", c.dim));
     SLLM_ASSIGN_OR_RETURN(l.wq, get_matrix(gguf, p + "attn_q.weight", c.q_dim(), c.dim));
