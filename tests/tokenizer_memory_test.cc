@@ -36,8 +36,9 @@ std::string read_text(const std::string& rel) {
 // "\n\n" entries straddle), digits, and multi-byte characters.
 std::string mixed_text(size_t n_bytes) {
   const std::string prose = read_text("data/text/gutenberg_pg1342.txt");
-  const std::string inserts[] = {"        ", "\n\n\n", "  x  ", "12345678901234567890",
-                                 "héllo wörld ", "日本語のテキスト ", "\t\t", "🙂🙂 ", ""};
+  const std::string inserts[] = {
+      "        ", "\n\n\n",    "  x  ", "12345678901234567890", "héllo wörld ", "日本語のテキスト ",
+      "\t\t",     "🙂🙂 ", ""};
   std::string out;
   size_t i = 0;
   while (out.size() < n_bytes) {
@@ -123,8 +124,8 @@ TEST(SpmSegments, PeakMemoryOfA24MBPromptIsProportionalToIt) {
   const std::vector<TokenId> ids = encode(*tokenizer, text);
   const uint64_t growth = peak_rss_bytes() - before;
   EXPECT_GT(ids.size(), text.size() / 8);
-  EXPECT_LT(growth, 6 * text.size()) << "peak grew by " << growth << " bytes for "
-                                     << text.size() << " bytes of text";
+  EXPECT_LT(growth, 6 * text.size())
+      << "peak grew by " << growth << " bytes for " << text.size() << " bytes of text";
   std::printf("24 MB prompt: %zu tokens, peak RSS growth %llu MB\n", ids.size(),
               static_cast<unsigned long long>(growth >> 20));
 }

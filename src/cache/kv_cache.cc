@@ -64,23 +64,24 @@ Result<uint64_t> KvCache::bytes_needed(const KvCacheShape& shape, const KvCacheO
                              std::to_string(options.window);
   const auto n_slots = checked_add(options.n_sinks, options.window);
   if (!n_slots || *n_slots > std::numeric_limits<size_t>::max()) {
-    return Error(ErrorCode::kLimit, "a KV cache of " + tokens + " tokens holds more than 2^64 tokens");
+    return Error(ErrorCode::kLimit,
+                 "a KV cache of " + tokens + " tokens holds more than 2^64 tokens");
   }
   const uint64_t elem = options.kv_type == TensorType::kF32 ? 4 : 2;
   const std::string what = "the KV cache (" + tokens + " tokens)";
   // K and V, then the slot map and the scores, then what each batch token needs: its K/V, its
   // sink query and two sets of RoPE angles.
-  SLLM_ASSIGN_OR_RETURN(const uint64_t kv_bytes,
-                        checked_bytes(what, {2, shape.n_layers, *n_slots, shape.n_kv_heads,
-                                             shape.head_dim, elem}));
-  const auto per_batch_token = checked_sum(
-      {product({2, shape.n_kv_heads, shape.head_dim, elem}),
-       product({shape.n_heads, shape.head_dim, sizeof(float)}),
-       product({2, shape.rope.rope_dim / 2 + 1, sizeof(double) + 2 * sizeof(float)})});
-  const auto total = checked_sum({kv_bytes, product({shape.n_layers, *n_slots, sizeof(uint64_t)}),
-                                  product({shape.n_heads, *n_slots, sizeof(float)}),
-                                  per_batch_token ? product({options.max_batch, *per_batch_token})
-                                                  : std::nullopt});
+  SLLM_ASSIGN_OR_RETURN(
+      const uint64_t kv_bytes,
+      checked_bytes(what, {2, shape.n_layers, *n_slots, shape.n_kv_heads, shape.head_dim, elem}));
+  const auto per_batch_token =
+      checked_sum({product({2, shape.n_kv_heads, shape.head_dim, elem}),
+                   product({shape.n_heads, shape.head_dim, sizeof(float)}),
+                   product({2, shape.rope.rope_dim / 2 + 1, sizeof(double) + 2 * sizeof(float)})});
+  const auto total = checked_sum(
+      {kv_bytes, product({shape.n_layers, *n_slots, sizeof(uint64_t)}),
+       product({shape.n_heads, *n_slots, sizeof(float)}),
+       per_batch_token ? product({options.max_batch, *per_batch_token}) : std::nullopt});
   if (!total) {
     return Error(ErrorCode::kLimit, what + " would need more than 2^64 bytes (its size overflows)");
   }

@@ -138,7 +138,7 @@ class KvCache {
   std::vector<RopeAngles> sink_angles_;     // [max_batch] at start_pos + c(t)
   std::vector<uint8_t> batch_k_, batch_v_;  // [max_batch, kv_dim] of kv_type
   std::vector<float> q_sink_;               // [max_batch, n_heads * head_dim]
-  ZeroedArray<float> scores_;  // [n_heads, n_slots]: a query sees at most n_slots rows
+  ZeroedArray<float> scores_;               // [n_heads, n_slots]: a query sees at most n_slots rows
 };
 
 }  // namespace sllm

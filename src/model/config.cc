@@ -52,8 +52,8 @@ Result<bool> get_float(const GgufFile& gguf, const std::string& key, float lo, b
   if (gguf.find(key) == nullptr) return false;
   SLLM_ASSIGN_OR_RETURN(const float x, gguf.get_f32(key));
   if (!std::isfinite(x) || x < lo || (open_lo && x == lo) || x > hi) {
-    return bad(gguf, "metadata '" + key + "' = " + float_string(x) + " is not a finite number " +
-                         range);
+    return bad(gguf,
+               "metadata '" + key + "' = " + float_string(x) + " is not a finite number " + range);
   }
   *out = x;
   return true;
@@ -96,10 +96,10 @@ Result<ModelConfig> config_from_gguf(const GgufFile& gguf) {
   const uint64_t n_tensors_needed =
       uint64_t{c.n_layers} * (kTensorsPerBlock + (arch->qkv_bias ? 3 : 0)) + 2;
   if (n_tensors_needed > n_tensors) {
-    return bad(gguf, "block_count " + std::to_string(c.n_layers) + " does not match the file: " +
-                         std::to_string(c.n_layers) + " blocks need at least " +
-                         std::to_string(n_tensors_needed) + " tensors, the file has " +
-                         std::to_string(n_tensors));
+    return bad(gguf, "block_count " + std::to_string(c.n_layers) +
+                         " does not match the file: " + std::to_string(c.n_layers) +
+                         " blocks need at least " + std::to_string(n_tensors_needed) +
+                         " tensors, the file has " + std::to_string(n_tensors));
   }
   const std::string last_block = "blk." + std::to_string(c.n_layers - 1) + ".attn_norm.weight";
   if (gguf.find_tensor(last_block) == nullptr) {

@@ -53,9 +53,9 @@ Result<std::unique_ptr<Session>> Session::create(const LlamaModel& model,
   // Everything sized from the options, checked together before anything is allocated: the cache,
   // the forward pass's activations and the logits of a batch.
   SLLM_ASSIGN_OR_RETURN(const uint64_t cache_bytes, KvCache::bytes_needed(shape, cache_options));
-  const uint64_t per_token_floats =
-      3 * uint64_t{c.dim} + 2 * uint64_t{c.q_dim()} + 2 * uint64_t{c.kv_dim()} +
-      2 * uint64_t{c.ffn_dim} + uint64_t{c.n_vocab};
+  const uint64_t per_token_floats = 3 * uint64_t{c.dim} + 2 * uint64_t{c.q_dim()} +
+                                    2 * uint64_t{c.kv_dim()} + 2 * uint64_t{c.ffn_dim} +
+                                    uint64_t{c.n_vocab};
   const std::string batch_what =
       "the activations of a batch of " + std::to_string(options.max_batch) + " tokens";
   SLLM_ASSIGN_OR_RETURN(
@@ -98,9 +98,9 @@ size_t first_non_finite_row(const float* logits, size_t n_rows, size_t n_vocab) 
 }
 
 Error non_finite_logits(uint64_t position) {
-  return Error(ErrorCode::kInvalidInput, "the model produced non-finite logits at stream position " +
-                                             std::to_string(position) +
-                                             " (NaN or Inf in its weights?)");
+  return Error(ErrorCode::kInvalidInput,
+               "the model produced non-finite logits at stream position " +
+                   std::to_string(position) + " (NaN or Inf in its weights?)");
 }
 
 }  // namespace

@@ -264,7 +264,8 @@ Status SpmTokenizer::encode_segment(std::string_view text, std::vector<TokenId>&
   symbols.shrink_to_fit();
   const auto end_of = [&](int32_t i) -> uint32_t {
     const int32_t next = symbols[static_cast<size_t>(i)].next;
-    return next < 0 ? static_cast<uint32_t>(text.size()) : symbols[static_cast<size_t>(next)].offset;
+    return next < 0 ? static_cast<uint32_t>(text.size())
+                    : symbols[static_cast<size_t>(next)].offset;
   };
 
   std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue;
