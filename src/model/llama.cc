@@ -3,8 +3,17 @@
 #include <string>
 
 #include "model/weights.h"
+#include "util/limits.h"
 
 namespace sllm {
+
+Result<uint64_t> ForwardScratch::bytes_needed(const ModelConfig& c, size_t max_batch) {
+  // Sizes from a validated config are below 2^31 each: the per-token sum cannot overflow.
+  const uint64_t per_token_floats = 3 * uint64_t{c.dim} + 2 * uint64_t{c.q_dim()} +
+                                    2 * uint64_t{c.kv_dim()} + 2 * uint64_t{c.ffn_dim};
+  return checked_bytes("the activations of a batch of " + std::to_string(max_batch) + " tokens",
+                       {max_batch, per_token_floats, sizeof(float)});
+}
 
 ForwardScratch::ForwardScratch(const ModelConfig& c, size_t max_batch_tokens)
     : max_batch(max_batch_tokens),

@@ -53,14 +53,13 @@ Result<std::unique_ptr<Session>> Session::create(const LlamaModel& model,
   // Everything sized from the options, checked together before anything is allocated: the cache,
   // the forward pass's activations and the logits of a batch.
   SLLM_ASSIGN_OR_RETURN(const uint64_t cache_bytes, KvCache::bytes_needed(shape, cache_options));
-  const uint64_t per_token_floats = 3 * uint64_t{c.dim} + 2 * uint64_t{c.q_dim()} +
-                                    2 * uint64_t{c.kv_dim()} + 2 * uint64_t{c.ffn_dim} +
-                                    uint64_t{c.n_vocab};
+  SLLM_ASSIGN_OR_RETURN(const uint64_t scratch_bytes,
+                        ForwardScratch::bytes_needed(c, options.max_batch));
   const std::string batch_what =
-      "the activations of a batch of " + std::to_string(options.max_batch) + " tokens";
-  SLLM_ASSIGN_OR_RETURN(
-      const uint64_t batch_bytes,
-      checked_bytes(batch_what, {options.max_batch, per_token_floats, sizeof(float)}));
+      "the activations and logits of a batch of " + std::to_string(options.max_batch) + " tokens";
+  SLLM_ASSIGN_OR_RETURN(const uint64_t logits_bytes,
+                        checked_bytes(batch_what, {options.max_batch, c.n_vocab, sizeof(float)}));
+  const uint64_t batch_bytes = scratch_bytes + logits_bytes;  // each below the memory size
   const auto total = checked_add(cache_bytes, batch_bytes);
   if (!total) {
     return Error(ErrorCode::kLimit, "the session would need more than 2^64 bytes");
@@ -122,7 +121,8 @@ Status Session::feed(std::span<const TokenId> tokens, std::vector<float>* all_lo
                        " is outside the vocabulary of " + std::to_string(n_vocab));
     }
   }
-  if (options_.policy == CachePolicy::kDense && n_seen_ + tokens.size() > options_.window) {
+  if (options_.policy == CachePolicy::kDense &&
+      (tokens.size() > options_.window || n_seen_ > options_.window - tokens.size())) {
     return Error(ErrorCode::kLimit,
                  "dense attention would exceed its context limit of " +
                      std::to_string(options_.window) + " tokens (" + std::to_string(n_seen_) +
