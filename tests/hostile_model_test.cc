@@ -219,11 +219,14 @@ TEST(HostileModel, SizeHyperParametersZeroWrappedHugeOrInconsistentAreErrors) {
 // Feeds `tokens` to a fresh session of the model at `path`: one batch (with every row's logits
 // if `all_logits`) or one token at a time. Returns the first error, or "".
 std::string feed_error(const std::string& path, const std::vector<TokenId>& tokens, bool one_by_one,
-                       bool all_logits) {
+                       bool all_logits, CachePolicy policy = CachePolicy::kStreaming) {
   auto engine = Engine::load(path);
   if (!engine.ok()) return "load: " + engine.error().message();
   ThreadPool pool(1);
-  auto session = Session::create((*engine)->model, SessionOptions{}, pool);
+  SessionOptions options;
+  options.policy = policy;
+  options.window = 16;
+  auto session = Session::create((*engine)->model, options, pool);
   if (!session.ok()) return "create: " + session.error().message();
   std::vector<float> logits;
   if (one_by_one) {
@@ -268,6 +271,12 @@ TEST(HostileModel, InfEmbeddingOfOneTokenNamesItsPosition) {
   EXPECT_EQ(feed_error(path, tokens, true, false), non_finite_at(2));
   EXPECT_EQ(feed_error(path, tokens, false, true), non_finite_at(2));
   EXPECT_EQ(feed_error(path, {1, 200}, false, true), "");
+  // Every policy checks, recompute (a fresh forward per token) included.
+  for (CachePolicy policy : {CachePolicy::kDense, CachePolicy::kWindow, CachePolicy::kRecompute}) {
+    EXPECT_EQ(feed_error(path, tokens, false, true, policy), non_finite_at(2))
+        << policy_name(policy);
+    EXPECT_EQ(feed_error(path, {1, 200}, false, false, policy), "") << policy_name(policy);
+  }
 }
 
 }  // namespace

@@ -174,7 +174,7 @@ Status Session::feed_recompute(std::span<const TokenId> tokens, std::vector<floa
       std::memcpy(all_logits->data() + i * n_vocab, batch_logits_.data(), n_vocab * sizeof(float));
     }
     ++n_seen_;
-    if (first_non_finite_row(last_logits_.data(), 1, n_vocab) != 0) {
+    if (first_non_finite_row(last_logits_.data(), 1, n_vocab) < 1) {
       return non_finite_logits(n_seen_ - 1);
     }
   }
