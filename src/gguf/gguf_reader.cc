@@ -346,9 +346,12 @@ class GgufParser {
     }
     // A stored item is larger than its encoding (up to sizeof(GgufValue) for a 1-byte item):
     // still O(file size), but refused as an error where the machine cannot hold it.
-    if (Status fits =
-            check_allocation("array" + in_context() + " of " + std::to_string(n_items) + " items",
-                             n_items * sizeof(GgufValue));
+    // (Small arrays skip the check: it asks the system for its memory size, and a file may hold
+    // tens of thousands of them.)
+    if (Status fits = n_items < 4096 ? Status{}
+                                     : check_allocation("array" + in_context() + " of " +
+                                                            std::to_string(n_items) + " items",
+                                                        n_items * sizeof(GgufValue));
         !fits.ok()) {
       return fail(error_at(pos_, fits.error().message(), ErrorCode::kLimit));
     }
