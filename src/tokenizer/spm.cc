@@ -82,9 +82,14 @@ struct BigramOrder {
   }
 };
 
-// A run of the input that is either plain text or one special token.
+// A run of the input that is either plain text or one special token: 16 bytes, as a text made
+// only of special tokens has one fragment per few bytes.
 struct Fragment {
-  TokenId token;  // -1: text
+  static constexpr size_t kSpecial = ~size_t{0};  // n_bytes of a special token; offset is its id
+  static Fragment text(size_t offset, size_t n_bytes) { return {offset, n_bytes}; }
+  static Fragment special(TokenId id) { return {static_cast<size_t>(id), kSpecial}; }
+  TokenId token() const { return n_bytes == kSpecial ? static_cast<TokenId>(offset) : -1; }
+
   size_t offset;
   size_t n_bytes;
 };
@@ -177,26 +182,27 @@ std::string SpmTokenizer::token_bytes(TokenId id) const {
 // llama.cpp's tokenizer_st_partition: each special token, longest first, cuts every text
 // fragment it occurs in.
 std::vector<Fragment> SpmTokenizer::split_special(std::string_view text, bool parse_special) const {
-  std::vector<Fragment> fragments = {{-1, 0, text.size()}};
+  std::vector<Fragment> fragments = {Fragment::text(0, text.size())};
   std::vector<Fragment> split;
   for (const TokenId special : special_tokens_) {
     if (!parse_special && type(special) != TokenType::kUserDefined) continue;
     const std::string& needle = vocab_.tokens[special];
+    if (text.find(needle) == std::string_view::npos) continue;  // no copy of the list for it
     split.clear();
     for (const Fragment& fragment : fragments) {
-      if (fragment.token >= 0) {
+      if (fragment.token() >= 0) {
         split.push_back(fragment);
         continue;
       }
       const std::string_view haystack = text.substr(fragment.offset, fragment.n_bytes);
       size_t start = 0;
       for (size_t pos; (pos = haystack.find(needle, start)) != std::string_view::npos;) {
-        if (pos > start) split.push_back({-1, fragment.offset + start, pos - start});
-        split.push_back({special, 0, 0});
+        if (pos > start) split.push_back(Fragment::text(fragment.offset + start, pos - start));
+        split.push_back(Fragment::special(special));
         start = pos + needle.size();
       }
       if (start < haystack.size()) {
-        split.push_back({-1, fragment.offset + start, haystack.size() - start});
+        split.push_back(Fragment::text(fragment.offset + start, haystack.size() - start));
       }
     }
     fragments.swap(split);
@@ -340,8 +346,8 @@ Result<std::vector<TokenId>> SpmTokenizer::encode(std::string_view text, bool ad
   // follows a special token: a text after "<s>" is a new SentencePiece "sentence".
   bool after_special = true;
   for (const Fragment& fragment : split_special(text, parse_special)) {
-    if (fragment.token >= 0) {
-      ids.push_back(fragment.token);
+    if (fragment.token() >= 0) {
+      ids.push_back(fragment.token());
       after_special = true;
       continue;
     }
