@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "gguf/gguf.h"
+#include "util/limits.h"
 
 namespace sllm {
 
@@ -343,6 +344,17 @@ class GgufParser {
       }
       return true;
     }
+    // A stored item is larger than its encoding (up to sizeof(GgufValue) for a 1-byte item):
+    // still O(file size), but refused as an error where the machine cannot hold it.
+    // (Small arrays skip the check: it asks the system for its memory size, and a file may hold
+    // tens of thousands of them.)
+    if (Status fits = n_items < 4096 ? Status{}
+                                     : check_allocation("array" + in_context() + " of " +
+                                                            std::to_string(n_items) + " items",
+                                                        n_items * sizeof(GgufValue));
+        !fits.ok()) {
+      return fail(error_at(pos_, fits.error().message(), ErrorCode::kLimit));
+    }
     GgufArray& array = out->v.emplace<GgufArray>();
     array.elem_type = elem_type;
     array.items.resize(n_items);
@@ -456,6 +468,11 @@ class GgufParser {
 
   Status parse_tensor_infos() {
     if (!check_count(n_tensors_, kMinTensorInfoBytes, "tensor count")) return take_error();
+    if (Status fits = check_allocation(std::to_string(n_tensors_) + " tensor infos",
+                                       n_tensors_ * (sizeof(GgufTensorInfo) + sizeof(uint64_t)));
+        !fits.ok()) {
+      return error_at(pos_, fits.error().message(), ErrorCode::kLimit);
+    }
     file_.tensors_.reserve(n_tensors_);
     offset_field_at_.reserve(n_tensors_);
     for (uint64_t i = 0; i < n_tensors_; ++i) {

@@ -87,6 +87,10 @@ Result<std::unique_ptr<Tokenizer>> make_tokenizer(Vocab vocab);
 // validate_vocab.
 std::unique_ptr<Tokenizer> make_spm_tokenizer(Vocab vocab);
 
+// The same with merges run in segments of about `segment_bytes` (0: each text fragment whole),
+// for tests that check segmenting changes nothing. make_spm_tokenizer uses 1 MiB segments.
+std::unique_ptr<Tokenizer> make_spm_tokenizer_for_test(Vocab vocab, size_t segment_bytes);
+
 // Turns a stream of token ids into printable text: a UTF-8 character split across tokens is
 // returned whole, once, when its last byte arrives; the dummy-prefix space of the first piece
 // after BOS (or at the very start) is dropped, as SentencePiece does.
