@@ -347,6 +347,20 @@ Status SessionFile::validate(uint8_t keep_system, uint32_t policy, uint32_t kv_t
                    str(kMaxRepeatLastN));
   }
 
+  // K/V: exactly what a cache of these options holds, checked first: every buffer a ChatSession
+  // creates from options() is then no larger than what the file itself brought.
+  const uint64_t cache_sinks = cache_policy == CachePolicy::kStreaming ? n_sinks_ : 0;
+  const uint64_t elem_bytes = kv_type == static_cast<uint32_t>(TensorType::kF16) ? 2 : 4;
+  const uint64_t n_slots = cache_sinks + window;  // checked above
+  std::optional<uint64_t> expected = checked_mul(model.n_layers, n_slots);
+  if (expected) expected = checked_mul(*expected, model.kv_dim());
+  if (expected) expected = checked_mul(*expected, elem_bytes);
+  if (!expected || keys_.size() != *expected || values_.size() != *expected) {
+    return invalid("the keys and values hold " + str(keys_.size()) + " and " + str(values_.size()) +
+                   " bytes; a cache of " + str(cache_sinks) + " sinks + " + str(window) +
+                   " window on this model holds " +
+                   (expected ? str(*expected) : std::string("more than 2^64")) + " bytes each");
+  }
   // Positions.
   if (n_seen_ > kMaxPosition) {
     return invalid("the stream position " + str(n_seen_) + " is larger than 2^53");
@@ -398,7 +412,6 @@ Status SessionFile::validate(uint8_t keep_system, uint32_t policy, uint32_t kv_t
     if (ramp_writes && full) most_writes = checked_add(*ramp_writes / 2, *full);
     if (most_writes) most_writes = checked_mul(*most_writes, n_layers);
   }
-  const uint64_t cache_sinks = cache_policy == CachePolicy::kStreaming ? n_sinks_ : 0;
   const uint64_t n_held = std::min(cache_n_seen_, cache_sinks + window);
   const std::optional<uint64_t> least_writes = checked_mul(n_held, n_layers);
   if (!most_writes || !least_writes || n_key_writes_ < *least_writes ||
@@ -423,18 +436,6 @@ Status SessionFile::validate(uint8_t keep_system, uint32_t policy, uint32_t kv_t
     }
   }
 
-  // K/V: exactly what a cache of these options holds.
-  const uint64_t elem_bytes = kv_type == static_cast<uint32_t>(TensorType::kF16) ? 2 : 4;
-  const uint64_t n_slots = cache_sinks + window;  // checked above
-  std::optional<uint64_t> expected = checked_mul(n_layers, n_slots);
-  if (expected) expected = checked_mul(*expected, model.kv_dim());
-  if (expected) expected = checked_mul(*expected, elem_bytes);
-  if (!expected || keys_.size() != *expected || values_.size() != *expected) {
-    return invalid("the keys and values hold " + str(keys_.size()) + " and " + str(values_.size()) +
-                   " bytes; a cache of " + str(cache_sinks) + " sinks + " + str(window) +
-                   " window on this model holds " +
-                   (expected ? str(*expected) : std::string("more than 2^64")) + " bytes each");
-  }
   for (const auto& [name, bytes] : {std::pair{"keys", keys_}, std::pair{"values", values_}}) {
     for (size_t at = 0; at < bytes.size(); at += elem_bytes) {
       bool finite = true;
