@@ -75,6 +75,19 @@ TEST_F(FileWriteTest, ReplacesARegularFileAndLeavesNoTempFile) {
   EXPECT_EQ(names_in(dir_), std::vector<std::string>{"out.bin"});
 }
 
+// Files in /proc report a size of 0; read_file reads what is there, not what stat says.
+TEST_F(FileWriteTest, ReadFileReadsPastAZeroSize) {
+  const Result<std::string> text = read_file("/proc/self/status");
+  ASSERT_TRUE(text.ok()) << text.error().message();
+  EXPECT_NE(text->find("Pid:"), std::string::npos);
+  const std::string p = path("big.txt");
+  const std::string big(300 * 1024 + 7, 'z');
+  ASSERT_TRUE(write_file_atomic(p, bytes_of(big)).ok());
+  const Result<std::string> read = read_file(p);
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(*read, big);
+}
+
 TEST_F(FileWriteTest, DevFullIsRefusedAndStaysADevice) {
   const Status s = write_file_atomic("/dev/full", bytes_of("x"));
   ASSERT_FALSE(s.ok());

@@ -339,6 +339,13 @@ Status SessionFile::validate(uint8_t keep_system, uint32_t policy, uint32_t kv_t
   if (max_batch == 0 || max_batch > kMaxBatch) {
     return invalid("the batch size " + str(max_batch) + " is not in [1, " + str(kMaxBatch) + "]");
   }
+  // Session buffers: max_batch rows of logits.
+  if (Result<uint64_t> batch_bytes =
+          checked_bytes("the batch logits of a session of batch size " + str(max_batch),
+                        {max_batch, model.n_vocab, sizeof(float)});
+      !batch_bytes.ok()) {
+    return invalid(batch_bytes.error().message());
+  }
   if (Status s = options_.sampler.validate(); !s.ok()) {
     return invalid("sampler options: " + s.error().message());
   }

@@ -251,23 +251,29 @@ Result<std::string> read_file(const std::string& path) {
     ::close(fd);
     return fits.error();
   }
+  // st_size is a hint only: files in /proc say 0, and a file may grow or shrink while it is read.
   std::string text;
-  text.resize(static_cast<size_t>(st.st_size));
-  size_t done = 0;
-  // The file may shrink while it is read; what is there at the end is what counts.
-  while (done < text.size()) {
-    const ssize_t n = ::read(fd, text.data() + done, text.size() - done);
+  text.reserve(static_cast<size_t>(st.st_size));
+  constexpr size_t kChunkBytes = 64 * 1024;
+  for (;;) {
+    const size_t at = text.size();
+    if (Status grow = check_allocation("reading '" + path + "'", at + kChunkBytes); !grow.ok()) {
+      ::close(fd);
+      return grow.error();
+    }
+    text.resize(at + kChunkBytes);
+    const ssize_t n = ::read(fd, text.data() + at, kChunkBytes);
     if (n < 0) {
-      if (errno == EINTR) continue;
       const int err = errno;
+      text.resize(at);
+      if (err == EINTR) continue;
       ::close(fd);
       return io_error("cannot read", path, err);
     }
+    text.resize(at + static_cast<size_t>(n));
     if (n == 0) break;
-    done += static_cast<size_t>(n);
   }
   ::close(fd);
-  text.resize(done);
   return text;
 }
 
