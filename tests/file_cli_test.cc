@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -212,6 +213,52 @@ TEST(FileCliTest, UnwritableSessionDirectoryIsReportedBeforeTheFirstReply) {
                         0),
             0u)
       << r.err;
+}
+
+// A file of chat turns for stdin.
+std::string turn_file(const std::string& name, const std::string& text) {
+  const std::string path = temp_path(name);
+  std::ofstream(path) << text;
+  return path;
+}
+
+// The session's file system fills up: the save after the reply fails with a clear error and the
+// file saved before is left as it was.
+TEST(FileCliTest, FullFileSystemKeepsTheSavedSession) {
+  const std::string dir = temp_path("full_fs");
+  fs::create_directories(dir);
+  if (::mount("tmpfs", dir.c_str(), "tmpfs", 0, "size=256k") != 0) {
+    GTEST_SKIP() << "cannot mount a small tmpfs here (" << std::strerror(errno) << ")";
+  }
+  const std::string session = dir + "/chat.session";
+  const auto first = run_cli("chat -m " + kModel + " --window 16 --max-reply 4 -t 1 --session " +
+                             session + " < " + turn_file("once.txt", "Once upon a time\n"));
+  EXPECT_EQ(first.exit_code, 0) << first.err;
+  const std::string saved = test::slurp(session);
+  EXPECT_GT(saved.size(), 1000u);
+  {
+    // Fill what is left.
+    std::ofstream filler(dir + "/filler", std::ios::binary);
+    const std::string block(4096, 'f');
+    while (filler.write(block.data(), static_cast<std::streamsize>(block.size()))) {
+    }
+  }
+  // Two pages free again: room for the lock file, not for the session.
+  fs::resize_file(dir + "/filler", fs::file_size(dir + "/filler") - 8192);
+  const auto second = run_cli("chat -m " + kModel + " --max-reply 4 -t 1 --session " + session +
+                              " < " + turn_file("cat.txt", "The cat sat\n"));
+  EXPECT_EQ(second.exit_code, 1);
+  EXPECT_NE(second.err.find("error: cannot write '" + session + "': No space left on device"),
+            std::string::npos)
+      << second.err;
+  EXPECT_EQ(test::slurp(session), saved);
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    names.push_back(entry.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"chat.session", "filler"}));
+  EXPECT_EQ(::umount(dir.c_str()), 0);
 }
 
 // While one chat holds a session file, a second refuses at once; the first saves a whole file.
