@@ -328,7 +328,7 @@ TEST(SessionFileTest, ResumedChatGivesTheSameTokens) {
     }
     ASSERT_GT(first->session().n_seen(), 52u) << "the window must have wrapped before the save";
   }
-  auto file = SessionFile::read(path, fingerprint);
+  auto file = SessionFile::read(path, fingerprint, stories().model.config());
   ASSERT_TRUE(file.ok()) << file.error().message();
   EXPECT_EQ(file->n_turns(), 3u);
   EXPECT_EQ(file->options().sampler.seed, 123u);
@@ -367,7 +367,7 @@ const std::vector<uint8_t>& saved_session_bytes() {
 std::string read_error(const std::vector<uint8_t>& bytes) {
   const std::string path = temp_path("damaged.session");
   write_bytes(path, bytes);
-  auto file = SessionFile::read(path, stories_fingerprint());
+  auto file = SessionFile::read(path, stories_fingerprint(), stories().model.config());
   if (file.ok()) return "";
   const std::string& message = file.error().message();
   return message.substr(message.find(": ") + 2);
@@ -449,7 +449,7 @@ TEST(SessionFileTest, AnotherModelIsRefused) {
 
   const std::string path = temp_path("stories.session");
   write_bytes(path, saved_session_bytes());
-  auto file = SessionFile::read(path, *other_fingerprint);
+  auto file = SessionFile::read(path, *other_fingerprint, stories().model.config());
   ASSERT_FALSE(file.ok());
   const std::string& message = file.error().message();
   EXPECT_NE(message.find("the session was saved with another model (stories260K.gguf"),

@@ -23,6 +23,8 @@
 #include "runtime/chat_session.h"
 #include "runtime/engine.h"
 #include "runtime/session_file.h"
+#include "util/file_lock.h"
+#include "util/mapped_file.h"
 
 namespace sllm::cli {
 
@@ -172,7 +174,37 @@ Result<ChatOptions> options_from_flags(const ChatArgs& a, const Engine& engine) 
   return o;
 }
 
+// The --session file, checked and locked for the whole chat before any work, so that an unusable
+// path is reported at once and a second chat on the same file refuses instead of racing.
+struct SessionPath {
+  bool exists = false;  // resume from it
+  FileLock lock;
+};
+
+Result<std::optional<SessionPath>> open_session_path(const ChatArgs& a) {
+  if (a.session_path.empty()) {
+    if (!a.given("--session")) return std::optional<SessionPath>();
+    return Error(ErrorCode::kInvalidInput, "--session needs a file path, got an empty string");
+  }
+  auto flag_error = [](const Error& e) { return e.with_context("--session"); };
+  if (Status usable = check_output_path(a.session_path); !usable.ok()) {
+    return flag_error(usable.error());
+  }
+  Result<std::string> target = resolve_symlinks(a.session_path);
+  if (!target.ok()) return flag_error(target.error());
+  SessionPath session;
+  Result<FileLock> lock =
+      FileLock::acquire(*target + ".lock", "session file '" + a.session_path + "'");
+  if (!lock.ok()) return flag_error(lock.error());
+  session.lock = std::move(*lock);
+  Result<FileKind> kind = file_kind(*target);
+  if (!kind.ok()) return flag_error(kind.error());
+  session.exists = *kind == FileKind::kRegular;
+  return std::optional<SessionPath>(std::move(session));
+}
+
 int chat(const ChatArgs& a) {
+  SLLM_CLI_ASSIGN(std::optional<SessionPath> session_path, open_session_path(a));
   SLLM_CLI_ASSIGN(auto engine, Engine::load(a.model.path));
   if (a.keep_system && a.system.empty()) {
     return report(Error(ErrorCode::kInvalidInput, "--keep-system needs --system TEXT"));
@@ -181,8 +213,9 @@ int chat(const ChatArgs& a) {
   std::optional<SessionFile> saved;
   if (!a.session_path.empty()) {
     SLLM_CLI_ASSIGN(fingerprint, model_fingerprint(engine->gguf));
-    if (std::filesystem::exists(a.session_path)) {
-      SLLM_CLI_ASSIGN(SessionFile file, SessionFile::read(a.session_path, fingerprint));
+    if (session_path->exists) {
+      SLLM_CLI_ASSIGN(SessionFile file,
+                      SessionFile::read(a.session_path, fingerprint, engine->model.config()));
       SLLM_CLI_CHECK(check_flags_against(a, file.options(), engine->model.config()));
       saved.emplace(std::move(file));
     }

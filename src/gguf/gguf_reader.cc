@@ -462,6 +462,13 @@ class GgufParser {
       return error_at(alignment_at_, "general.alignment " + value_string(value) +
                                          " is not a non-zero power of two that fits in u32");
     }
+    // Real files use 32 or 64; a huge alignment only makes whoever writes the file back pad
+    // gigabytes of zeros.
+    if (*alignment > kMaxGgufAlignment) {
+      return error_at(alignment_at_, "general.alignment " + value_string(value) +
+                                         " is larger than " + std::to_string(kMaxGgufAlignment) +
+                                         ", the largest alignment accepted");
+    }
     file_.alignment_ = *alignment;
     return {};
   }
@@ -542,7 +549,7 @@ class GgufParser {
   }
 
   Status locate_tensor_data() {
-    // pos_ <= size and alignment <= 2^31, so rounding up cannot wrap.
+    // pos_ <= size and alignment <= kMaxGgufAlignment, so rounding up cannot wrap.
     const uint64_t alignment = file_.alignment_;
     const uint64_t data_offset = (pos_ + alignment - 1) / alignment * alignment;
     file_.data_offset_ = data_offset;
