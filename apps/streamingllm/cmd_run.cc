@@ -39,6 +39,9 @@ struct RunArgs {
 int run(const RunArgs& a) {
   SLLM_CLI_CHECK(exclusive(a.prompt_opt, a.file_opt));
   SLLM_CLI_CHECK(a.cache.check());
+  // From the start: a Ctrl-C while a long prompt is read and tokenized stops the run before its
+  // prefill (generate() checks the flag between batches).
+  std::signal(SIGINT, on_sigint);
   SLLM_CLI_ASSIGN(auto engine, Engine::load(a.model.path));
   SLLM_CLI_ASSIGN(SessionOptions session_options, a.cache.to_options(engine->model.config()));
   SLLM_CLI_ASSIGN(SamplerOptions sampler_options, a.sampling.to_options());
@@ -63,7 +66,6 @@ int run(const RunArgs& a) {
   GenerateOptions gen;
   gen.n_predict = a.n_predict;
   gen.stop_at_eos = !a.ignore_eos;
-  std::signal(SIGINT, on_sigint);
   auto stats = generate(
       *session, sampler, tokens, gen, tok.vocab().eos,
       [&](TokenId id) { out("{}", decoder.push(id)); }, &g_interrupted);
