@@ -70,13 +70,16 @@ struct MeasuredRun {
 
 // Runs `SLLM_CLI_PATH args` (shell syntax; the shell execs the binary, so wait4 measures the
 // binary itself) with `stdin_text` on stdin, and kills it with SIGKILL after `timeout_s`.
+// `stdout_path`: where stdout goes instead of r.out (e.g. /dev/full).
 inline MeasuredRun run_cli_measured(const std::string& args, double timeout_s,
-                                    const std::string& stdin_text = "") {
+                                    const std::string& stdin_text = "",
+                                    const std::string& stdout_path = "") {
   static int counter = 0;
   const std::string base = temp_dir() + "/measured" + std::to_string(counter++);
   { std::ofstream(base + ".in", std::ios::binary) << stdin_text; }
+  const std::string out_path = stdout_path.empty() ? base + ".out" : stdout_path;
   const std::string cmd = "exec " + std::string(SLLM_CLI_PATH) + " " + args + " <" + base +
-                          ".in >" + base + ".out 2>" + base + ".err";
+                          ".in >" + out_path + " 2>" + base + ".err";
   MeasuredRun r;
   const auto start = std::chrono::steady_clock::now();
   const pid_t pid = ::fork();
@@ -104,7 +107,7 @@ inline MeasuredRun run_cli_measured(const std::string& args, double timeout_s,
   r.peak_rss_bytes = static_cast<uint64_t>(usage.ru_maxrss) * 1024;  // KiB on Linux
   if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) r.term_signal = WTERMSIG(status);
-  r.out = slurp(base + ".out");
+  if (stdout_path.empty()) r.out = slurp(out_path);
   r.err = slurp(base + ".err");
   return r;
 }
