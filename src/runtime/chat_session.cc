@@ -175,13 +175,12 @@ Result<Reply> ChatSession::send(std::string_view user_text, const ReplyOptions& 
   const std::span<const TokenId> prompt(reply.prompt_tokens);
   const size_t n_chunk = std::max<size_t>(1, session_options.max_batch);
   for (size_t done = 0; done < prompt.size();) {
-    if (interrupted()) {
+    if (done > 0 && interrupted()) {
+      // Part of the turn is in the stream: it counts as a turn with an empty reply, closed as
+      // any reply is before the next turn.
       reply.prompt_tokens.resize(done);
       reply.prompt_seconds = seconds_since(start);
       reply.stop = StopReason::kInterrupted;
-      if (done == 0) return reply;  // nothing went in: the chat is unchanged
-      // Part of the turn is in the stream: it counts as a turn with an empty reply, closed as
-      // any reply is before the next turn.
       ++n_turns_;
       pending_ = template_.end_of_reply();
       return reply;

@@ -27,7 +27,7 @@ Result<GenerateStats> generate(Session& session, Sampler& sampler, std::span<con
   // In chunks of one forward batch, so that an interrupt stops a long prompt within one batch.
   const size_t n_chunk = std::max<size_t>(1, session.options().max_batch);
   for (size_t done = 0; done < prompt.size();) {
-    if (interrupted()) {
+    if (done > 0 && interrupted()) {
       stats.interrupted = true;
       stats.prompt_seconds = seconds_since(start);
       return stats;
