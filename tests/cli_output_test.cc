@@ -74,7 +74,7 @@ TEST(CliOutputTest, ClosedPipeIsAnErrorWithSigpipeAtItsDefault) {
 TEST(CliOutputTest, StdoutOnDevFullIsAnError) {
   for (const std::string& args :
        {"run -m " + kModel + " -p hi -n 4 -t 1", "tokenize -m " + kModel + " -p hello",
-        "info -m " + kModel, "chat -m " + kModel + " --max-reply 4 -t 1",
+        "info -m " + kModel, "chat -m " + kModel + " --max-reply 4 -t 1", std::string("run --help"),
         "ppl -m " + kModel + " -f " + kText + " --tokens 64 -t 1",
         "bench -m " + kModel + " --tokens 8 -t 1",
         "inspect attention -m " + kModel + " -f " + kText + " --tokens 64 -t 1"}) {

@@ -1,8 +1,11 @@
 // streamingllm: run language models on endless streams (StreamingLLM: attention sinks + window).
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <exception>
+#include <iostream>
 #include <map>
 #include <new>
 #include <string>
@@ -42,7 +45,14 @@ int run_main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    if (e.get_exit_code() == 0) {  // --help, --version: printed to std::cout
+      app.exit(e);
+      if (!std::cout.flush()) {
+        throw sllm::cli::OutputError(std::string("cannot write to standard output: ") +
+                                     std::strerror(errno));
+      }
+      return 0;
+    }
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
   }
