@@ -212,6 +212,13 @@ TEST(CliFlagConflictTest, ReportedBeforeAnyWork) {
                 "error: --sinks applies to --policy streaming only\n"},
            Case{"run -m " + kModel + " --policy dense --window 8",
                 "error: --window does not apply to --policy dense (use --ctx-size)\n"},
+           Case{"ppl -m " + kModel + " -f " + kText + " --compare window,sliding",
+                "error: unknown cache policy 'sliding' (expected dense, window, streaming or "
+                "recompute)\n"},
+           Case{"ppl -m " + kModel + " -f " + kText + " --compare window --policy dense",
+                "error: --policy and --compare exclude each other\n"},
+           Case{"bench -m " + kModel + " --policy window --sinks 2",
+                "error: --sinks applies to --policy streaming only\n"},
        }) {
     SCOPED_TRACE(c.args);
     const MeasuredRun r = run_cli_measured(c.args, kMaxSeconds, "hello\n");

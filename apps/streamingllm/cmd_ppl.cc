@@ -160,10 +160,11 @@ int ppl(const PplArgs& a) {
   // Unusable output paths and conflicting flags are reported before any work.
   if (a.csv_opt->count() > 0) SLLM_CLI_CHECK(check_output_path("--csv", a.csv));
   if (a.summary_opt->count() > 0) SLLM_CLI_CHECK(check_output_path("--summary", a.summary));
-  if (!a.compare.empty() && a.policy_opt->count() > 0) {
-    return report(Error(ErrorCode::kInvalidInput, "--policy and --compare exclude each other"));
+  {
+    // The same plan as below for a stand-in model and stream: only the flags are checked here.
+    const auto flags_ok = plan_runs(a, ModelConfig{}, 2);
+    if (!flags_ok.ok()) return report(flags_ok.error());
   }
-  if (a.compare.empty() && a.cache_opt->count() == 0) SLLM_CLI_CHECK(a.cache_args.check());
   SLLM_CLI_ASSIGN(auto engine, Engine::load(a.model.path));
   // Scoring BOS -> first token alone says nothing about a text: ask for two tokens of text.
   const size_t n_bos = engine->tokenizer->vocab().bos >= 0 ? 1 : 0;
