@@ -61,7 +61,9 @@ int run(const RunArgs& a) {
              session->cache_bytes(), describe_cache(session_options), pool.n_threads());
 
   StreamDecoder decoder(tok);
-  for (TokenId t : tokens) out("{}", decoder.push(t));
+  std::string echo;  // one write, not one per token: a long prompt echoes at once
+  for (TokenId t : tokens) echo += decoder.push(t);
+  write_stdout(echo);
 
   GenerateOptions gen;
   gen.n_predict = a.n_predict;
