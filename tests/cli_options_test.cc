@@ -7,6 +7,7 @@
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,8 @@ struct NumericOption {
   // command's defaults of the same flag.
   std::map<std::string, std::string> context = {};
 };
+
+void PrintTo(const NumericOption& o, std::ostream* os) { *os << o.command << " " << o.flag; }
 
 struct Command {
   std::map<std::string, std::string> defaults;  // flag -> value ("" for a bare flag)
