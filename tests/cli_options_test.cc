@@ -210,6 +210,8 @@ TEST(NumericOptionParse, RefusesWrappedSignedAndMalformedNumbers) {
            Case{"-t 1099511627776",
                 "error: --threads must be at most 1024 (an integer in [0, 1024]), got "
                 "1099511627776"},
+           Case{"-n 1 -n 2", "error: --n-predict is given more than once; give it once"},
+           Case{"--window 8 --window=9", "error: --window is given more than once; give it once"},
            Case{"--temp nan", "error: --temp expects a number in [0, 1000], got 'nan'"},
            Case{"--temp inf", "error: --temp expects a number in [0, 1000], got 'inf'"},
            Case{"--temp 1e400", "error: --temp expects a number in [0, 1000], got '1e400'"},

@@ -53,7 +53,15 @@ int run_main(int argc, char** argv) {
       }
       return 0;
     }
-    std::fprintf(stderr, "error: %s\n", e.what());
+    // CLI11 says "--n-predict: At Most 1 required but received 2" for a flag given twice.
+    const std::string what = e.what();
+    const size_t at = what.find(": At Most 1 required but received ");
+    if (at != std::string::npos) {
+      std::fprintf(stderr, "error: %s is given more than once; give it once\n",
+                   what.substr(0, at).c_str());
+    } else {
+      std::fprintf(stderr, "error: %s\n", what.c_str());
+    }
     return 1;
   }
   for (CLI::App* sub : app.get_subcommands()) {
