@@ -1,6 +1,7 @@
 // write_file_atomic, read_file, MappedFile and FileLock against what is not a plain file: devices,
 // FIFOs, directories, symbolic links (and loops), names too long, a full file system, and
 // several writers at once.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -113,23 +114,53 @@ TEST_F(FileWriteTest, FifoIsRefusedWithoutBlocking) {
   EXPECT_EQ(s.error().message(),
             "'" + fifo + "' is not a regular file (FIFO); refusing to replace it");
 
+  // read_file takes streams (`-f /dev/stdin`, `-f <(cmd)`): a FIFO that no process writes to
+  // reads as empty at once, never blocking.
   auto read = std::async(std::launch::async, [&] { return read_file(fifo); });
   ASSERT_EQ(read.wait_for(std::chrono::seconds(5)), std::future_status::ready);
   const Result<std::string> text = read.get();
-  ASSERT_FALSE(text.ok());
-  EXPECT_EQ(text.error().message(),
-            "'" + fifo + "' is not a regular file (FIFO); expected a regular file");
+  ASSERT_TRUE(text.ok()) << text.error().message();
+  EXPECT_EQ(*text, "");
 
+  // Models and session files are mapped: only regular files.
   auto map = std::async(std::launch::async, [&] { return MappedFile::open(fifo); });
   ASSERT_EQ(map.wait_for(std::chrono::seconds(5)), std::future_status::ready);
   const Result<MappedFile> mapped = map.get();
   ASSERT_FALSE(mapped.ok());
-  EXPECT_EQ(mapped.error().message(), text.error().message());
+  EXPECT_EQ(mapped.error().message(),
+            "'" + fifo + "' is not a regular file (FIFO); expected a regular file");
 
   struct stat st {};
   ASSERT_EQ(::stat(fifo.c_str(), &st), 0);
   EXPECT_TRUE(S_ISFIFO(st.st_mode));
   EXPECT_EQ(names_in(dir_), std::vector<std::string>{"fifo"});
+}
+
+TEST_F(FileWriteTest, StreamsAreReadToTheirEndWithinALimit) {
+  const std::string fifo = path("fifo");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  // The bytes wait in the pipe: a reader end held open here keeps it alive after the writer
+  // closes, and read_file then reads them and sees end-of-file (no writer left).
+  const int keep = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK);
+  ASSERT_GE(keep, 0);
+  const int writer = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+  ASSERT_GE(writer, 0);
+  const std::string prompt = "a prompt from a pipe\n";
+  ASSERT_EQ(::write(writer, prompt.data(), prompt.size()), static_cast<ssize_t>(prompt.size()));
+  ::close(writer);
+  auto read = std::async(std::launch::async, [&] { return read_file(fifo); });
+  ASSERT_EQ(read.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  const Result<std::string> text = read.get();
+  ::close(keep);
+  ASSERT_TRUE(text.ok()) << text.error().message();
+  EXPECT_EQ(*text, prompt);
+
+  // /dev/zero never ends: it is cut off at kMaxStreamBytes with an error, not read forever.
+  const Result<std::string> zeros = read_file("/dev/zero");
+  ASSERT_FALSE(zeros.ok());
+  EXPECT_EQ(zeros.error().message(), "'/dev/zero' gave more than " +
+                                         std::to_string(kMaxStreamBytes) +
+                                         " bytes; a stream is read up to that many");
 }
 
 TEST_F(FileWriteTest, DirectoryIsRefusedAndUntouched) {

@@ -197,7 +197,7 @@ Result<std::optional<SessionPath>> open_session_path(const ChatArgs& a) {
     return Error(ErrorCode::kInvalidInput, "--session needs a file path, got an empty string");
   }
   auto flag_error = [](const Error& e) { return e.with_context("--session"); };
-  if (Status usable = check_output_path(a.session_path); !usable.ok()) {
+  if (Status usable = ::sllm::check_output_path(a.session_path); !usable.ok()) {
     return flag_error(usable.error());
   }
   Result<std::string> target = resolve_symlinks(a.session_path);

@@ -56,8 +56,10 @@ std::string base_of(const std::string& path) {
 }
 
 // Opens `path` for reading without blocking (a FIFO with no writer would block open() forever)
-// and refuses anything but a regular file; the descriptor is blocking again on return.
-Result<int> open_regular_for_reading(const std::string& path, struct stat* st) {
+// and refuses anything but a regular file, or with `allow_streams` also a FIFO or a character
+// device (`-f /dev/stdin`, `-f <(cmd)`); the descriptor is blocking again on return. (Reading a
+// FIFO that no process has open for writing returns end-of-file at once: it cannot hang.)
+Result<int> open_for_reading(const std::string& path, struct stat* st, bool allow_streams) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) return io_error("cannot open", path, errno);
   if (::fstat(fd, st) != 0) {
@@ -65,7 +67,8 @@ Result<int> open_regular_for_reading(const std::string& path, struct stat* st) {
     ::close(fd);
     return io_error("cannot stat", path, err);
   }
-  if (!S_ISREG(st->st_mode)) {
+  const bool stream = S_ISFIFO(st->st_mode) || S_ISCHR(st->st_mode);
+  if (!S_ISREG(st->st_mode) && !(allow_streams && stream)) {
     ::close(fd);
     return not_regular(path, kind_of(st->st_mode), "; expected a regular file");
   }
@@ -207,7 +210,7 @@ Status check_output_path(const std::string& path) {
 
 Result<MappedFile> MappedFile::open(const std::string& path) {
   struct stat st {};
-  SLLM_ASSIGN_OR_RETURN(const int fd, open_regular_for_reading(path, &st));
+  SLLM_ASSIGN_OR_RETURN(const int fd, open_for_reading(path, &st, /*allow_streams=*/false));
   MappedFile file;
   file.path_ = path;
   file.n_bytes_ = static_cast<size_t>(st.st_size);
@@ -245,7 +248,9 @@ MappedFile::~MappedFile() {
 
 Result<std::string> read_file(const std::string& path) {
   struct stat st {};
-  SLLM_ASSIGN_OR_RETURN(const int fd, open_regular_for_reading(path, &st));
+  SLLM_ASSIGN_OR_RETURN(const int fd, open_for_reading(path, &st, /*allow_streams=*/true));
+  // A stream (a pipe, /dev/zero) has no size: it is read up to kMaxStreamBytes.
+  const uint64_t max_bytes = S_ISREG(st.st_mode) ? ~uint64_t{0} : kMaxStreamBytes;
   const Status fits = check_allocation("reading '" + path + "'", static_cast<uint64_t>(st.st_size));
   if (!fits.ok()) {
     ::close(fd);
@@ -257,6 +262,11 @@ Result<std::string> read_file(const std::string& path) {
   constexpr size_t kChunkBytes = 64 * 1024;
   for (;;) {
     const size_t at = text.size();
+    if (at >= max_bytes) {
+      ::close(fd);
+      return Error(ErrorCode::kLimit, "'" + path + "' gave more than " + std::to_string(max_bytes) +
+                                          " bytes; a stream is read up to that many");
+    }
     if (Status grow = check_allocation("reading '" + path + "'", at + kChunkBytes); !grow.ok()) {
       ::close(fd);
       return grow.error();

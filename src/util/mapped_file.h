@@ -34,7 +34,12 @@ class MappedFile {
   std::string path_;
 };
 
-// Reads a whole regular file into a string (for text inputs such as prompts and corpora).
+// The most bytes read_file() takes from a stream (a FIFO or a character device such as
+// /dev/stdin), which has no size to check in advance.
+inline constexpr uint64_t kMaxStreamBytes = uint64_t{256} << 20;
+
+// Reads a whole file into a string (for text inputs such as prompts and corpora): a regular file,
+// or a FIFO or character device read to its end (at most kMaxStreamBytes). Never blocks in open().
 Result<std::string> read_file(const std::string& path);
 
 // What a path names once symbolic links are followed.
