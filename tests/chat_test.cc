@@ -184,6 +184,59 @@ TEST(ChatSessionTest, MaxTokensAndInterruptKeepTheConversation) {
   EXPECT_EQ(chat->n_turns(), 4u);
 }
 
+// Issue 8, repro 6: a refused turn (invalid UTF-8, a turn too long for dense attention) changes
+// nothing: the next turn gets the reply it would have had without it.
+TEST(ChatSessionTest, RefusedTurnLeavesTheChatUnchanged) {
+  ThreadPool pool(1);
+  auto chat = make_chat(chat_options(4, 256, 0.8f, 3), pool);
+  auto clean = make_chat(chat_options(4, 256, 0.8f, 3), pool);
+  send(*chat, "Once upon a time", 6);
+  send(*clean, "Once upon a time", 6);
+  const uint64_t n_seen = chat->session().n_seen(), n_turns = chat->n_turns();
+  const std::string pending = chat->pending();
+
+  EXPECT_FALSE(chat->check_turn("ok \xc3\x28").ok());
+  auto bad = chat->send("ok \xc3\x28", ReplyOptions{}, [](std::string_view) {});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message().rfind("invalid UTF-8 at byte", 0), 0u) << bad.error().message();
+  EXPECT_EQ(chat->session().n_seen(), n_seen);
+  EXPECT_EQ(chat->n_turns(), n_turns);
+  EXPECT_EQ(chat->pending(), pending);
+  EXPECT_EQ(send(*chat, "The dog", 8).text, send(*clean, "The dog", 8).text);
+
+  ChatOptions dense_options = chat_options(0, 40, 0.0f, 1);
+  dense_options.session.policy = CachePolicy::kDense;
+  auto dense = make_chat(dense_options, pool);
+  send(*dense, "Once", 2);
+  const uint64_t dense_seen = dense->session().n_seen();
+  auto too_long = dense->send(std::string(400, 'a'), ReplyOptions{}, [](std::string_view) {});
+  ASSERT_FALSE(too_long.ok());
+  EXPECT_EQ(too_long.error().code(), ErrorCode::kLimit);
+  EXPECT_EQ(dense->session().n_seen(), dense_seen);
+  EXPECT_EQ(dense->n_turns(), 1u);
+}
+
+// An interrupt during a long turn's prefill stops it after the current batch.
+TEST(ChatSessionTest, InterruptStopsALongTurnsPrefill) {
+  ThreadPool pool(1);
+  ChatOptions options = chat_options(4, 60, 0.0f, 1);
+  options.session.max_batch = 16;
+  auto chat = make_chat(options, pool);
+  std::atomic<bool> interrupt{true};
+  ReplyOptions reply_options;
+  reply_options.interrupt = &interrupt;
+  std::string turn;
+  for (int i = 0; i < 100; ++i) turn += "The cat sat. ";
+  auto reply = chat->send(turn, reply_options, [](std::string_view) {});
+  ASSERT_TRUE(reply.ok());
+  EXPECT_EQ(reply->stop, StopReason::kInterrupted);
+  EXPECT_EQ(reply->prompt_tokens.size(), 16u);  // one batch
+  EXPECT_EQ(chat->session().n_seen(), 16u);
+  EXPECT_EQ(chat->n_turns(), 1u);
+  interrupt = false;
+  EXPECT_EQ(send(*chat, "The dog", 4).tokens.size(), 4u);
+}
+
 // stories260K ends a story with BOS (never EOS), as llama2.c's run.c expects: that ends a reply.
 TEST(ChatSessionTest, BosEndsAStory) {
   ThreadPool pool(1);
@@ -328,7 +381,7 @@ TEST(SessionFileTest, ResumedChatGivesTheSameTokens) {
     }
     ASSERT_GT(first->session().n_seen(), 52u) << "the window must have wrapped before the save";
   }
-  auto file = SessionFile::read(path, fingerprint);
+  auto file = SessionFile::read(path, fingerprint, stories().model.config());
   ASSERT_TRUE(file.ok()) << file.error().message();
   EXPECT_EQ(file->n_turns(), 3u);
   EXPECT_EQ(file->options().sampler.seed, 123u);
@@ -367,7 +420,7 @@ const std::vector<uint8_t>& saved_session_bytes() {
 std::string read_error(const std::vector<uint8_t>& bytes) {
   const std::string path = temp_path("damaged.session");
   write_bytes(path, bytes);
-  auto file = SessionFile::read(path, stories_fingerprint());
+  auto file = SessionFile::read(path, stories_fingerprint(), stories().model.config());
   if (file.ok()) return "";
   const std::string& message = file.error().message();
   return message.substr(message.find(": ") + 2);
@@ -449,7 +502,7 @@ TEST(SessionFileTest, AnotherModelIsRefused) {
 
   const std::string path = temp_path("stories.session");
   write_bytes(path, saved_session_bytes());
-  auto file = SessionFile::read(path, *other_fingerprint);
+  auto file = SessionFile::read(path, *other_fingerprint, stories().model.config());
   ASSERT_FALSE(file.ok());
   const std::string& message = file.error().message();
   EXPECT_NE(message.find("the session was saved with another model (stories260K.gguf"),

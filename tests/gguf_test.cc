@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -446,6 +449,34 @@ TEST(GgufMetadata, AlignmentMustBeAPowerOfTwo) {
   Result<GgufFile> r = GgufFile::parse(b.bytes(), "a.gguf");
   ASSERT_TRUE(r.ok()) << r.error().message();
   EXPECT_EQ(r->alignment(), 64u);
+}
+
+// An alignment of 2^31 in a 57-byte file made quantize pad 2 GiB of zeros: reader and writer
+// both stop at kMaxGgufAlignment (1 MiB).
+TEST(GgufMetadata, AlignmentIsBounded) {
+  auto with_alignment = [](uint32_t alignment) {
+    Bytes b = header(3, 0, 1);
+    b.key("general.alignment", GgufValueType::kUint32).u32(alignment);
+    return b;
+  };
+  EXPECT_TRUE(GgufFile::parse(with_alignment(1u << 20).bytes(), "a.gguf").ok());
+  EXPECT_EQ(parse_error(with_alignment(1u << 31)).message(),
+            "bad.gguf: offset 53: general.alignment 2147483648 is larger than 1048576, the "
+            "largest alignment accepted");
+  EXPECT_EQ(parse_error(with_alignment(1u << 21)).message(),
+            "bad.gguf: offset 53: general.alignment 2097152 is larger than 1048576, the largest "
+            "alignment accepted");
+
+  const std::string path = ::testing::TempDir() + "gguf_test_huge_alignment.gguf";
+  std::remove(path.c_str());
+  GgufWriter w;
+  w.set("general.alignment", GgufValue::u32(1u << 31));
+  const Status s = w.write(path);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().message(),
+            "gguf writer: general.alignment 2147483648 is larger than 1048576, the largest "
+            "alignment accepted");
+  EXPECT_NE(::access(path.c_str(), F_OK), 0) << "nothing is written";
 }
 
 // ---- Tensor infos ----

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "commands.h"
+#include "util/limits.h"
 
 namespace sllm::cli {
 
@@ -16,9 +17,16 @@ int report(const Error& error) {
   return 1;
 }
 
+Status exclusive(const CLI::Option* a, const CLI::Option* b) {
+  if (a->count() == 0 || b->count() == 0) return {};
+  return Error(
+      ErrorCode::kInvalidInput,
+      fmt::format("{} and {} exclude each other: give one of them", a->get_name(), b->get_name()));
+}
+
 void ModelArgs::add(CLI::App& cmd) {
   cmd.add_option("-m,--model", path, "Model file (GGUF)")->required()->check(CLI::ExistingFile);
-  cmd.add_option("-t,--threads", n_threads, "Threads (0 = all cores)")->capture_default_str();
+  add_number(cmd, "-t,--threads", n_threads, {size_t{0}, kMaxThreads}, "Threads (0 = all cores)");
 }
 
 size_t ModelArgs::threads() const {
@@ -26,17 +34,21 @@ size_t ModelArgs::threads() const {
 }
 
 void SamplingArgs::add(CLI::App& cmd) {
-  cmd.add_option("--temp", options.temperature, "Temperature; 0 = greedy")->capture_default_str();
-  cmd.add_option("--top-k", options.top_k, "Keep the k most likely tokens; 0 = off")
-      ->capture_default_str();
-  cmd.add_option("--top-p", options.top_p, "Nucleus sampling; 1 = off")->capture_default_str();
-  cmd.add_option("--min-p", options.min_p, "Drop tokens below min-p x the top probability; 0 = off")
-      ->capture_default_str();
-  cmd.add_option("--repeat-penalty", options.repeat_penalty, "Repetition penalty; 1 = off")
-      ->capture_default_str();
-  cmd.add_option("--repeat-last-n", options.repeat_last_n, "Tokens the penalty looks back over")
-      ->capture_default_str();
-  cmd.add_option("-s,--seed", options.seed, "Random seed")->capture_default_str();
+  SamplerOptions& o = options;
+  add_number(cmd, "--temp", o.temperature, {0.0f, 1000.0f}, "Temperature; 0 = greedy");
+  add_number(cmd, "--top-k", o.top_k, {0, std::numeric_limits<int32_t>::max()},
+             "Keep the k most likely tokens; 0 = off");
+  add_number(cmd, "--top-p", o.top_p, {0.0f, 1.0f, /*min_exclusive=*/true},
+             "Nucleus sampling; 1 = off");
+  add_number(cmd, "--min-p", o.min_p, {0.0f, 1.0f},
+             "Drop tokens below min-p x the top probability; 0 = off");
+  add_number(cmd, "--repeat-penalty", o.repeat_penalty, {0.0f, 1000.0f, /*min_exclusive=*/true},
+             "Repetition penalty; 1 = off");
+  // The sampler keeps this many past tokens: bounded so that the flag cannot size a huge buffer.
+  add_number(cmd, "--repeat-last-n", o.repeat_last_n, {0, int32_t{1} << 20},
+             "Tokens the penalty looks back over; 0 = off");
+  add_number(cmd, "-s,--seed", o.seed, {uint64_t{0}, std::numeric_limits<uint64_t>::max()},
+             "Random seed");
 }
 
 Result<SamplerOptions> SamplingArgs::to_options() const {
@@ -45,21 +57,38 @@ Result<SamplerOptions> SamplingArgs::to_options() const {
 }
 
 void CacheArgs::add(CLI::App& cmd) {
-  cmd.add_option("--policy", policy, "KV cache policy: streaming, window, dense or recompute")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"streaming", "window", "dense", "recompute"}));
-  sinks_opt =
-      cmd.add_option("--sinks", n_sinks, "Attention sinks kept (streaming)")->capture_default_str();
-  window_opt = cmd.add_option("--window", window,
-                              "Recent tokens kept (default: 1020 for streaming, 1024 otherwise)");
-  ctx_opt = cmd.add_option("-c,--ctx-size", ctx_size,
-                           "Context limit of dense attention (default: the model's)");
+  policy_opt =
+      cmd.add_option("--policy", policy, "KV cache policy: streaming, window, dense or recompute")
+          ->capture_default_str()
+          ->check(CLI::IsMember({"streaming", "window", "dense", "recompute"}));
+  sinks_opt = add_number(cmd, "--sinks", n_sinks, {size_t{0}, kMaxTokensFlag},
+                         "Attention sinks kept (streaming)");
+  window_opt = add_number(cmd, "--window", window, {size_t{1}, kMaxTokensFlag},
+                          "Recent tokens kept (default: 1020 for streaming, 1024 otherwise)");
+  window_opt->default_str("");
+  ctx_opt = add_number(cmd, "-c,--ctx-size", ctx_size, {size_t{1}, kMaxTokensFlag},
+                       "Context limit of dense attention (default: the model's)");
+  ctx_opt->default_str("");
   cmd.add_option("--kv-type", kv_type, "KV cache element type: f32 or f16")
       ->capture_default_str()
       ->check(CLI::IsMember({"f32", "f16"}));
-  cmd.add_option("-b,--batch", batch, "Tokens per forward pass when feeding prompts")
-      ->capture_default_str()
-      ->check(CLI::Range(size_t{1}, size_t{4096}));
+  add_number(cmd, "-b,--batch", batch, {size_t{1}, size_t{4096}},
+             "Tokens per forward pass when feeding prompts");
+}
+
+Status CacheArgs::check() const {
+  auto invalid = [](const std::string& msg) { return Error(ErrorCode::kInvalidInput, msg); };
+  const bool streaming = policy == "streaming", dense = policy == "dense";
+  if (sinks_opt->count() > 0 && !streaming) {
+    return invalid("--sinks applies to --policy streaming only");
+  }
+  if (ctx_opt->count() > 0 && !dense) {
+    return invalid("--ctx-size applies to --policy dense only (use --window)");
+  }
+  if (window_opt->count() > 0 && dense) {
+    return invalid("--window does not apply to --policy dense (use --ctx-size)");
+  }
+  return {};
 }
 
 Result<SessionOptions> CacheArgs::to_options(const ModelConfig& config) const {
@@ -76,6 +105,7 @@ Result<SessionOptions> CacheArgs::to_options(const ModelConfig& config) const {
     return invalid("--window does not apply to --policy dense (use --ctx-size)");
   }
   if (window_opt->count() > 0 && window == 0) return invalid("--window must be at least 1");
+  if (!checked_add(n_sinks, window)) return invalid("--sinks + --window overflows");
   o.n_sinks = o.policy == CachePolicy::kStreaming ? n_sinks : 0;
   if (o.policy == CachePolicy::kDense) {
     o.window = ctx_size > 0 ? ctx_size : (config.n_ctx_train > 0 ? config.n_ctx_train : 4096);

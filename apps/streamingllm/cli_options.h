@@ -5,6 +5,7 @@
 #include <string>
 
 #include "model/config.h"
+#include "numeric_option.h"
 #include "runtime/session.h"
 #include "sampling/sampler.h"
 #include "streamingllm/error.h"
@@ -24,6 +25,9 @@ namespace sllm::cli {
     auto sllm_cli_status_ = (expr);                                                   \
     if (!sllm_cli_status_.ok()) return ::sllm::cli::report(sllm_cli_status_.error()); \
   } while (0)
+
+// Worker threads a flag may ask for; more only adds overhead.
+inline constexpr size_t kMaxThreads = 1024;
 
 struct ModelArgs {
   std::string path;
@@ -48,11 +52,18 @@ struct CacheArgs {
   CLI::Option* sinks_opt = nullptr;
   CLI::Option* window_opt = nullptr;
   CLI::Option* ctx_opt = nullptr;
+  CLI::Option* policy_opt = nullptr;
 
   void add(CLI::App& cmd);
+  // The flag conflicts that need no model (a flag the policy ignores), so that they are reported
+  // before any work starts; to_options() checks them again.
+  Status check() const;
   // Validates the flags against the policy: a flag that would do nothing is an error.
   Result<SessionOptions> to_options(const ModelConfig& config) const;
 };
+
+// Two flags that must not be given together: "--prompt and --file exclude each other".
+Status exclusive(const CLI::Option* a, const CLI::Option* b);
 
 // Peak resident set size of this process in bytes (VmHWM, else getrusage's ru_maxrss).
 uint64_t peak_rss_bytes();

@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -18,6 +17,7 @@
 #include "cli_options.h"
 #include "commands.h"
 #include "kernels/ops.h"
+#include "output.h"
 #include "runtime/engine.h"
 
 namespace sllm::cli {
@@ -31,7 +31,11 @@ struct BenchArgs {
   std::string json_path;
   SamplingArgs sampling;
   CacheArgs cache;
+  CLI::Option* json_opt = nullptr;
 };
+
+// A billion tokens is hours of streaming even for the smallest model: the most a run may ask for.
+constexpr uint64_t kMaxBenchTokens = 1'000'000'000;
 
 // Tokens per latency window: about a thousand, a power of two so that the first window after a
 // 1024-token cache fills is [1024, 2048).
@@ -101,6 +105,8 @@ std::vector<LatencyWindow> plan_windows(uint64_t n_tokens, uint64_t n_cache_toke
 double mib(uint64_t n_bytes) { return static_cast<double>(n_bytes) / (1024.0 * 1024.0); }
 
 int bench(const BenchArgs& a) {
+  if (a.json_opt->count() > 0) SLLM_CLI_CHECK(check_output_path("--json", a.json_path));
+  SLLM_CLI_CHECK(a.cache.check());
   SLLM_CLI_ASSIGN(auto engine, Engine::load(a.model.path));
   SLLM_CLI_ASSIGN(SessionOptions session_options, a.cache.to_options(engine->model.config()));
   SLLM_CLI_ASSIGN(SamplerOptions sampler_options, a.sampling.to_options());
@@ -171,39 +177,38 @@ int bench(const BenchArgs& a) {
   const double tokens_per_s = seconds > 0 ? static_cast<double>(a.n_tokens) / seconds : 0.0;
 
   // The report: stdout, then optionally JSON.
-  fmt::print("model:        {}\n", a.model.path);
-  fmt::print("policy:       {} ({}), cache {} tokens, {} bytes\n",
-             policy_name(session_options.policy), cache, session->cache_tokens(),
-             session->cache_bytes());
-  fmt::print("threads:      {} ({})\n", pool.n_threads(), ops::simd_target_name());
+  out("model:        {}\n", a.model.path);
+  out("policy:       {} ({}), cache {} tokens, {} bytes\n", policy_name(session_options.policy),
+      cache, session->cache_tokens(), session->cache_bytes());
+  out("threads:      {} ({})\n", pool.n_threads(), ops::simd_target_name());
   fmt::print(
       "generated:    {} tokens in {:.3f} s: {:.1f} tok/s (sampling included); CPU {:.3f} s\n",
       a.n_tokens, seconds, tokens_per_s, cpu_seconds);
-  fmt::print("latency per token over {} tokens (us):     wall mean  wall median   CPU mean\n",
-             kWindowTokens);
-  fmt::print("  (the cache is full from token {} on; before, a token attends over fewer tokens)\n",
-             session->cache_tokens());
+  out("latency per token over {} tokens (us):     wall mean  wall median   CPU mean\n",
+      kWindowTokens);
+  out("  (the cache is full from token {} on; before, a token attends over fewer tokens)\n",
+      session->cache_tokens());
   for (const LatencyWindow& w : windows) {
-    fmt::print("  {:<38} {:10.2f} {:12.2f} {:10.2f}\n", w.label, w.wall_us(), w.median_wall_us(),
-               w.cpu_us());
+    out("  {:<38} {:10.2f} {:12.2f} {:10.2f}\n", w.label, w.wall_us(), w.median_wall_us(),
+        w.cpu_us());
   }
   double wall_ratio = 0, median_ratio = 0, cpu_ratio = 0;
   if (windows.size() >= 2 && windows.front().wall_us() > 0 && windows.front().cpu_us() > 0) {
     wall_ratio = windows.back().wall_us() / windows.front().wall_us();
     median_ratio = windows.back().median_wall_us() / windows.front().median_wall_us();
     cpu_ratio = windows.back().cpu_us() / windows.front().cpu_us();
-    fmt::print("  {:<38} {:10.3f} {:12.3f} {:10.3f}\n", "last / cache full", wall_ratio,
-               median_ratio, cpu_ratio);
+    out("  {:<38} {:10.3f} {:12.3f} {:10.3f}\n", "last / cache full", wall_ratio, median_ratio,
+        cpu_ratio);
   }
   if (rss_at_checkpoint > 0) {
-    fmt::print("peak RSS:     {:.2f} MiB at {} tokens, {:.2f} MiB at the end ({:+.2f} MiB)\n",
-               mib(rss_at_checkpoint), kRssCheckpoint, mib(rss_end),
-               mib(rss_end) - mib(rss_at_checkpoint));
+    out("peak RSS:     {:.2f} MiB at {} tokens, {:.2f} MiB at the end ({:+.2f} MiB)\n",
+        mib(rss_at_checkpoint), kRssCheckpoint, mib(rss_end),
+        mib(rss_end) - mib(rss_at_checkpoint));
   } else {
-    fmt::print("peak RSS:     {:.2f} MiB at the end\n", mib(rss_end));
+    out("peak RSS:     {:.2f} MiB at the end\n", mib(rss_end));
   }
 
-  if (!a.json_path.empty()) {
+  if (a.json_opt->count() > 0) {
     nlohmann::json j;
     j["model"] = a.model.path;
     j["policy"] = policy_name(session_options.policy);
@@ -229,9 +234,7 @@ int bench(const BenchArgs& a) {
         {"wall_mean", wall_ratio}, {"wall_median", median_ratio}, {"cpu_mean", cpu_ratio}};
     j["peak_rss_bytes_at_10k"] = rss_at_checkpoint;
     j["peak_rss_bytes_at_end"] = rss_end;
-    std::ofstream out(a.json_path);
-    out << j.dump(2) << "\n";
-    if (!out) return report(Error(ErrorCode::kIo, "cannot write '" + a.json_path + "'"));
+    SLLM_CLI_CHECK(write_output_file(a.json_path, j.dump(2) + "\n"));
   }
   return 0;
 }
@@ -243,13 +246,12 @@ Command add_bench(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "bench", "Generate an endless stream and report tokens/s, per-token latency and memory");
   a->model.add(*cmd);
-  cmd->add_option("--tokens", a->n_tokens, "Tokens to generate (EOS is fed back like any token)")
-      ->capture_default_str()
-      ->check(CLI::Range(uint64_t{1}, std::numeric_limits<uint64_t>::max()));
-  cmd->add_option("--report-every", a->report_every,
-                  "Print tok/s and peak RSS to stderr every K tokens (0 = never)")
-      ->capture_default_str();
-  cmd->add_option("--json", a->json_path, "Also write the results as JSON to this file");
+  add_number(*cmd, "--tokens", a->n_tokens, {uint64_t{1}, kMaxBenchTokens},
+             "Tokens to generate (EOS is fed back like any token)");
+  add_number(*cmd, "--report-every", a->report_every, {uint64_t{0}, kMaxBenchTokens},
+             "Print tok/s and peak RSS to stderr every K tokens (0 = never)");
+  a->json_opt =
+      cmd->add_option("--json", a->json_path, "Also write the results as JSON to this file");
   a->sampling.add(*cmd);
   a->cache.add(*cmd);
   return [a] { return bench(*a); };

@@ -20,9 +20,12 @@
 #include "chat/prompt_file.h"
 #include "cli_options.h"
 #include "commands.h"
+#include "output.h"
 #include "runtime/chat_session.h"
 #include "runtime/engine.h"
 #include "runtime/session_file.h"
+#include "util/file_lock.h"
+#include "util/mapped_file.h"
 
 namespace sllm::cli {
 
@@ -68,6 +71,8 @@ class TurnSource {
   virtual std::optional<std::string> next() = 0;
   // Whether the turn should be echoed ("USER: ...") because nobody typed it on this screen.
   virtual bool echo() const = 0;
+  // Where the last turn came from, for error messages: "line 2", "turn 3".
+  virtual std::string where() const = 0;
 };
 
 class PromptFileSource final : public TurnSource {
@@ -78,6 +83,7 @@ class PromptFileSource final : public TurnSource {
     return turns_[next_++];
   }
   bool echo() const override { return true; }
+  std::string where() const override { return fmt::format("turn {}", next_); }
 
  private:
   std::vector<std::string> turns_;
@@ -89,11 +95,16 @@ class StdinSource final : public TurnSource {
   std::optional<std::string> next() override {
     std::string line;
     while (!g_interrupted.load() && std::getline(std::cin, line)) {
+      ++n_lines_;
       if (line.find_first_not_of(" \t\r") != std::string::npos) return line;
     }
     return std::nullopt;
   }
   bool echo() const override { return true; }
+  std::string where() const override { return fmt::format("line {}", n_lines_); }
+
+ private:
+  uint64_t n_lines_ = 0;
 };
 
 class TerminalSource final : public TurnSource {
@@ -107,7 +118,7 @@ class TerminalSource final : public TurnSource {
       g_interrupted = false;
       char* line = readline("> ");
       if (line == nullptr) {  // Ctrl-D, or Ctrl-C at the prompt
-        fmt::print("\n");
+        out("\n");
         return std::nullopt;
       }
       std::string text(line);
@@ -118,6 +129,7 @@ class TerminalSource final : public TurnSource {
     }
   }
   bool echo() const override { return false; }
+  std::string where() const override { return "this line"; }
 };
 
 // A resumed session keeps the options it was saved with: a flag that says otherwise is an error.
@@ -172,17 +184,57 @@ Result<ChatOptions> options_from_flags(const ChatArgs& a, const Engine& engine) 
   return o;
 }
 
-int chat(const ChatArgs& a) {
-  SLLM_CLI_ASSIGN(auto engine, Engine::load(a.model.path));
-  if (a.keep_system && a.system.empty()) {
-    return report(Error(ErrorCode::kInvalidInput, "--keep-system needs --system TEXT"));
+// The --session file, checked and locked for the whole chat before any work, so that an unusable
+// path is reported at once and a second chat on the same file refuses instead of racing.
+struct SessionPath {
+  bool exists = false;  // resume from it
+  FileLock lock;
+};
+
+Result<std::optional<SessionPath>> open_session_path(const ChatArgs& a) {
+  if (a.session_path.empty()) {
+    if (!a.given("--session")) return std::optional<SessionPath>();
+    return Error(ErrorCode::kInvalidInput, "--session needs a file path, got an empty string");
   }
+  auto flag_error = [](const Error& e) { return e.with_context("--session"); };
+  if (Status usable = ::sllm::check_output_path(a.session_path); !usable.ok()) {
+    return flag_error(usable.error());
+  }
+  Result<std::string> target = resolve_symlinks(a.session_path);
+  if (!target.ok()) return flag_error(target.error());
+  SessionPath session;
+  Result<FileLock> lock =
+      FileLock::acquire(*target + ".lock", "session file '" + a.session_path + "'");
+  if (!lock.ok()) return flag_error(lock.error());
+  session.lock = std::move(*lock);
+  Result<FileKind> kind = file_kind(*target);
+  if (!kind.ok()) return flag_error(kind.error());
+  session.exists = *kind == FileKind::kRegular;
+  return std::optional<SessionPath>(std::move(session));
+}
+
+// The flag errors that need no model, reported before any work starts.
+Status check_flags(const ChatArgs& a) {
+  if (a.keep_system && a.system.empty()) {
+    return Error(ErrorCode::kInvalidInput, "--keep-system needs --system TEXT");
+  }
+  for (const std::string& stop : a.stops) {
+    if (stop.empty()) return Error(ErrorCode::kInvalidInput, "--stop: the text must not be empty");
+  }
+  return a.cache.check();
+}
+
+int chat(const ChatArgs& a) {
+  SLLM_CLI_CHECK(check_flags(a));
+  SLLM_CLI_ASSIGN(std::optional<SessionPath> session_path, open_session_path(a));
+  SLLM_CLI_ASSIGN(auto engine, Engine::load(a.model.path));
   uint64_t fingerprint = 0;
   std::optional<SessionFile> saved;
   if (!a.session_path.empty()) {
     SLLM_CLI_ASSIGN(fingerprint, model_fingerprint(engine->gguf));
-    if (std::filesystem::exists(a.session_path)) {
-      SLLM_CLI_ASSIGN(SessionFile file, SessionFile::read(a.session_path, fingerprint));
+    if (session_path->exists) {
+      SLLM_CLI_ASSIGN(SessionFile file,
+                      SessionFile::read(a.session_path, fingerprint, engine->model.config()));
       SLLM_CLI_CHECK(check_flags_against(a, file.options(), engine->model.config()));
       saved.emplace(std::move(file));
     }
@@ -234,20 +286,22 @@ int chat(const ChatArgs& a) {
   reply_options.stop_strings = a.stops;
   reply_options.interrupt = &g_interrupted;
   install_sigint_handler();
-  uint64_t n_turns = 0, n_prompt_tokens = 0, n_reply_tokens = 0;
+  uint64_t n_turns = 0, n_prompt_tokens = 0, n_reply_tokens = 0, n_skipped = 0;
   double reply_seconds = 0;
   const auto start = std::chrono::steady_clock::now();
   while (std::optional<std::string> turn = source->next()) {
-    if (source->echo()) fmt::print("USER: {}\n\nASSISTANT: ", *turn);
-    std::fflush(stdout);
+    // A turn the chat refuses (invalid UTF-8, ...) changes nothing: it is reported and skipped.
+    // (Checked before the echo, so that stdout shows only the turns that were answered.)
+    if (Status valid = chat->check_turn(*turn); !valid.ok()) {
+      fmt::print(stderr, "error: {}: {}, skipped\n", source->where(), valid.error().message());
+      ++n_skipped;
+      continue;
+    }
+    if (source->echo()) out("USER: {}\n\nASSISTANT: ", *turn);
     // No reset of g_interrupted here: every source returns a turn only with it clear, and a
     // Ctrl-C from here on must stop this reply.
-    auto reply = chat->send(*turn, reply_options, [](std::string_view text) {
-      fmt::print("{}", text);
-      std::fflush(stdout);
-    });
-    fmt::print("\n\n");
-    std::fflush(stdout);
+    auto reply = chat->send(*turn, reply_options, [](std::string_view text) { out("{}", text); });
+    out("\n\n");
     if (!reply.ok()) return report(reply.error());
     ++n_turns;
     n_prompt_tokens += reply->prompt_tokens.size();
@@ -268,6 +322,7 @@ int chat(const ChatArgs& a) {
              reply_seconds > 0 ? static_cast<double>(n_reply_tokens) / reply_seconds : 0.0,
              chat->session().n_seen(), chat->session().cache_bytes(), cache_bytes_at_start,
              static_cast<double>(peak_rss_bytes()) / (1024.0 * 1024.0));
+  if (n_skipped > 0) fmt::print(stderr, "streamingllm chat: {} turn(s) skipped\n", n_skipped);
   return 0;
 }
 
@@ -288,9 +343,8 @@ Command add_chat(CLI::App& app) {
   cmd->add_flag("--keep-system", a->keep_system,
                 "Pin the system message as attention sinks, so it is never evicted");
   cmd->add_option("--stop", a->stops, "End a reply when its text contains this (repeatable)");
-  cmd->add_option("--max-reply", a->max_reply, "Longest reply in tokens; -1 = no limit")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{-1}, std::numeric_limits<int64_t>::max()));
+  add_number(*cmd, "--max-reply", a->max_reply, {int64_t{-1}, std::numeric_limits<int64_t>::max()},
+             "Longest reply in tokens; -1 = no limit");
   cmd->add_option("--prompts", a->prompts_path,
                   "Batch mode: every turn of an MT-Bench style JSONL file, in one conversation")
       ->check(CLI::ExistingFile);

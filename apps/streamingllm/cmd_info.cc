@@ -6,6 +6,7 @@
 #include "cli_options.h"
 #include "commands.h"
 #include "kernels/ops.h"
+#include "output.h"
 #include "runtime/engine.h"
 
 namespace sllm::cli {
@@ -27,22 +28,21 @@ int info(const std::string& path) {
   for (const auto& [name, n] : types)
     type_list += fmt::format("{}{} x{}", type_list.empty() ? "" : ", ", name, n);
 
-  fmt::print("file:           {} (GGUF v{}, {} tensors, {} metadata keys)\n", path, g.version(),
-             g.tensors().size(), g.metadata().size());
-  fmt::print("architecture:   {}{}\n", c.architecture, c.name.empty() ? "" : " (" + c.name + ")");
-  fmt::print("parameters:     {}\n", n_params);
-  fmt::print("tensor types:   {}\n", type_list);
-  fmt::print("dims:           dim {}, layers {}, heads {}, kv heads {}, head dim {}, ffn {}\n",
-             c.dim, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn_dim);
-  fmt::print("rope:           {} dims, base {}, {}\n", c.rope.rope_dim, c.rope.freq_base,
-             c.rope.layout == RopeLayout::kAdjacentPairs ? "adjacent pairs" : "half split (neox)");
-  fmt::print("context:        {} (training length the file states)\n", c.n_ctx_train);
-  fmt::print("tokenizer:      {} ({} tokens, bos {}, eos {})\n", v.model, v.n_tokens(), v.bos,
-             v.eos);
-  fmt::print("chat template:  {}\n", g.find("tokenizer.chat_template") ? "present" : "none");
-  fmt::print("kv bytes/token: {} (f32), {} (f16)\n", c.n_layers * 2 * c.kv_dim() * 4,
-             c.n_layers * 2 * c.kv_dim() * 2);
-  fmt::print("simd target:    {}\n", ops::simd_target_name());
+  out("file:           {} (GGUF v{}, {} tensors, {} metadata keys)\n", path, g.version(),
+      g.tensors().size(), g.metadata().size());
+  out("architecture:   {}{}\n", c.architecture, c.name.empty() ? "" : " (" + c.name + ")");
+  out("parameters:     {}\n", n_params);
+  out("tensor types:   {}\n", type_list);
+  out("dims:           dim {}, layers {}, heads {}, kv heads {}, head dim {}, ffn {}\n", c.dim,
+      c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn_dim);
+  out("rope:           {} dims, base {}, {}\n", c.rope.rope_dim, c.rope.freq_base,
+      c.rope.layout == RopeLayout::kAdjacentPairs ? "adjacent pairs" : "half split (neox)");
+  out("context:        {} (training length the file states)\n", c.n_ctx_train);
+  out("tokenizer:      {} ({} tokens, bos {}, eos {})\n", v.model, v.n_tokens(), v.bos, v.eos);
+  out("chat template:  {}\n", g.find("tokenizer.chat_template") ? "present" : "none");
+  out("kv bytes/token: {} (f32), {} (f16)\n", c.n_layers * 2 * c.kv_dim() * 4,
+      c.n_layers * 2 * c.kv_dim() * 2);
+  out("simd target:    {}\n", ops::simd_target_name());
   return 0;
 }
 

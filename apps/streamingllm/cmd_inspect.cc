@@ -2,10 +2,9 @@
 // (StreamingLLM, Figure 2: the mean attention each layer and head puts on the first tokens.)
 #include <fmt/core.h>
 
-#include <fstream>
-
 #include "cli_options.h"
 #include "commands.h"
+#include "output.h"
 #include "runtime/engine.h"
 #include "runtime/inspect.h"
 #include "runtime/perplexity.h"
@@ -21,6 +20,7 @@ struct InspectAttentionArgs {
   AttentionMassOptions options;
   bool per_head = false;
   std::string csv;
+  CLI::Option* csv_opt = nullptr;
 };
 
 std::string mass_row(const std::string& label, const AttentionMass& m, size_t layer, size_t head,
@@ -35,24 +35,22 @@ std::string mass_row(const std::string& label, const AttentionMass& m, size_t la
 }
 
 Status write_csv(const std::string& path, const AttentionMass& m) {
-  std::ofstream out(path);
-  if (!out) return Error(ErrorCode::kIo, "cannot write '" + path + "'");
   // head is "mean" for the mean over the layer's heads.
-  out << "layer,head,k,mass,uniform\n";
+  std::string out = "layer,head,k,mass,uniform\n";
   for (size_t l = 0; l < m.n_layers; ++l) {
     for (size_t h = 0; h <= m.n_heads; ++h) {
       const bool mean = h == m.n_heads;
       for (size_t k = 1; k <= m.max_k; ++k) {
-        out << fmt::format("{},{},{},{:.6f},{:.6f}\n", l, mean ? "mean" : std::to_string(h), k,
+        out += fmt::format("{},{},{},{:.6f},{:.6f}\n", l, mean ? "mean" : std::to_string(h), k,
                            mean ? m.layer_mass(l, k) : m.head_mass(l, h, k), m.uniform_mass(k));
       }
     }
   }
-  if (!out) return Error(ErrorCode::kIo, "cannot write '" + path + "'");
-  return {};
+  return write_output_file(path, out);
 }
 
 int inspect_attention(const InspectAttentionArgs& a) {
+  if (a.csv_opt->count() > 0) SLLM_CLI_CHECK(check_output_path("--csv", a.csv));
   SLLM_CLI_ASSIGN(auto engine, Engine::load(a.model.path));
   SLLM_CLI_ASSIGN(std::vector<TokenId> stream,
                   tokenize_stream(*engine->tokenizer, a.files, a.n_tokens));
@@ -65,20 +63,20 @@ int inspect_attention(const InspectAttentionArgs& a) {
       stream.size(), m.n_queries, m.first_query_pos, m.first_query_pos + m.n_queries - 1);
   std::string header = fmt::format("{:<10}", a.per_head ? "layer.head" : "layer");
   for (size_t k = 1; k <= m.max_k; ++k) header += fmt::format(" {:>7}", fmt::format("k={}", k));
-  fmt::print("{} {:>11}\n", header, "k=1/uniform");
+  out("{} {:>11}\n", header, "k=1/uniform");
   for (size_t l = 0; l < m.n_layers; ++l) {
     if (a.per_head) {
       for (size_t h = 0; h < m.n_heads; ++h) {
-        fmt::print("{}\n", mass_row(fmt::format("{}.{}", l, h), m, l, h, false));
+        out("{}\n", mass_row(fmt::format("{}.{}", l, h), m, l, h, false));
       }
     }
-    fmt::print("{}\n",
-               mass_row(a.per_head ? fmt::format("{}.mean", l) : std::to_string(l), m, l, 0, true));
+    out("{}\n",
+        mass_row(a.per_head ? fmt::format("{}.mean", l) : std::to_string(l), m, l, 0, true));
   }
   std::string uniform = fmt::format("{:<10}", "uniform");
   for (size_t k = 1; k <= m.max_k; ++k) uniform += fmt::format(" {:>7.4f}", m.uniform_mass(k));
-  fmt::print("{}\n", uniform);
-  if (!a.csv.empty()) SLLM_CLI_CHECK(write_csv(a.csv, m));
+  out("{}\n", uniform);
+  if (a.csv_opt->count() > 0) SLLM_CLI_CHECK(write_csv(a.csv, m));
   return 0;
 }
 
@@ -96,19 +94,17 @@ Command add_inspect(CLI::App& app) {
   att->add_option("-f,--file", a->files, "Text file(s), concatenated into one stream (BOS once)")
       ->required()
       ->check(CLI::ExistingFile);
-  att->add_option("--tokens", a->n_tokens,
-                  "Stream length; attention is dense, so keep it within the model's training "
-                  "length (0 = the whole text)")
-      ->capture_default_str();
-  att->add_option("--max-k", a->options.max_k, "Report the mass on the first 1..K tokens")
-      ->capture_default_str()
-      ->check(CLI::Range(size_t{1}, size_t{64}));
-  att->add_option("--min-query", a->options.min_query_pos,
-                  "Average only queries at positions >= this (earlier ones see few tokens, so "
-                  "their first k hold a large share under any attention)")
-      ->capture_default_str();
+  add_number(*att, "--tokens", a->n_tokens, {size_t{0}, kMaxTokensFlag},
+             "Stream length; attention is dense, so keep it within the model's training length "
+             "(0 = the whole text)");
+  add_number(*att, "--max-k", a->options.max_k, {size_t{1}, size_t{64}},
+             "Report the mass on the first 1..K tokens");
+  add_number(*att, "--min-query", a->options.min_query_pos, {size_t{0}, kMaxTokensFlag},
+             "Average only queries at positions >= this (earlier ones see few tokens, so their "
+             "first k hold a large share under any attention)");
   att->add_flag("--per-head", a->per_head, "One row per head, not only the mean of each layer");
-  att->add_option("--csv", a->csv, "Write layer,head,k,mass,uniform rows to this file");
+  a->csv_opt =
+      att->add_option("--csv", a->csv, "Write layer,head,k,mass,uniform rows to this file");
   return [a] { return inspect_attention(*a); };
 }
 

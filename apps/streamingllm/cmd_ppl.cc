@@ -5,11 +5,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <fstream>
 #include <sstream>
 
 #include "cli_options.h"
 #include "commands.h"
+#include "output.h"
 #include "runtime/engine.h"
 #include "runtime/perplexity.h"
 
@@ -29,6 +29,8 @@ struct PplArgs {
   CacheArgs cache_args;
   CLI::Option* cache_opt = nullptr;
   CLI::Option* policy_opt = nullptr;
+  CLI::Option* csv_opt = nullptr;
+  CLI::Option* summary_opt = nullptr;
 };
 
 // A one-line progress bar on stderr, only when stderr is a terminal.
@@ -127,22 +129,42 @@ Result<std::vector<Run>> plan_runs(const PplArgs& a, const ModelConfig& config, 
 
 // One row per run, for scripts (scripts/reproduce.sh): the table's numbers at full precision.
 Status write_summary(const std::string& path, const std::vector<Run>& runs, size_t n_scored) {
-  std::ofstream out(path);
-  if (!out) return Error(ErrorCode::kIo, "cannot write '" + path + "'");
-  out << "policy,sinks,window,n_scored,seconds,tok_per_s,full_tok_per_s,ppl\n";
+  std::string out;
+  out += "policy,sinks,window,n_scored,seconds,tok_per_s,full_tok_per_s,ppl\n";
   for (const Run& run : runs) {
-    out << fmt::format(
+    out += fmt::format(
         "{},{},{},{},{:.3f},{:.2f},{},{:.6f}\n", run.label, run.options.n_sinks, run.options.window,
         n_scored, run.seconds, static_cast<double>(n_scored) / run.seconds,
         std::isnan(run.full_tok_s) ? std::string("") : fmt::format("{:.2f}", run.full_tok_s),
         run.result.ppl());
   }
-  if (!out) return Error(ErrorCode::kIo, "cannot write '" + path + "'");
-  return {};
+  return write_output_file(path, out);
+}
+
+// index,token,nll_<policy>... per scored token.
+Status write_csv(const std::string& path, const std::vector<Run>& runs,
+                 const std::vector<TokenId>& stream) {
+  std::string out = "index,token";
+  for (const Run& run : runs) out += ",nll_" + run.label;
+  out += "\n";
+  for (size_t i = 0; i + 1 < stream.size(); ++i) {
+    out += fmt::format("{},{}", i + 1, stream[i + 1]);
+    for (const Run& run : runs) out += fmt::format(",{:.6f}", run.result.nll[i]);
+    out += "\n";
+  }
+  return write_output_file(path, out);
 }
 
 int ppl(const PplArgs& a) {
   if (a.cache == 0) return report(Error(ErrorCode::kInvalidInput, "--cache must be at least 1"));
+  // Unusable output paths and conflicting flags are reported before any work.
+  if (a.csv_opt->count() > 0) SLLM_CLI_CHECK(check_output_path("--csv", a.csv));
+  if (a.summary_opt->count() > 0) SLLM_CLI_CHECK(check_output_path("--summary", a.summary));
+  {
+    // The same plan as below for a stand-in model and stream: only the flags are checked here.
+    const auto flags_ok = plan_runs(a, ModelConfig{}, 2);
+    if (!flags_ok.ok()) return report(flags_ok.error());
+  }
   SLLM_CLI_ASSIGN(auto engine, Engine::load(a.model.path));
   // Scoring BOS -> first token alone says nothing about a text: ask for two tokens of text.
   const size_t n_bos = engine->tokenizer->vocab().bos >= 0 ? 1 : 0;
@@ -161,8 +183,8 @@ int ppl(const PplArgs& a) {
   }
   SLLM_CLI_ASSIGN(std::vector<Run> runs, plan_runs(a, engine->model.config(), stream.size()));
   ThreadPool pool(a.model.threads());
-  fmt::print("stream: {} tokens ({}{} of text from {} file(s))\n", stream.size(),
-             n_bos ? "BOS + " : "", stream.size() - n_bos, a.files.size());
+  out("stream: {} tokens ({}{} of text from {} file(s))\n", stream.size(), n_bos ? "BOS + " : "",
+      stream.size() - n_bos, a.files.size());
   using Clock = std::chrono::steady_clock;
   const size_t n_scored = stream.size() - 1;
   for (Run& run : runs) {
@@ -200,7 +222,7 @@ int ppl(const PplArgs& a) {
   for (size_t s = 0; s < n_scored; s += segment) {
     header += fmt::format(" {:>12}", fmt::format("{}-{}", s, std::min(n_scored, s + segment)));
   }
-  fmt::print("{}\n", header);
+  out("{}\n", header);
   for (const Run& run : runs) {
     const SessionOptions& o = run.options;
     std::string cache = o.policy == CachePolicy::kStreaming
@@ -215,23 +237,11 @@ int ppl(const PplArgs& a) {
     for (size_t s = 0; s < n_scored; s += segment) {
       line += fmt::format(" {:>12.3f}", run.result.ppl(s, s + segment));
     }
-    fmt::print("{}\n", line);
+    out("{}\n", line);
   }
 
-  if (!a.csv.empty()) {
-    std::ofstream out(a.csv);
-    if (!out) return report(Error(ErrorCode::kIo, "cannot write '" + a.csv + "'"));
-    out << "index,token";
-    for (const Run& run : runs) out << ",nll_" << run.label;
-    out << "\n";
-    for (size_t i = 0; i < n_scored; ++i) {
-      out << i + 1 << ',' << stream[i + 1];
-      for (const Run& run : runs) out << ',' << fmt::format("{:.6f}", run.result.nll[i]);
-      out << "\n";
-    }
-    if (!out) return report(Error(ErrorCode::kIo, "cannot write '" + a.csv + "'"));
-  }
-  if (!a.summary.empty()) SLLM_CLI_CHECK(write_summary(a.summary, runs, n_scored));
+  if (a.csv_opt->count() > 0) SLLM_CLI_CHECK(write_csv(a.csv, runs, stream));
+  if (a.summary_opt->count() > 0) SLLM_CLI_CHECK(write_summary(a.summary, runs, n_scored));
   return 0;
 }
 
@@ -244,23 +254,22 @@ Command add_ppl(CLI::App& app) {
   cmd->add_option("-f,--file", a->files, "Text file(s), concatenated into one stream (BOS once)")
       ->required()
       ->check(CLI::ExistingFile);
-  cmd->add_option("--tokens", a->n_tokens, "Use only the first N tokens of the stream (0 = all)")
-      ->capture_default_str();
-  cmd->add_option("--csv", a->csv,
-                  "Write index,token,nll_<policy>... per scored token to this file");
-  cmd->add_option("--summary", a->summary,
-                  "Write policy,sinks,window,n_scored,seconds,tok_per_s,full_tok_per_s,ppl per "
-                  "policy to this file");
+  add_number(*cmd, "--tokens", a->n_tokens, {size_t{0}, kMaxTokensFlag},
+             "Use only the first N tokens of the stream (0 = all)");
+  a->csv_opt = cmd->add_option("--csv", a->csv,
+                               "Write index,token,nll_<policy>... per scored token to this file");
+  a->summary_opt =
+      cmd->add_option("--summary", a->summary,
+                      "Write policy,sinks,window,n_scored,seconds,tok_per_s,full_tok_per_s,ppl per "
+                      "policy to this file");
   cmd->add_option(
       "--compare", a->compare,
       "Run several policies over the same stream, e.g. dense,window,streaming,recompute");
-  a->cache_opt = cmd->add_option("--cache", a->cache,
-                                 "Cache size in tokens of every policy (streaming: sinks + window)")
-                     ->capture_default_str();
-  cmd->add_option("--segment", a->segment,
-                  "Tokens per segment in the table (default: a multiple of 1024, at most 8 "
-                  "segments)")
-      ->check(CLI::Range(size_t{1}, std::numeric_limits<size_t>::max()));
+  a->cache_opt = add_number(*cmd, "--cache", a->cache, {size_t{1}, kMaxTokensFlag},
+                            "Cache size in tokens of every policy (streaming: sinks + window)");
+  add_number(*cmd, "--segment", a->segment, {size_t{1}, kMaxTokensFlag},
+             "Tokens per segment in the table (default: a multiple of 1024, at most 8 segments)")
+      ->default_str("");
   a->cache_args.add(*cmd);
   a->policy_opt = cmd->get_option("--policy");
   return [a] { return ppl(*a); };

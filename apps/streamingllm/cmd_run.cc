@@ -9,6 +9,7 @@
 
 #include "cli_options.h"
 #include "commands.h"
+#include "output.h"
 #include "runtime/engine.h"
 #include "runtime/generate.h"
 #include "util/mapped_file.h"
@@ -31,9 +32,16 @@ struct RunArgs {
   bool ignore_eos = false;
   SamplingArgs sampling;
   CacheArgs cache;
+  CLI::Option* prompt_opt = nullptr;
+  CLI::Option* file_opt = nullptr;
 };
 
 int run(const RunArgs& a) {
+  SLLM_CLI_CHECK(exclusive(a.prompt_opt, a.file_opt));
+  SLLM_CLI_CHECK(a.cache.check());
+  // From the start: a Ctrl-C while a long prompt is read and tokenized stops the run before its
+  // prefill (generate() checks the flag between batches).
+  std::signal(SIGINT, on_sigint);
   SLLM_CLI_ASSIGN(auto engine, Engine::load(a.model.path));
   SLLM_CLI_ASSIGN(SessionOptions session_options, a.cache.to_options(engine->model.config()));
   SLLM_CLI_ASSIGN(SamplerOptions sampler_options, a.sampling.to_options());
@@ -53,23 +61,18 @@ int run(const RunArgs& a) {
              session->cache_bytes(), describe_cache(session_options), pool.n_threads());
 
   StreamDecoder decoder(tok);
-  for (TokenId t : tokens) fmt::print("{}", decoder.push(t));
-  std::fflush(stdout);
+  std::string echo;  // one write, not one per token: a long prompt echoes at once
+  for (TokenId t : tokens) echo += decoder.push(t);
+  write_stdout(echo);
 
   GenerateOptions gen;
   gen.n_predict = a.n_predict;
   gen.stop_at_eos = !a.ignore_eos;
-  std::signal(SIGINT, on_sigint);
   auto stats = generate(
       *session, sampler, tokens, gen, tok.vocab().eos,
-      [&](TokenId id) {
-        fmt::print("{}", decoder.push(id));
-        std::fflush(stdout);
-      },
-      &g_interrupted);
+      [&](TokenId id) { out("{}", decoder.push(id)); }, &g_interrupted);
   std::signal(SIGINT, SIG_DFL);
-  fmt::print("{}\n", decoder.flush());
-  std::fflush(stdout);
+  out("{}\n", decoder.flush());
   if (!stats.ok()) return report(stats.error());
   fmt::print(stderr,
              "\nstreamingllm: prompt {} tokens in {:.2f} s | generated {} tokens in {:.2f} s "
@@ -89,13 +92,13 @@ Command add_run(CLI::App& app) {
   auto a = std::make_shared<RunArgs>();
   CLI::App* cmd = app.add_subcommand("run", "Generate text from a prompt on an endless stream");
   a->model.add(*cmd);
-  cmd->add_option("-p,--prompt", a->prompt, "Prompt text (default: empty, start from BOS)");
-  cmd->add_option("-f,--file", a->prompt_file, "Read the prompt from a file")
-      ->check(CLI::ExistingFile)
-      ->excludes("--prompt");
-  cmd->add_option("-n,--n-predict", a->n_predict, "Tokens to generate; -1 = until Ctrl-C")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{-1}, std::numeric_limits<int64_t>::max()));
+  a->prompt_opt =
+      cmd->add_option("-p,--prompt", a->prompt, "Prompt text (default: empty, start from BOS)");
+  a->file_opt = cmd->add_option("-f,--file", a->prompt_file, "Read the prompt from a file")
+                    ->check(CLI::ExistingFile);
+  add_number(*cmd, "-n,--n-predict", a->n_predict,
+             {int64_t{-1}, std::numeric_limits<int64_t>::max()},
+             "Tokens to generate; -1 = until Ctrl-C");
   cmd->add_flag("--ignore-eos", a->ignore_eos, "Keep generating after end-of-sequence");
   a->sampling.add(*cmd);
   a->cache.add(*cmd);

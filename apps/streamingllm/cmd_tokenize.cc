@@ -4,6 +4,7 @@
 #include "cli_options.h"
 #include "commands.h"
 #include "gguf/gguf.h"
+#include "output.h"
 #include "tokenizer/tokenizer.h"
 #include "util/mapped_file.h"
 
@@ -17,9 +18,12 @@ struct TokenizeArgs {
   std::string file;
   bool bos = false;
   bool no_parse_special = false;
+  CLI::Option* prompt_opt = nullptr;
+  CLI::Option* file_opt = nullptr;
 };
 
 int tokenize(const TokenizeArgs& a) {
+  SLLM_CLI_CHECK(exclusive(a.prompt_opt, a.file_opt));
   // Only the vocabulary is read, so tokenizer-only GGUFs work too.
   SLLM_CLI_ASSIGN(GgufFile gguf, GgufFile::open(a.model));
   SLLM_CLI_ASSIGN(Vocab vocab, vocab_from_gguf(gguf));
@@ -34,7 +38,7 @@ int tokenize(const TokenizeArgs& a) {
     if (i > 0) line += ' ';
     line += std::to_string(ids[i]);
   }
-  fmt::print("{}\n", line);
+  out("{}\n", line);
   return 0;
 }
 
@@ -46,10 +50,9 @@ Command add_tokenize(CLI::App& app) {
   cmd->add_option("-m,--model", a->model, "Model or vocabulary file (GGUF)")
       ->required()
       ->check(CLI::ExistingFile);
-  auto* p = cmd->add_option("-p,--prompt", a->text, "Text to tokenize");
-  cmd->add_option("-f,--file", a->file, "Tokenize this file's bytes exactly")
-      ->check(CLI::ExistingFile)
-      ->excludes(p);
+  a->prompt_opt = cmd->add_option("-p,--prompt", a->text, "Text to tokenize");
+  a->file_opt = cmd->add_option("-f,--file", a->file, "Tokenize this file's bytes exactly")
+                    ->check(CLI::ExistingFile);
   cmd->add_flag("--bos", a->bos, "Prepend the BOS token");
   cmd->add_flag("--no-parse-special", a->no_parse_special,
                 "Treat texts such as <s> as plain text, not as special tokens");

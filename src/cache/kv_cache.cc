@@ -6,14 +6,18 @@
 #include <cstring>
 #include <iterator>
 #include <limits>
+#include <optional>
 #include <span>
 #include <string>
 
 #include "kernels/ops.h"
+#include "util/limits.h"
 
 namespace sllm {
 
-Result<KvCache> KvCache::create(const KvCacheShape& shape, const KvCacheOptions& options) {
+namespace {
+
+Status check_options(const KvCacheShape& shape, const KvCacheOptions& options) {
   if (options.window == 0) {
     return Error(ErrorCode::kInvalidInput, "the window must hold at least 1 token");
   }
@@ -23,20 +27,83 @@ Result<KvCache> KvCache::create(const KvCacheShape& shape, const KvCacheOptions&
   if (options.max_batch == 0) {
     return Error(ErrorCode::kInvalidInput, "max_batch must be at least 1");
   }
-  if (shape.n_kv_heads == 0 || shape.n_heads % shape.n_kv_heads != 0 || shape.head_dim == 0) {
+  if (shape.n_layers == 0 || shape.n_kv_heads == 0 || shape.n_heads % shape.n_kv_heads != 0 ||
+      shape.head_dim == 0 || shape.rope.rope_dim > shape.head_dim) {
     return Error(ErrorCode::kInvalidInput, "bad attention shape");
   }
-  const size_t n_slots = options.n_sinks + options.window;
-  const size_t kv_dim = shape.n_kv_heads * shape.head_dim;
-  const size_t elem = options.kv_type == TensorType::kF32 ? 4 : 2;
-  // Overflow-checked size of the K (and V) store.
-  const size_t limit = std::numeric_limits<size_t>::max() / 4;
-  if (n_slots > limit / shape.n_layers || n_slots * shape.n_layers > limit / (kv_dim * elem)) {
-    return Error(ErrorCode::kLimit, "cache of " + std::to_string(n_slots) + " tokens is too large");
-  }
-  return KvCache(shape, options);
+  return {};
 }
 
+// a0 + a1 + ..., or nullopt on overflow.
+std::optional<uint64_t> checked_sum(std::initializer_list<std::optional<uint64_t>> terms) {
+  uint64_t sum = 0;
+  for (const auto& term : terms) {
+    if (!term) return std::nullopt;
+    const auto next = checked_add(sum, *term);
+    if (!next) return std::nullopt;
+    sum = *next;
+  }
+  return sum;
+}
+
+std::optional<uint64_t> product(std::initializer_list<uint64_t> factors) {
+  uint64_t p = 1;
+  for (uint64_t f : factors) {
+    const auto next = checked_mul(p, f);
+    if (!next) return std::nullopt;
+    p = *next;
+  }
+  return p;
+}
+
+}  // namespace
+
+Result<uint64_t> KvCache::bytes_needed(const KvCacheShape& shape, const KvCacheOptions& options) {
+  SLLM_RETURN_IF_ERROR(check_options(shape, options));
+  const std::string tokens = std::to_string(options.n_sinks) + " sink tokens + a window of " +
+                             std::to_string(options.window);
+  const auto n_slots = checked_add(options.n_sinks, options.window);
+  if (!n_slots || *n_slots > std::numeric_limits<size_t>::max()) {
+    return Error(ErrorCode::kLimit,
+                 "a KV cache of " + tokens + " tokens holds more than 2^64 tokens");
+  }
+  const uint64_t elem = options.kv_type == TensorType::kF32 ? 4 : 2;
+  const std::string what = "the KV cache (" + tokens + " tokens)";
+  // K and V, then the slot map and the scores, then what each batch token needs: its K/V, its
+  // sink query and two sets of RoPE angles.
+  SLLM_ASSIGN_OR_RETURN(
+      const uint64_t kv_bytes,
+      checked_bytes(what, {2, shape.n_layers, *n_slots, shape.n_kv_heads, shape.head_dim, elem}));
+  const auto per_batch_token =
+      checked_sum({product({2, shape.n_kv_heads, shape.head_dim, elem}),
+                   product({shape.n_heads, shape.head_dim, sizeof(float)}),
+                   product({2, shape.rope.rope_dim / 2 + 1, sizeof(double) + 2 * sizeof(float)})});
+  const auto total = checked_sum(
+      {kv_bytes, product({shape.n_layers, *n_slots, sizeof(uint64_t)}),
+       product({shape.n_heads, *n_slots, sizeof(float)}),
+       per_batch_token ? product({options.max_batch, *per_batch_token}) : std::nullopt});
+  if (!total) {
+    return Error(ErrorCode::kLimit, what + " would need more than 2^64 bytes (its size overflows)");
+  }
+  SLLM_RETURN_IF_ERROR(check_allocation(what, *total));
+  return *total;
+}
+
+Result<KvCache> KvCache::create(const KvCacheShape& shape, const KvCacheOptions& options) {
+  SLLM_ASSIGN_OR_RETURN(const uint64_t n_bytes, bytes_needed(shape, options));
+  KvCache cache(shape, options);
+  const size_t n_rows = shape.n_layers * cache.n_slots_;
+  if (!cache.keys_.allocated(n_rows * cache.slot_bytes_) ||
+      !cache.values_.allocated(n_rows * cache.slot_bytes_) ||
+      !cache.slot_token_.allocated(n_rows) ||
+      !cache.scores_.allocated(shape.n_heads * cache.n_slots_)) {
+    return Error(ErrorCode::kLimit, "the KV cache could not allocate its " +
+                                        std::to_string(n_bytes) + " bytes (out of memory)");
+  }
+  return cache;
+}
+
+// Only after bytes_needed() has checked every size below.
 KvCache::KvCache(const KvCacheShape& shape, const KvCacheOptions& options)
     : shape_(shape),
       options_(options),
@@ -46,7 +113,7 @@ KvCache::KvCache(const KvCacheShape& shape, const KvCacheOptions& options)
       slot_bytes_(kv_dim_ * elem_bytes_),
       keys_(shape.n_layers * n_slots_ * slot_bytes_),
       values_(shape.n_layers * n_slots_ * slot_bytes_),
-      slot_token_(shape.n_layers * n_slots_, kEmpty),
+      slot_token_(shape.n_layers * n_slots_),
       abs_angles_(options.max_batch, RopeAngles(shape.rope)),
       sink_angles_(options.max_batch, RopeAngles(shape.rope)),
       batch_k_(options.max_batch * slot_bytes_),
@@ -68,7 +135,9 @@ const uint8_t* KvCache::value_bytes(size_t layer, size_t slot) const {
 
 void KvCache::clear() {
   n_seen_ = 0;
-  std::fill(slot_token_.begin(), slot_token_.end(), kEmpty);
+  if (slot_token_.size() > 0) {
+    std::memset(slot_token_.data(), 0, slot_token_.size() * sizeof(uint64_t));
+  }
 }
 
 void KvCache::begin_batch(size_t n_tokens) {
@@ -139,8 +208,8 @@ void KvCache::attend(size_t layer, float* q, float* k, const float* v, float* ou
     if (t >= options_.n_sinks && t + options_.window < t_end) continue;
     const size_t slot = slot_of(t);
     uint64_t& held = slot_token_[layer * n_slots_ + slot];
-    assert(held == kEmpty || held < t);  // a slot only ever moves on to a newer token
-    held = t;
+    assert(held == 0 || held - 1 < t);  // a slot only ever moves on to a newer token
+    held = t + 1;
     std::memcpy(&keys_[(layer * n_slots_ + slot) * slot_bytes_], &batch_k_[i * slot_bytes_],
                 slot_bytes_);
     std::memcpy(&values_[(layer * n_slots_ + slot) * slot_bytes_], &batch_v_[i * slot_bytes_],

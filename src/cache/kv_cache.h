@@ -21,6 +21,7 @@
 #include <span>
 #include <vector>
 
+#include "cache/zeroed_array.h"
 #include "kernels/rope.h"
 #include "streamingllm/error.h"
 #include "util/tensor_type.h"
@@ -55,7 +56,15 @@ struct KvCacheContents {
 
 class KvCache {
  public:
+  // Checks the shape and options and every size computed from them (overflow, and the total
+  // against the machine's memory: a kLimit error says how many bytes were asked for) before
+  // allocating. K/V storage is committed page by page as tokens are written, so memory follows
+  // the tokens held until the cache is full.
   static Result<KvCache> create(const KvCacheShape& shape, const KvCacheOptions& options);
+
+  // Bytes create() would allocate for this shape and options (K/V, slot map, scores and the
+  // per-batch buffers), or the kLimit error it would return.
+  static Result<uint64_t> bytes_needed(const KvCacheShape& shape, const KvCacheOptions& options);
 
   // A batch of n_tokens consecutive stream tokens goes through the model: begin_batch(n), then
   // attend() once per layer in order, then end_batch(). Token i of the batch has stream index
@@ -80,7 +89,7 @@ class KvCache {
   size_t n_bytes() const { return keys_.size() + values_.size(); }
   // Stream index of the token held in a slot (for tests and session files).
   uint64_t slot_token(size_t layer, size_t slot) const {
-    return slot_token_[layer * n_slots_ + slot];
+    return slot_token_[layer * n_slots_ + slot] - 1;  // stored + 1 so that 0 (calloc) is empty
   }
   // Raw K/V bytes of one slot of one layer (read-only; for tests and session files).
   const uint8_t* key_bytes(size_t layer, size_t slot) const;
@@ -115,10 +124,11 @@ class KvCache {
   size_t elem_bytes_;  // 4 or 2
   size_t slot_bytes_;  // kv_dim * elem_bytes
 
-  std::vector<uint8_t> keys_;    // [n_layers, n_slots, kv_dim] of kv_type, rotated once at write
-  std::vector<uint8_t> values_;  // [n_layers, n_slots, kv_dim] of kv_type
-  static constexpr uint64_t kEmpty = ~uint64_t{0};  // slot_token_ of a slot never written
-  std::vector<uint64_t> slot_token_;  // [n_layers, n_slots] stream index held, kEmpty if none
+  ZeroedArray<uint8_t> keys_;    // [n_layers, n_slots, kv_dim] of kv_type, rotated once at write
+  ZeroedArray<uint8_t> values_;  // [n_layers, n_slots, kv_dim] of kv_type
+  static constexpr uint64_t kEmpty = ~uint64_t{0};  // slot_token() of a slot never written
+  // [n_layers, n_slots] stream index held + 1, 0 if none (zero pages need no initialisation)
+  ZeroedArray<uint64_t> slot_token_;
   uint64_t n_seen_ = 0;
   uint64_t n_key_writes_ = 0;
 
@@ -128,7 +138,7 @@ class KvCache {
   std::vector<RopeAngles> sink_angles_;     // [max_batch] at start_pos + c(t)
   std::vector<uint8_t> batch_k_, batch_v_;  // [max_batch, kv_dim] of kv_type
   std::vector<float> q_sink_;               // [max_batch, n_heads * head_dim]
-  std::vector<float> scores_;               // [n_heads, n_slots]: a query sees at most n_slots rows
+  ZeroedArray<float> scores_;               // [n_heads, n_slots]: a query sees at most n_slots rows
 };
 
 }  // namespace sllm

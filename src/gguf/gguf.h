@@ -22,6 +22,10 @@
 
 namespace sllm {
 
+// The largest general.alignment read or written (1 MiB). llama.cpp accepts any power of two; real
+// files use 32 or 64, and an alignment of 2^31 makes a writer pad gigabytes of zeros.
+inline constexpr uint64_t kMaxGgufAlignment = uint64_t{1} << 20;
+
 enum class GgufValueType : uint32_t {
   kUint8 = 0,
   kInt8 = 1,

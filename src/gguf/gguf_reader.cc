@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "gguf/gguf.h"
+#include "util/limits.h"
 
 namespace sllm {
 
@@ -343,6 +344,17 @@ class GgufParser {
       }
       return true;
     }
+    // A stored item is larger than its encoding (up to sizeof(GgufValue) for a 1-byte item):
+    // still O(file size), but refused as an error where the machine cannot hold it.
+    // (Small arrays skip the check: it asks the system for its memory size, and a file may hold
+    // tens of thousands of them.)
+    if (Status fits = n_items < 4096 ? Status{}
+                                     : check_allocation("array" + in_context() + " of " +
+                                                            std::to_string(n_items) + " items",
+                                                        n_items * sizeof(GgufValue));
+        !fits.ok()) {
+      return fail(error_at(pos_, fits.error().message(), ErrorCode::kLimit));
+    }
     GgufArray& array = out->v.emplace<GgufArray>();
     array.elem_type = elem_type;
     array.items.resize(n_items);
@@ -450,12 +462,24 @@ class GgufParser {
       return error_at(alignment_at_, "general.alignment " + value_string(value) +
                                          " is not a non-zero power of two that fits in u32");
     }
+    // Real files use 32 or 64; a huge alignment only makes whoever writes the file back pad
+    // gigabytes of zeros.
+    if (*alignment > kMaxGgufAlignment) {
+      return error_at(alignment_at_, "general.alignment " + value_string(value) +
+                                         " is larger than " + std::to_string(kMaxGgufAlignment) +
+                                         ", the largest alignment accepted");
+    }
     file_.alignment_ = *alignment;
     return {};
   }
 
   Status parse_tensor_infos() {
     if (!check_count(n_tensors_, kMinTensorInfoBytes, "tensor count")) return take_error();
+    if (Status fits = check_allocation(std::to_string(n_tensors_) + " tensor infos",
+                                       n_tensors_ * (sizeof(GgufTensorInfo) + sizeof(uint64_t)));
+        !fits.ok()) {
+      return error_at(pos_, fits.error().message(), ErrorCode::kLimit);
+    }
     file_.tensors_.reserve(n_tensors_);
     offset_field_at_.reserve(n_tensors_);
     for (uint64_t i = 0; i < n_tensors_; ++i) {
@@ -525,7 +549,7 @@ class GgufParser {
   }
 
   Status locate_tensor_data() {
-    // pos_ <= size and alignment <= 2^31, so rounding up cannot wrap.
+    // pos_ <= size and alignment <= kMaxGgufAlignment, so rounding up cannot wrap.
     const uint64_t alignment = file_.alignment_;
     const uint64_t data_offset = (pos_ + alignment - 1) / alignment * alignment;
     file_.data_offset_ = data_offset;

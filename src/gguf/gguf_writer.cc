@@ -237,6 +237,13 @@ Status GgufWriter::validate() const {
                    "gguf writer: general.alignment must be a non-zero power of two that fits "
                    "in u32");
     }
+    const uint64_t alignment = u != nullptr ? *u : static_cast<uint64_t>(*s);
+    if (alignment > kMaxGgufAlignment) {
+      return Error(ErrorCode::kInvalidInput, "gguf writer: general.alignment " +
+                                                 std::to_string(alignment) + " is larger than " +
+                                                 std::to_string(kMaxGgufAlignment) +
+                                                 ", the largest alignment accepted");
+    }
   }
   return {};
 }

@@ -1,7 +1,9 @@
 // The kernel interface: everything numeric that the model and the cache need, and nothing else.
 //
-// Implementations live in ops.cc (Highway, compiled for every target and dispatched once per call
-// with HWY_DYNAMIC_DISPATCH) and are checked against the scalar references in ops_ref.h.
+// Implementations live in one file per kernel family, matmul.cc, elementwise.cc and attention.cc
+// (Highway, compiled for every target and dispatched once per call with HWY_DYNAMIC_DISPATCH;
+// their shared per-target helpers are in ops-inl.h), and are checked against the scalar references
+// in ops_ref.h.
 // Kernels never see the model graph, the cache policy or the file format.
 #pragma once
 

@@ -3,7 +3,7 @@
 // Everything here is scalar and bit-exact with llama.cpp's reference code (ggml-quants.c
 // quantize_row_q8_0_ref / quantize_row_q4_0_ref / dequantize_row_*, ggml-impl.h
 // ggml_compute_fp32_to_fp16 / ggml_compute_fp32_to_bf16), so that a GGUF we write reads the same in
-// llama.cpp and the other way round. The SIMD kernels in ops.cc decode the same layouts.
+// llama.cpp and the other way round. The SIMD kernels (ops-inl.h) decode the same layouts.
 #pragma once
 
 #include <cstddef>

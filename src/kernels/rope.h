@@ -1,9 +1,11 @@
 // Rotary position embedding (RoPE, Su et al. 2021).
 //
-// Pair i of a head (i < rope_dim / 2) is rotated by the angle pos * base^(-2i / rope_dim). Angles
-// are computed in double and reduced before the cos/sin, so that a position of 2^32 or more is
-// rotated as accurately as a small one: the streaming cache rotates keys at their absolute stream
-// position, which grows without bound.
+// Pair i of a head (i < rope_dim / 2) is rotated by the angle pos * base^(-2i / rope_dim). The
+// frequencies are doubles; the product pos * freq is formed in long double (64-bit mantissa on
+// x86) and reduced exactly by sinl/cosl before cos and sin are rounded to float, so that a large
+// position is rotated as accurately as a small one (to float precision up to at least 2^48, see
+// docs/design.md): the streaming cache rotates keys at their absolute stream position, which
+// grows without bound.
 #pragma once
 
 #include <cstddef>
@@ -29,7 +31,7 @@ class RopeAngles {
  public:
   explicit RopeAngles(const RopeSpec& spec);
 
-  // Recomputes the table for `pos`. Costs rope_dim / 2 sin+cos in double.
+  // Recomputes the table for `pos`. Costs rope_dim / 2 sin+cos in long double.
   void set_position(uint64_t pos);
   uint64_t position() const { return pos_; }
 

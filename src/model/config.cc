@@ -1,5 +1,9 @@
 #include "model/config.h"
 
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <limits>
 #include <string_view>
 
 #include "gguf/gguf.h"
@@ -34,6 +38,31 @@ Error bad(const GgufFile& gguf, const std::string& what) {
   return Error(ErrorCode::kFormat, gguf.path() + ": " + what);
 }
 
+std::string float_string(float x) {
+  if (std::isnan(x)) return "nan";
+  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%g", static_cast<double>(x));
+  return buf;
+}
+
+// A float hyper-parameter, if present: finite and in [lo, hi] (lo excluded when `open_lo`).
+Result<bool> get_float(const GgufFile& gguf, const std::string& key, float lo, bool open_lo,
+                       float hi, const std::string& range, float* out) {
+  if (gguf.find(key) == nullptr) return false;
+  SLLM_ASSIGN_OR_RETURN(const float x, gguf.get_f32(key));
+  if (!std::isfinite(x) || x < lo || (open_lo && x == lo) || x > hi) {
+    return bad(gguf,
+               "metadata '" + key + "' = " + float_string(x) + " is not a finite number " + range);
+  }
+  *out = x;
+  return true;
+}
+
+// Tensors every block has (qwen2 adds three biases): a count that the file's tensors cannot
+// cover is refused before anything is sized from it.
+constexpr uint64_t kTensorsPerBlock = 9;
+
 }  // namespace
 
 Result<ModelConfig> config_from_gguf(const GgufFile& gguf) {
@@ -63,6 +92,24 @@ Result<ModelConfig> config_from_gguf(const GgufFile& gguf) {
     return bad(gguf, "head_count " + std::to_string(c.n_heads) +
                          " is not a multiple of head_count_kv " + std::to_string(c.n_kv_heads));
   }
+  const uint64_t n_tensors = gguf.tensors().size();
+  const uint64_t n_tensors_needed =
+      uint64_t{c.n_layers} * (kTensorsPerBlock + (arch->qkv_bias ? 3 : 0)) + 2;
+  if (n_tensors_needed > n_tensors) {
+    return bad(gguf, "block_count " + std::to_string(c.n_layers) +
+                         " does not match the file: " + std::to_string(c.n_layers) +
+                         " blocks need at least " + std::to_string(n_tensors_needed) +
+                         " tensors, the file has " + std::to_string(n_tensors));
+  }
+  const std::string last_block = "blk." + std::to_string(c.n_layers - 1) + ".attn_norm.weight";
+  if (gguf.find_tensor(last_block) == nullptr) {
+    return bad(gguf, "block_count " + std::to_string(c.n_layers) + " does not match the file: " +
+                         "its last block's tensor '" + last_block + "' is missing");
+  }
+  if (c.n_heads > c.dim) {
+    return bad(gguf, "head_count " + std::to_string(c.n_heads) +
+                         " is larger than embedding_length " + std::to_string(c.dim));
+  }
   c.head_dim = c.dim / c.n_heads;
   if (gguf.find(p + "attention.key_length") != nullptr) {
     SLLM_ASSIGN_OR_RETURN(c.head_dim, get_size(gguf, p + "attention.key_length"));
@@ -70,13 +117,17 @@ Result<ModelConfig> config_from_gguf(const GgufFile& gguf) {
   if (c.head_dim % 2 != 0) {
     return bad(gguf, "head dimension " + std::to_string(c.head_dim) + " is odd");
   }
+  // Each query and key row is [n_heads * head_dim]; the attention tensors' shapes are checked
+  // against it when the weights are loaded, and its size must stay far from overflow.
+  if (uint64_t{c.n_heads} * c.head_dim > (uint64_t{1} << 31)) {
+    return bad(gguf, "head_count " + std::to_string(c.n_heads) + " x head dimension " +
+                         std::to_string(c.head_dim) + " is more than 2^31");
+  }
   if (gguf.find(p + "context_length") != nullptr) {
     SLLM_ASSIGN_OR_RETURN(c.n_ctx_train, get_size(gguf, p + "context_length"));
   }
-  if (gguf.find(p + "attention.layer_norm_rms_epsilon") != nullptr) {
-    SLLM_ASSIGN_OR_RETURN(c.rms_eps, gguf.get_f32(p + "attention.layer_norm_rms_epsilon"));
-  }
-  if (!(c.rms_eps > 0.0f)) return bad(gguf, "layer_norm_rms_epsilon must be positive");
+  SLLM_RETURN_IF_ERROR(get_float(gguf, p + "attention.layer_norm_rms_epsilon", 0.0f, true, 1.0f,
+                                 "in (0, 1]", &c.rms_eps));
 
   c.rope.head_dim = c.head_dim;
   c.rope.rope_dim = c.head_dim;
@@ -88,11 +139,11 @@ Result<ModelConfig> config_from_gguf(const GgufFile& gguf) {
                          " must be even and at most the head dimension " +
                          std::to_string(c.head_dim));
   }
-  if (gguf.find(p + "rope.freq_base") != nullptr) {
-    SLLM_ASSIGN_OR_RETURN(float base, gguf.get_f32(p + "rope.freq_base"));
-    if (!(base > 1.0f)) return bad(gguf, "rope.freq_base must be greater than 1");
-    c.rope.freq_base = base;
-  }
+  float freq_base = static_cast<float>(c.rope.freq_base);
+  SLLM_ASSIGN_OR_RETURN(const bool has_base,
+                        get_float(gguf, p + "rope.freq_base", 1.0f, true,
+                                  std::numeric_limits<float>::max(), "> 1", &freq_base));
+  if (has_base) c.rope.freq_base = freq_base;
   c.rope.layout = arch->rope_layout;
   c.qkv_bias = arch->qkv_bias;
 
@@ -100,6 +151,10 @@ Result<ModelConfig> config_from_gguf(const GgufFile& gguf) {
   if (embd == nullptr) return bad(gguf, "missing tensor 'token_embd.weight'");
   if (embd->dims.size() != 2 || embd->dims[0] != c.dim) {
     return bad(gguf, "tensor 'token_embd.weight' must be [" + std::to_string(c.dim) + ", n_vocab]");
+  }
+  if (embd->dims[1] == 0 || embd->dims[1] > static_cast<uint64_t>(INT32_MAX)) {
+    return bad(gguf, "tensor 'token_embd.weight' has " + std::to_string(embd->dims[1]) +
+                         " rows; the vocabulary must have between 1 and 2^31 - 1 tokens");
   }
   c.n_vocab = static_cast<size_t>(embd->dims[1]);
   return c;

@@ -3,8 +3,17 @@
 #include <string>
 
 #include "model/weights.h"
+#include "util/limits.h"
 
 namespace sllm {
+
+Result<uint64_t> ForwardScratch::bytes_needed(const ModelConfig& c, size_t max_batch) {
+  // Sizes from a validated config are below 2^31 each: the per-token sum cannot overflow.
+  const uint64_t per_token_floats = 3 * uint64_t{c.dim} + 2 * uint64_t{c.q_dim()} +
+                                    2 * uint64_t{c.kv_dim()} + 2 * uint64_t{c.ffn_dim};
+  return checked_bytes("the activations of a batch of " + std::to_string(max_batch) + " tokens",
+                       {max_batch, per_token_floats, sizeof(float)});
+}
 
 ForwardScratch::ForwardScratch(const ModelConfig& c, size_t max_batch_tokens)
     : max_batch(max_batch_tokens),
@@ -23,9 +32,10 @@ Result<LlamaModel> LlamaModel::load(const GgufFile& gguf) {
   SLLM_ASSIGN_OR_RETURN(m.config_, config_from_gguf(gguf));
   const ModelConfig& c = m.config_;
   SLLM_ASSIGN_OR_RETURN(m.token_embd_, get_matrix(gguf, "token_embd.weight", c.n_vocab, c.dim));
-  m.layers_.resize(c.n_layers);
+  // config_from_gguf() checked n_layers against the file's tensors; each layer is added only once
+  // its tensors are found, so a bad count costs nothing.
   for (size_t i = 0; i < c.n_layers; ++i) {
-    Layer& l = m.layers_[i];
+    Layer& l = m.layers_.emplace_back();
     const std::string p = "blk." + std::to_string(i) + ".";
     SLLM_ASSIGN_OR_RETURN(l.attn_norm, get_vector(gguf, p + "attn_norm.weight", c.dim));
     SLLM_ASSIGN_OR_RETURN(l.wq, get_matrix(gguf, p + "attn_q.weight", c.q_dim(), c.dim));

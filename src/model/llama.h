@@ -16,10 +16,9 @@
 #include "model/config.h"
 #include "streamingllm/error.h"
 #include "util/thread_pool.h"
+#include "util/token.h"
 
 namespace sllm {
-
-using TokenId = int32_t;
 
 // q: [n_tokens, n_heads * head_dim], k and v: [n_tokens, n_kv_heads * head_dim], all unrotated;
 // the callee may rotate q and k in place. out: [n_tokens, n_heads * head_dim].
@@ -28,6 +27,8 @@ using AttendFn = std::function<void(size_t layer, size_t n_tokens, float* q, flo
 
 // Activations for batches of up to max_batch tokens; allocated once, reused every call.
 struct ForwardScratch {
+  // Bytes the constructor allocates, checked (overflow, machine memory) before it is called.
+  static Result<uint64_t> bytes_needed(const ModelConfig& config, size_t max_batch);
   ForwardScratch(const ModelConfig& config, size_t max_batch);
   size_t max_batch;
   std::vector<float> x;     // [max_batch, dim] residual stream

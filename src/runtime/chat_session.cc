@@ -136,6 +136,15 @@ Result<std::vector<TokenId>> ChatSession::turn_tokens(std::string_view user_text
   return ids;
 }
 
+Status ChatSession::check_turn(std::string_view user_text) const {
+  SLLM_ASSIGN_OR_RETURN(std::vector<TokenId> ids, turn_tokens(user_text));
+  if (ids.empty() && session_->n_seen() == 0) {
+    return Error(ErrorCode::kInvalidInput,
+                 "the first turn is empty: there is nothing for the reply to follow");
+  }
+  return {};
+}
+
 Result<Reply> ChatSession::send(std::string_view user_text, const ReplyOptions& options,
                                 const std::function<void(std::string_view)>& on_text) {
   for (const std::string& stop : options.stop_strings) {
@@ -148,8 +157,40 @@ Result<Reply> ChatSession::send(std::string_view user_text, const ReplyOptions& 
     return Error(ErrorCode::kInvalidInput,
                  "the first turn is empty: there is nothing for the reply to follow");
   }
-  SLLM_RETURN_IF_ERROR(session_->feed(reply.prompt_tokens));
-  for (TokenId t : reply.prompt_tokens) sampler_.accept(t);
+  const SessionOptions& session_options = session_->options();
+  if (session_options.policy == CachePolicy::kDense &&
+      session_->n_seen() + reply.prompt_tokens.size() > session_options.window) {
+    // Checked for the whole turn here, as feed() would per chunk: a turn that cannot fit
+    // changes nothing.
+    return Error(ErrorCode::kLimit, "dense attention would exceed its context limit of " +
+                                        std::to_string(session_options.window) + " tokens (" +
+                                        std::to_string(session_->n_seen()) + " fed, a turn of " +
+                                        std::to_string(reply.prompt_tokens.size()) + " more)");
+  }
+  // Everything above leaves the chat as it was on error. The turn goes in by chunks of one
+  // forward batch, so that an interrupt stops a long turn's prefill within one batch.
+  const auto interrupted = [&options] {
+    return options.interrupt != nullptr && options.interrupt->load(std::memory_order_relaxed);
+  };
+  const std::span<const TokenId> prompt(reply.prompt_tokens);
+  const size_t n_chunk = std::max<size_t>(1, session_options.max_batch);
+  for (size_t done = 0; done < prompt.size();) {
+    if (done > 0 && interrupted()) {
+      // Part of the turn is in the stream: it counts as a turn with an empty reply, closed as
+      // any reply is before the next turn.
+      reply.prompt_tokens.resize(done);
+      reply.prompt_seconds = seconds_since(start);
+      reply.stop = StopReason::kInterrupted;
+      ++n_turns_;
+      pending_ = template_.end_of_reply();
+      return reply;
+    }
+    const std::span<const TokenId> chunk =
+        prompt.subspan(done, std::min(n_chunk, prompt.size() - done));
+    SLLM_RETURN_IF_ERROR(session_->feed(chunk));
+    for (TokenId t : chunk) sampler_.accept(t);
+    done += chunk.size();
+  }
   reply.prompt_seconds = seconds_since(start);
   pending_.clear();
   ++n_turns_;

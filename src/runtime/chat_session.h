@@ -71,9 +71,16 @@ class ChatSession {
                                                      const ChatOptions& options, ThreadPool& pool);
 
   // Feeds one user turn and generates the reply. on_text receives the reply's text piece by
-  // piece, as soon as a piece cannot be the start of a stop string.
+  // piece, as soon as a piece cannot be the start of a stop string. A turn that is refused (bad
+  // UTF-8, an empty stop string, an empty first turn, a dense context it would overflow) returns
+  // its error before anything is fed: the chat is unchanged and can take the next turn. An
+  // interrupt during the turn's prefill ends it after the current batch, with an empty reply.
   Result<Reply> send(std::string_view user_text, const ReplyOptions& options,
                      const std::function<void(std::string_view)>& on_text);
+
+  // The error send() would return for this text before feeding anything (invalid UTF-8, an
+  // empty first turn), without changing the chat: lets a caller skip a bad turn and go on.
+  Status check_turn(std::string_view user_text) const;
 
   const ChatOptions& options() const { return options_; }  // as given to create()
   const ChatTemplate& chat_template() const { return template_; }

@@ -29,7 +29,8 @@ struct GenerateStats {
 };
 
 // Calls on_token(id) for every generated token, in order. `interrupt`, when set by another
-// thread or a signal handler, stops generation after the current token.
+// thread or a signal handler, stops generation after the current token, or the prompt's prefill
+// after the current batch of max_batch tokens (stats.n_prompt_tokens says how many went in).
 Result<GenerateStats> generate(Session& session, Sampler& sampler, std::span<const TokenId> prompt,
                                const GenerateOptions& options, TokenId eos,
                                const std::function<void(TokenId)>& on_token,

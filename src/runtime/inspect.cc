@@ -4,6 +4,8 @@
 #include <cmath>
 #include <string>
 
+#include "util/limits.h"
+
 namespace sllm {
 
 double AttentionMass::layer_mass(size_t layer, size_t k) const {
@@ -128,6 +130,15 @@ Result<AttentionMass> measure_attention_mass(const LlamaModel& model,
     }
   }
 
+  // The probe keeps every token's K and V of every layer, and a sum per layer, head and k.
+  const ModelConfig& c = model.config();
+  SLLM_RETURN_IF_ERROR(
+      checked_bytes("the keys and values of " + std::to_string(tokens.size()) + " tokens",
+                    {2, tokens.size(), c.n_layers, c.kv_dim(), sizeof(float)}));
+  SLLM_RETURN_IF_ERROR(
+      checked_bytes("the attention mass of the first " + std::to_string(options.max_k) + " tokens",
+                    {c.n_layers, c.n_heads, options.max_k, 2 * sizeof(double)}));
+  SLLM_RETURN_IF_ERROR(ForwardScratch::bytes_needed(c, options.max_batch));
   AttentionProbe probe(model.config(), options);
   ForwardScratch scratch(model.config(), options.max_batch);
   std::vector<float> logits(n_vocab);  // [n_vocab], unused: only the attention is measured

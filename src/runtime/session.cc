@@ -1,7 +1,11 @@
 #include "runtime/session.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <string>
+
+#include "util/limits.h"
 
 namespace sllm {
 
@@ -31,7 +35,7 @@ Result<CachePolicy> parse_policy(const std::string& name) {
 Result<std::unique_ptr<Session>> Session::create(const LlamaModel& model,
                                                  const SessionOptions& options, ThreadPool& pool) {
   if (options.window == 0) {
-    return Error(ErrorCode::kInvalidInput, "--window must be at least 1");
+    return Error(ErrorCode::kInvalidInput, "the window must hold at least 1 token");
   }
   if (options.max_batch == 0) {
     return Error(ErrorCode::kInvalidInput, "the batch size must be at least 1");
@@ -46,6 +50,24 @@ Result<std::unique_ptr<Session>> Session::create(const LlamaModel& model,
   cache_options.kv_type = options.kv_type;
   cache_options.start_pos = options.policy == CachePolicy::kRecompute ? 0 : options.start_pos;
   cache_options.max_batch = options.max_batch;
+  // Everything sized from the options, checked together before anything is allocated: the cache,
+  // the forward pass's activations and the logits of a batch.
+  SLLM_ASSIGN_OR_RETURN(const uint64_t cache_bytes, KvCache::bytes_needed(shape, cache_options));
+  SLLM_ASSIGN_OR_RETURN(const uint64_t scratch_bytes,
+                        ForwardScratch::bytes_needed(c, options.max_batch));
+  const std::string batch_what =
+      "the activations and logits of a batch of " + std::to_string(options.max_batch) + " tokens";
+  SLLM_ASSIGN_OR_RETURN(const uint64_t logits_bytes,
+                        checked_bytes(batch_what, {options.max_batch, c.n_vocab, sizeof(float)}));
+  const uint64_t batch_bytes = scratch_bytes + logits_bytes;  // each below the memory size
+  const auto total = checked_add(cache_bytes, batch_bytes);
+  if (!total) {
+    return Error(ErrorCode::kLimit, "the session would need more than 2^64 bytes");
+  }
+  SLLM_RETURN_IF_ERROR(check_allocation("the session (KV cache " + std::to_string(cache_bytes) +
+                                            " bytes, " + batch_what + " " +
+                                            std::to_string(batch_bytes) + " bytes)",
+                                        *total));
   SLLM_ASSIGN_OR_RETURN(KvCache cache, KvCache::create(shape, cache_options));
   return std::unique_ptr<Session>(new Session(model, options, pool, std::move(cache)));
 }
@@ -59,6 +81,28 @@ Session::Session(const LlamaModel& model, const SessionOptions& options, ThreadP
       scratch_(model.config(), options.max_batch),
       last_logits_(model.config().n_vocab),
       batch_logits_(options.max_batch * model.config().n_vocab) {}
+
+namespace {
+
+// Index of the first row of `logits` ([n_rows, n_vocab]) holding a NaN or an infinity, or n_rows.
+size_t first_non_finite_row(const float* logits, size_t n_rows, size_t n_vocab) {
+  for (size_t row = 0; row < n_rows; ++row) {
+    const float* x = logits + row * n_vocab;
+    // x - x is 0 for every finite x and NaN otherwise; one branch per row keeps this O(n_vocab).
+    float acc = 0.0f;
+    for (size_t i = 0; i < n_vocab; ++i) acc += x[i] - x[i];
+    if (acc != 0.0f) return row;
+  }
+  return n_rows;
+}
+
+Error non_finite_logits(uint64_t position) {
+  return Error(ErrorCode::kInvalidInput,
+               "the model produced non-finite logits at stream position " +
+                   std::to_string(position) + " (NaN or Inf in its weights?)");
+}
+
+}  // namespace
 
 void Session::forward_batch(std::span<const TokenId> tokens, float* logits, bool all_logits) {
   cache_.begin_batch(tokens.size());
@@ -77,14 +121,20 @@ Status Session::feed(std::span<const TokenId> tokens, std::vector<float>* all_lo
                        " is outside the vocabulary of " + std::to_string(n_vocab));
     }
   }
-  if (options_.policy == CachePolicy::kDense && n_seen_ + tokens.size() > options_.window) {
+  if (options_.policy == CachePolicy::kDense &&
+      (tokens.size() > options_.window || n_seen_ > options_.window - tokens.size())) {
     return Error(ErrorCode::kLimit,
                  "dense attention would exceed its context limit of " +
                      std::to_string(options_.window) + " tokens (" + std::to_string(n_seen_) +
                      " fed, " + std::to_string(tokens.size()) +
                      " more asked); use --policy streaming for an endless stream");
   }
-  if (all_logits != nullptr) all_logits->resize(tokens.size() * n_vocab);
+  if (all_logits != nullptr) {
+    const auto n_bytes = checked_bytes("the logits of " + std::to_string(tokens.size()) + " tokens",
+                                       {tokens.size(), n_vocab, sizeof(float)});
+    if (!n_bytes.ok()) return n_bytes.error();
+    all_logits->resize(tokens.size() * n_vocab);
+  }
   if (options_.policy == CachePolicy::kRecompute) return feed_recompute(tokens, all_logits);
 
   for (size_t done = 0; done < tokens.size();) {
@@ -94,8 +144,13 @@ Status Session::feed(std::span<const TokenId> tokens, std::vector<float>* all_lo
     forward_batch(tokens.subspan(done, n), out, want_all);
     const float* last = want_all ? out + (n - 1) * n_vocab : out;
     std::memcpy(last_logits_.data(), last, n_vocab * sizeof(float));
+    // A NaN or Inf spreads to every later token: stop at the first batch that shows one.
+    const size_t n_rows = want_all ? n : 1;
+    const size_t bad_row = first_non_finite_row(want_all ? out : last, n_rows, n_vocab);
+    const uint64_t first_position = n_seen_ + (want_all ? 0 : n - 1);
     done += n;
     n_seen_ += n;
+    if (bad_row < n_rows) return non_finite_logits(first_position + bad_row);
   }
   return {};
 }
@@ -119,6 +174,9 @@ Status Session::feed_recompute(std::span<const TokenId> tokens, std::vector<floa
       std::memcpy(all_logits->data() + i * n_vocab, batch_logits_.data(), n_vocab * sizeof(float));
     }
     ++n_seen_;
+    if (first_non_finite_row(last_logits_.data(), 1, n_vocab) < 1) {
+      return non_finite_logits(n_seen_ - 1);
+    }
   }
   return {};
 }

@@ -83,7 +83,7 @@ class Session {
   ForwardScratch scratch_;
   std::vector<float> last_logits_;   // [n_vocab]
   std::vector<float> batch_logits_;  // [max_batch, n_vocab]
-  std::vector<TokenId> recent_;      // recompute: ring of the last W tokens
+  std::vector<TokenId> recent_;      // recompute: the last W tokens, oldest first
   uint64_t n_seen_ = 0;
 };
 

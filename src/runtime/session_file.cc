@@ -1,10 +1,14 @@
 #include "runtime/session_file.h"
 
+#include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstring>
+#include <optional>
 #include <string_view>
 #include <type_traits>
 
+#include "util/limits.h"
 #include "util/mapped_file.h"
 
 namespace sllm {
@@ -14,9 +18,20 @@ namespace {
 static_assert(std::endian::native == std::endian::little, "session files are little-endian");
 
 constexpr std::string_view kMagic = "SLLMCHAT";
-constexpr uint32_t kVersion = 1;
+// 2: the fingerprint samples every tensor across all of its data (version 1 read its first 64
+// bytes only).
+constexpr uint32_t kVersion = 2;
 constexpr size_t kHeaderBytes = 32;
-constexpr size_t kTensorSampleBytes = 64;
+// The fingerprint hashes a tensor of up to kWholeTensorBytes whole, a larger one as kSamples
+// runs of kSampleBytes spread evenly from its first byte to its last.
+constexpr uint64_t kWholeTensorBytes = 64 * 1024;
+constexpr uint64_t kSamples = 64;
+constexpr uint64_t kSampleBytes = 64;
+// Positions are kept exact in doubles (RoPE angles); a stream will not reach 2^53 tokens.
+constexpr uint64_t kMaxPosition = uint64_t{1} << 53;
+// Bounds on what a session file may ask to allocate besides the K/V it holds itself.
+constexpr uint64_t kMaxBatch = 65536;
+constexpr int32_t kMaxRepeatLastN = 1 << 24;
 
 // FNV-1a 64 (Fowler, Noll, Vo): one multiply per byte, and a single flipped bit always changes
 // the hash (each step is a bijection of the state).
@@ -123,9 +138,27 @@ Result<uint64_t> model_fingerprint(const GgufFile& gguf) {
   }
   Fnv1a64 hash;
   hash.add(file.bytes().first(static_cast<size_t>(gguf.data_offset())));
+  ByteWriter info;  // name, type and shape again, so that no layout of the header hides them
   for (const GgufTensorInfo& tensor : gguf.tensors()) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(tensor.n_bytes, kTensorSampleBytes));
-    hash.add(std::span(tensor.data, n));
+    info.put_string(tensor.name);
+    info.put<uint32_t>(static_cast<uint32_t>(tensor.type));
+    info.put_array(std::span<const uint64_t>(tensor.dims));
+    info.put<uint64_t>(tensor.n_bytes);
+  }
+  hash.add(info.bytes());
+  for (const GgufTensorInfo& tensor : gguf.tensors()) {
+    const uint64_t n_bytes = tensor.n_bytes;
+    if (n_bytes <= kWholeTensorBytes) {
+      hash.add(std::span(tensor.data, static_cast<size_t>(n_bytes)));
+      continue;
+    }
+    // Run i starts i / (kSamples - 1) of the way to the last run, so the first and the last
+    // bytes are always among them; split in quotient and remainder so that nothing overflows.
+    for (uint64_t i = 0; i < kSamples; ++i) {
+      const uint64_t at = (n_bytes - kSampleBytes) / (kSamples - 1) * i +
+                          (n_bytes - kSampleBytes) % (kSamples - 1) * i / (kSamples - 1);
+      hash.add(std::span(tensor.data + at, static_cast<size_t>(kSampleBytes)));
+    }
   }
   return hash.value();
 }
@@ -179,7 +212,8 @@ Status save_session_file(const std::string& path, const ChatSession& chat, uint6
   return write_file_atomic(path, file);
 }
 
-Result<SessionFile> SessionFile::read(const std::string& path, uint64_t fingerprint) {
+Result<SessionFile> SessionFile::read(const std::string& path, uint64_t fingerprint,
+                                      const ModelConfig& model) {
   SessionFile f;
   f.path_ = path;
   SLLM_ASSIGN_OR_RETURN(f.file_, MappedFile::open(path));
@@ -258,19 +292,182 @@ Result<SessionFile> SessionFile::read(const std::string& path, uint64_t fingerpr
   SLLM_ASSIGN_OR_RETURN(f.keys_, r.take_array(1, "the keys"));
   SLLM_ASSIGN_OR_RETURN(f.values_, r.take_array(1, "the values"));
   if (!r.at_end()) return bad_file(path, "corrupt session file: bytes after the values");
-  if (policy > static_cast<uint32_t>(CachePolicy::kRecompute) ||
-      (kv_type != static_cast<uint32_t>(TensorType::kF32) &&
-       kv_type != static_cast<uint32_t>(TensorType::kF16)) ||
-      keep_system > 1) {
-    return bad_file(path, "corrupt session file: bad cache options");
+  SLLM_RETURN_IF_ERROR(f.validate(keep_system, policy, kv_type, n_sinks, window, max_batch, model));
+  return f;
+}
+
+// Every field is checked against the model and against the others before anything is sized
+// from it: the cache a ChatSession creates from options() must be exactly the one whose keys and
+// values the file holds, so a crafted window or sink count cannot allocate more than the file
+// itself brought.
+Status SessionFile::validate(uint8_t keep_system, uint32_t policy, uint32_t kv_type,
+                             uint64_t n_sinks, uint64_t window, uint64_t max_batch,
+                             const ModelConfig& model) {
+  auto invalid = [&](const std::string& why) {
+    return Error(ErrorCode::kFormat, path_ + ": invalid session file: " + why);
+  };
+  auto str = [](auto x) { return std::to_string(x); };
+  if (policy > static_cast<uint32_t>(CachePolicy::kRecompute)) {
+    return invalid("the cache policy " + str(policy) +
+                   " is not one of 0-3 (dense, window, streaming, recompute)");
   }
+  const auto cache_policy = static_cast<CachePolicy>(policy);
+  if (kv_type != static_cast<uint32_t>(TensorType::kF32) &&
+      kv_type != static_cast<uint32_t>(TensorType::kF16)) {
+    return invalid("the KV type " + str(kv_type) + " is neither f32 (" +
+                   str(static_cast<uint32_t>(TensorType::kF32)) + ") nor f16 (" +
+                   str(static_cast<uint32_t>(TensorType::kF16)) + ")");
+  }
+  if (keep_system > 1) return invalid("keep_system " + str(keep_system) + " is not 0 or 1");
+  if (keep_system == 1 && cache_policy != CachePolicy::kStreaming) {
+    return invalid("keep_system is set with the " + std::string(policy_name(cache_policy)) +
+                   " policy; it needs the streaming policy");
+  }
+  const auto& names = ChatTemplate::names();
+  if (std::find(names.begin(), names.end(), options_.template_name) == names.end()) {
+    return invalid("the template name '" + options_.template_name + "' is not a known template");
+  }
+  if (window == 0) return invalid("the window 0 must be at least 1");
+  if (!checked_add(n_sinks, window) || !checked_add(n_sinks_, window)) {
+    return invalid("the sink count " + str(std::max(n_sinks, n_sinks_)) + " + the window " +
+                   str(window) + " overflows");
+  }
+  if (n_sinks_ < n_sinks || (keep_system == 0 && n_sinks_ != n_sinks)) {
+    return invalid("the effective sink count " + str(n_sinks_) + " does not follow from the sink " +
+                   "count " + str(n_sinks) + (keep_system ? " (it can only be larger)" : ""));
+  }
+  if (max_batch == 0 || max_batch > kMaxBatch) {
+    return invalid("the batch size " + str(max_batch) + " is not in [1, " + str(kMaxBatch) + "]");
+  }
+  // Session buffers: max_batch rows of logits.
+  if (Result<uint64_t> batch_bytes =
+          checked_bytes("the batch logits of a session of batch size " + str(max_batch),
+                        {max_batch, model.n_vocab, sizeof(float)});
+      !batch_bytes.ok()) {
+    return invalid(batch_bytes.error().message());
+  }
+  if (Status s = options_.sampler.validate(); !s.ok()) {
+    return invalid("sampler options: " + s.error().message());
+  }
+  if (options_.sampler.repeat_last_n > kMaxRepeatLastN) {
+    return invalid("repeat-last-n " + str(options_.sampler.repeat_last_n) + " is larger than " +
+                   str(kMaxRepeatLastN));
+  }
+
+  // K/V: exactly what a cache of these options holds, checked first: every buffer a ChatSession
+  // creates from options() is then no larger than what the file itself brought.
+  const uint64_t cache_sinks = cache_policy == CachePolicy::kStreaming ? n_sinks_ : 0;
+  const uint64_t elem_bytes = kv_type == static_cast<uint32_t>(TensorType::kF16) ? 2 : 4;
+  const uint64_t n_slots = cache_sinks + window;  // checked above
+  std::optional<uint64_t> expected = checked_mul(model.n_layers, n_slots);
+  if (expected) expected = checked_mul(*expected, model.kv_dim());
+  if (expected) expected = checked_mul(*expected, elem_bytes);
+  if (!expected || keys_.size() != *expected || values_.size() != *expected) {
+    return invalid("the keys and values hold " + str(keys_.size()) + " and " + str(values_.size()) +
+                   " bytes; a cache of " + str(cache_sinks) + " sinks + " + str(window) +
+                   " window on this model holds " +
+                   (expected ? str(*expected) : std::string("more than 2^64")) + " bytes each");
+  }
+  // Positions.
+  if (n_seen_ > kMaxPosition) {
+    return invalid("the stream position " + str(n_seen_) + " is larger than 2^53");
+  }
+  if (options_.session.start_pos > kMaxPosition ||
+      n_seen_ + options_.session.start_pos > kMaxPosition) {  // both <= 2^53: no wrap
+    return invalid("the start position " + str(options_.session.start_pos) +
+                   " + the stream position " + str(n_seen_) + " is larger than 2^53");
+  }
+  if (cache_policy == CachePolicy::kDense && n_seen_ > window) {
+    return invalid("the stream position " + str(n_seen_) + " is past the dense context of " +
+                   str(window) + " tokens");
+  }
+  if (n_turns_ > n_seen_) {
+    return invalid("the turn count " + str(n_turns_) + " is larger than the stream position " +
+                   str(n_seen_) + " (every turn adds tokens)");
+  }
+
+  // The recompute window and the cache's counts, as Session and KvCache maintain them.
+  const uint64_t n_layers = model.n_layers;
+  const bool recompute = cache_policy == CachePolicy::kRecompute;
+  const uint64_t n_recent = recompute ? std::min(n_seen_, window) : 0;
+  if (recent_.size() != n_recent) {
+    return invalid("the recompute window holds " + str(recent_.size()) + " tokens, " +
+                   str(n_recent) + " expected");
+  }
+  for (size_t i = 0; i < recent_.size(); ++i) {
+    if (recent_[i] < 0 || static_cast<uint64_t>(recent_[i]) >= model.n_vocab) {
+      return invalid("the recompute window's token " + str(i) + " is " + str(recent_[i]) +
+                     ", outside the vocabulary of " + str(model.n_vocab));
+    }
+  }
+  const uint64_t expected_cache_n_seen = recompute ? n_recent : n_seen_;
+  if (cache_n_seen_ != expected_cache_n_seen) {
+    return invalid("the cache position " + str(cache_n_seen_) + " does not match the stream " +
+                   "position " + str(n_seen_) + " (" + str(expected_cache_n_seen) + " expected)");
+  }
+  // Each token writes its key row once per layer, or not at all when a later token of its batch
+  // already displaces it; under recompute token t (1-based) rewrites the min(t, W) tokens of the
+  // window. Whatever the batches were, the tokens the cache holds now were written, and every
+  // layer wrote the same rows.
+  std::optional<uint64_t> most_writes;
+  if (!recompute) {
+    most_writes = checked_mul(n_seen_, n_layers);
+  } else {
+    const uint64_t ramp = std::min(n_seen_, window);
+    const std::optional<uint64_t> ramp_writes = checked_mul(ramp, ramp + 1);
+    const std::optional<uint64_t> full = checked_mul(n_seen_ - ramp, window);
+    if (ramp_writes && full) most_writes = checked_add(*ramp_writes / 2, *full);
+    if (most_writes) most_writes = checked_mul(*most_writes, n_layers);
+  }
+  const uint64_t n_held = std::min(cache_n_seen_, cache_sinks + window);
+  const std::optional<uint64_t> least_writes = checked_mul(n_held, n_layers);
+  if (!most_writes || !least_writes || n_key_writes_ < *least_writes ||
+      n_key_writes_ > *most_writes || (n_layers > 0 && n_key_writes_ % n_layers != 0)) {
+    return invalid("the key write count " + str(n_key_writes_) + " does not fit " + str(n_seen_) +
+                   " tokens through " + str(n_layers) + " layers" +
+                   (most_writes && least_writes
+                        ? " (a multiple of " + str(n_layers) + " in [" + str(*least_writes) + ", " +
+                              str(*most_writes) + "] expected)"
+                        : std::string()));
+  }
+
+  // Logits.
+  if (last_logits_.size() != model.n_vocab) {
+    return invalid("the last logits have " + str(last_logits_.size()) +
+                   " entries, the model's vocabulary " + str(model.n_vocab));
+  }
+  for (size_t i = 0; i < last_logits_.size(); ++i) {
+    if (!std::isfinite(last_logits_[i])) {
+      return invalid("the last logits are not finite (" + std::to_string(last_logits_[i]) +
+                     " for token " + str(i) + ")");
+    }
+  }
+
+  for (const auto& [name, bytes] : {std::pair{"keys", keys_}, std::pair{"values", values_}}) {
+    for (size_t at = 0; at < bytes.size(); at += elem_bytes) {
+      bool finite = true;
+      if (elem_bytes == 2) {
+        const uint16_t h = static_cast<uint16_t>(bytes[at] | (bytes[at + 1] << 8));
+        finite = (h & 0x7c00) != 0x7c00;
+      } else {
+        float x = 0;
+        std::memcpy(&x, bytes.data() + at, sizeof x);
+        finite = std::isfinite(x);
+      }
+      if (!finite) {
+        return invalid(std::string("the ") + name + " hold a non-finite value at byte " + str(at));
+      }
+    }
+  }
+
+  ChatOptions& o = options_;
   o.keep_system = keep_system == 1;
-  o.session.policy = static_cast<CachePolicy>(policy);
+  o.session.policy = cache_policy;
   o.session.kv_type = static_cast<TensorType>(kv_type);
   o.session.n_sinks = static_cast<size_t>(n_sinks);
   o.session.window = static_cast<size_t>(window);
   o.session.max_batch = static_cast<size_t>(max_batch);
-  return f;
+  return {};
 }
 
 Status SessionFile::restore(ChatSession& chat) const {

@@ -4,7 +4,7 @@
 //
 // Layout (little-endian; docs/chat.md lists the payload's fields):
 //   [0, 8)    magic "SLLMCHAT"
-//   [8, 12)   u32 format version (1)
+//   [8, 12)   u32 format version (2)
 //   [12, 16)  u32 zero
 //   [16, 24)  u64 payload size in bytes (the file is exactly 32 + that long)
 //   [24, 32)  u64 FNV-1a 64 of the payload
@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "gguf/gguf.h"
+#include "model/config.h"
 #include "runtime/chat_session.h"
 #include "streamingllm/error.h"
 #include "util/mapped_file.h"
@@ -28,8 +29,10 @@
 namespace sllm {
 
 // Identifies a model file: FNV-1a 64 over everything before the tensor data (header, metadata,
-// tensor infos) and the first 64 bytes of every tensor. Another vocabulary, quantisation, shape or
-// set of weights gives another fingerprint; hashing all the weights would cost seconds per load.
+// tensor infos), every tensor's name, type and shape, and its data: whole up to 64 KiB, else 64
+// runs of 64 bytes spread evenly from its first byte to its last. Another vocabulary,
+// quantisation, shape or set of weights gives another fingerprint; hashing all the weights would
+// cost seconds per load.
 Result<uint64_t> model_fingerprint(const GgufFile& gguf);
 
 // Writes the chat's state to `path` atomically (temp file, fsync, rename). `model_path` is kept
@@ -41,8 +44,11 @@ Status save_session_file(const std::string& path, const ChatSession& chat, uint6
 // restore() puts the state back.
 class SessionFile {
  public:
-  // Fails if the file is corrupt or its fingerprint is not `fingerprint`.
-  static Result<SessionFile> read(const std::string& path, uint64_t fingerprint);
+  // Fails if the file is corrupt, its fingerprint is not `fingerprint` or any field does not fit
+  // `model` (the model of that fingerprint) and the file's other fields; the message names the
+  // field and its value. Nothing is sized from the file before it has been checked.
+  static Result<SessionFile> read(const std::string& path, uint64_t fingerprint,
+                                  const ModelConfig& model);
 
   SessionFile(SessionFile&&) = default;
   SessionFile& operator=(SessionFile&&) = default;
@@ -58,6 +64,8 @@ class SessionFile {
 
  private:
   SessionFile() = default;
+  Status validate(uint8_t keep_system, uint32_t policy, uint32_t kv_type, uint64_t n_sinks,
+                  uint64_t window, uint64_t max_batch, const ModelConfig& model);
 
   std::string path_;
   MappedFile file_;  // the whole file; keys_ and values_ point into it

@@ -1,5 +1,6 @@
 // Saving and restoring a Session (for session files).
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "runtime/session.h"
@@ -13,6 +14,17 @@ Status Session::restore(const SessionState& state) {
   if (state.last_logits.size() != last_logits_.size()) {
     return invalid("saved logits have " + std::to_string(state.last_logits.size()) +
                    " entries, the model's vocabulary " + std::to_string(last_logits_.size()));
+  }
+  // A session never holds non-finite logits (feed() stops first), so a saved one cannot either.
+  for (size_t i = 0; i < state.last_logits.size(); ++i) {
+    if (!std::isfinite(state.last_logits[i])) {
+      return invalid("saved logit " + std::to_string(i) + " is not a finite number");
+    }
+  }
+  if (options_.policy == CachePolicy::kDense && state.n_seen > options_.window) {
+    return invalid("saved session has seen " + std::to_string(state.n_seen) +
+                   " tokens, more than the dense context limit of " +
+                   std::to_string(options_.window));
   }
   const size_t max_recent = options_.policy == CachePolicy::kRecompute ? options_.window : 0;
   if (state.recent.size() > max_recent) {

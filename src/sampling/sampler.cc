@@ -110,8 +110,7 @@ Sampler::Sampler(SamplerOptions options, size_t n_vocab)
     : options_(options),
       n_vocab_(n_vocab),
       rng_(Rng::from_seed(options.seed)),
-      history_(static_cast<size_t>(std::max(options.repeat_last_n, 0))),
-      penalized_(history_.size()) {
+      history_capacity_(static_cast<size_t>(std::max(options.repeat_last_n, 0))) {
   assert(options_.validate().ok());
   assert(n_vocab_ > 0 && n_vocab_ <= static_cast<size_t>(std::numeric_limits<int32_t>::max()));
   candidates_.reserve(n_vocab_);
@@ -119,23 +118,35 @@ Sampler::Sampler(SamplerOptions options, size_t n_vocab)
 
 void Sampler::accept(int32_t token) {
   assert(token >= 0 && static_cast<size_t>(token) < n_vocab_);
-  if (history_.empty()) return;
+  if (history_capacity_ == 0) return;
+  if (history_.size() < history_capacity_) {
+    // Doubling, but never past the capacity: memory stays proportional to the tokens seen.
+    if (history_.size() == history_.capacity()) {
+      history_.reserve(std::min(history_capacity_, std::max<size_t>(16, 2 * history_.size())));
+    }
+    history_.push_back(token);
+    return;  // history_next_ stays 0: the oldest token is the first overwritten once full
+  }
   history_[history_next_] = token;
-  history_next_ = (history_next_ + 1) % history_.size();
-  n_history_ = std::min(n_history_ + 1, history_.size());
+  history_next_ = (history_next_ + 1) % history_capacity_;
 }
 
 void Sampler::apply_repeat_penalty(std::span<float> logits) {
-  if (options_.repeat_penalty == 1.0f || n_history_ == 0) return;
+  if (options_.repeat_penalty == 1.0f || history_.empty()) return;
   // Each distinct token is penalised once, however often it occurs (llama.cpp's penalty_repeat;
   // frequency/presence penalties would count occurrences).
-  penalized_.assign(history_.begin(), history_.begin() + static_cast<ptrdiff_t>(n_history_));
+  penalized_.assign(history_.begin(), history_.end());
   std::sort(penalized_.begin(), penalized_.end());
   penalized_.erase(std::unique(penalized_.begin(), penalized_.end()), penalized_.end());
   for (int32_t token : penalized_) {
     float& logit = logits[static_cast<size_t>(token)];
     // Dividing a negative logit would make the token more likely, hence the two cases.
-    logit = logit > 0.0f ? logit / options_.repeat_penalty : logit * options_.repeat_penalty;
+    // Clamped so that an extreme penalty cannot turn a finite logit into an infinity (whose
+    // softmax would be NaN); within range this is the plain quotient or product.
+    const float penalized =
+        logit > 0.0f ? logit / options_.repeat_penalty : logit * options_.repeat_penalty;
+    logit = std::clamp(penalized, -std::numeric_limits<float>::max(),
+                       std::numeric_limits<float>::max());
   }
 }
 
@@ -223,10 +234,10 @@ int32_t Sampler::sample(std::span<float> logits) {
 std::string Sampler::save_state() const {
   std::string out = fmt::format("{} {}\nrng", kStateMagic, kStateVersion);
   for (uint64_t word : rng_.s) out += fmt::format(" {:016x}", word);
-  out += fmt::format("\nhistory {}", n_history_);
-  const size_t capacity = history_.size();
-  for (size_t i = 0; i < n_history_; ++i) {
-    out += fmt::format(" {}", history_[(history_next_ + capacity - n_history_ + i) % capacity]);
+  out += fmt::format("\nhistory {}", history_.size());
+  // Oldest first: the ring starts at history_next_ (0 until the history is full).
+  for (size_t i = 0; i < history_.size(); ++i) {
+    out += fmt::format(" {}", history_[(history_next_ + i) % history_.size()]);
   }
   out += "\n";
   return out;
@@ -257,9 +268,9 @@ Status Sampler::load_state(std::string_view state) {
   if (!parse_u64(words[8], 10, &n_tokens)) {
     return bad_state(fmt::format("history length '{}' is not a number", words[8]));
   }
-  if (n_tokens > history_.size()) {
-    return bad_state(
-        fmt::format("history holds {} tokens but repeat_last_n is {}", n_tokens, history_.size()));
+  if (n_tokens > history_capacity_) {
+    return bad_state(fmt::format("history holds {} tokens but repeat_last_n is {}", n_tokens,
+                                 history_capacity_));
   }
   if (words.size() != 9 + n_tokens) {
     return bad_state(
@@ -276,9 +287,8 @@ Status Sampler::load_state(std::string_view state) {
   }
 
   rng_ = rng;
-  std::copy(tokens.begin(), tokens.end(), history_.begin());
-  n_history_ = tokens.size();
-  history_next_ = history_.empty() ? 0 : n_history_ % history_.size();
+  history_ = std::move(tokens);  // oldest first, as accept() keeps it until full
+  history_next_ = 0;
   return {};
 }
 

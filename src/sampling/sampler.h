@@ -97,11 +97,13 @@ class Sampler {
   SamplerOptions options_;
   size_t n_vocab_;
   Rng rng_;
-  std::vector<int32_t> history_;       // [repeat_last_n] ring of accepted tokens
-  size_t history_next_ = 0;            // ring slot the next accepted token goes to
-  size_t n_history_ = 0;               // valid entries, <= repeat_last_n
+  // Accepted tokens, oldest first until it holds repeat_last_n of them, then a ring: it grows
+  // with the tokens actually seen, so a large repeat_last_n costs nothing up front.
+  std::vector<int32_t> history_;
+  size_t history_capacity_;            // repeat_last_n
+  size_t history_next_ = 0;            // once full: ring slot the next accepted token goes to
   std::vector<Candidate> candidates_;  // [n_vocab] scratch, reused across calls
-  std::vector<int32_t> penalized_;     // [repeat_last_n] scratch: distinct tokens in history
+  std::vector<int32_t> penalized_;     // [<= history size] scratch: distinct tokens in history
 };
 
 }  // namespace sllm

@@ -12,12 +12,11 @@
 #include <vector>
 
 #include "streamingllm/error.h"
+#include "util/token.h"
 
 namespace sllm {
 
 class GgufFile;
-
-using TokenId = int32_t;
 
 // Token types as in GGUF `tokenizer.ggml.token_type` (llama.cpp's llama_token_type).
 enum class TokenType : int32_t {
@@ -87,6 +86,10 @@ Result<std::unique_ptr<Tokenizer>> make_tokenizer(Vocab vocab);
 // The SentencePiece tokenizer on its own (make_tokenizer's choice for "llama"); `vocab` must pass
 // validate_vocab.
 std::unique_ptr<Tokenizer> make_spm_tokenizer(Vocab vocab);
+
+// The same with merges run in segments of about `segment_bytes` (0: each text fragment whole),
+// for tests that check segmenting changes nothing. make_spm_tokenizer uses 1 MiB segments.
+std::unique_ptr<Tokenizer> make_spm_tokenizer_for_test(Vocab vocab, size_t segment_bytes);
 
 // Turns a stream of token ids into printable text: a UTF-8 character split across tokens is
 // returned whole, once, when its last byte arrives; the dummy-prefix space of the first piece

@@ -1,4 +1,5 @@
 // Vocab from GGUF `tokenizer.ggml.*` metadata, its validation, and the choice of tokenizer.
+#include <cmath>
 #include <cstdint>
 #include <string>
 
@@ -78,6 +79,13 @@ Status validate_vocab(const Vocab& vocab) {
   };
   SLLM_RETURN_IF_ERROR(check_length(vocab.scores.size(), kScoresKey));
   SLLM_RETURN_IF_ERROR(check_length(vocab.types.size(), kTypesKey));
+  // The tokenizer orders merges by score: a NaN has no order (and would break the heap's).
+  for (size_t i = 0; i < vocab.scores.size(); ++i) {
+    if (std::isnan(vocab.scores[i])) {
+      return Error(ErrorCode::kFormat,
+                   key_str(kScoresKey) + "[" + std::to_string(i) + "] is NaN, not a number");
+    }
+  }
   for (size_t i = 0; i < vocab.types.size(); ++i) {
     const auto type = static_cast<int32_t>(vocab.types[i]);
     if (type < 0 || type > static_cast<int32_t>(TokenType::kByte)) {

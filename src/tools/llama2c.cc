@@ -241,6 +241,8 @@ Result<Vocab> read_tokenizer(const std::string& path, size_t n_vocab) {
 
 Status convert_llama2c(const std::string& checkpoint_path, const std::string& tokenizer_path,
                        const std::string& out_gguf) {
+  // A device, FIFO or directory as the output is refused before the work, not after it.
+  SLLM_RETURN_IF_ERROR(check_output_path(out_gguf));
   SLLM_ASSIGN_OR_RETURN(MappedFile checkpoint, MappedFile::open(checkpoint_path));
   SLLM_ASSIGN_OR_RETURN(Llama2cConfig c, read_header(checkpoint.bytes(), checkpoint_path));
   const bool shared_classifier = c.vocab_size > 0;

@@ -7,6 +7,7 @@
 
 #include "gguf/gguf.h"
 #include "kernels/quant.h"
+#include "util/mapped_file.h"
 
 namespace sllm {
 namespace {
@@ -83,6 +84,8 @@ Status quantize_gguf(const std::string& in, const std::string& out, TensorType t
       fmt::print(stderr, "{}\n", line);
     }
   };
+  // A device, FIFO or directory as the output is refused before the work, not after it.
+  SLLM_RETURN_IF_ERROR(check_output_path(out));
   SLLM_ASSIGN_OR_RETURN(GgufFile src, GgufFile::open(in));
 
   GgufWriter writer;

@@ -4,6 +4,9 @@
 #include <immintrin.h>
 #endif
 
+#include <algorithm>
+#include <exception>
+
 namespace sllm {
 
 namespace {
@@ -22,11 +25,30 @@ inline void cpu_relax() {
 
 }  // namespace
 
+Result<std::unique_ptr<ThreadPool>> ThreadPool::create(size_t n_threads) {
+  if (n_threads == 0 || n_threads > kMaxThreads) {
+    return Error(ErrorCode::kInvalidInput, "a thread pool needs between 1 and " +
+                                               std::to_string(kMaxThreads) + " threads, not " +
+                                               std::to_string(n_threads));
+  }
+  auto pool = std::make_unique<ThreadPool>(n_threads);
+  if (pool->n_threads() != n_threads) {
+    return Error(ErrorCode::kLimit, "could only start " + std::to_string(pool->n_threads()) +
+                                        " of " + std::to_string(n_threads) +
+                                        " threads: " + pool->start_error_);
+  }
+  return pool;
+}
+
 ThreadPool::ThreadPool(size_t n_threads) {
-  const size_t n_workers = n_threads > 1 ? n_threads - 1 : 0;
-  workers_.reserve(n_workers);
-  for (size_t i = 0; i < n_workers; ++i) {
-    workers_.emplace_back([this, i] { worker_loop(i); });
+  const size_t n_workers = std::clamp<size_t>(n_threads, 1, kMaxThreads) - 1;
+  try {
+    workers_.reserve(n_workers);
+    for (size_t i = 0; i < n_workers; ++i) {
+      workers_.emplace_back([this, i] { worker_loop(i); });
+    }
+  } catch (const std::exception& e) {  // std::system_error (EAGAIN) or std::bad_alloc
+    start_error_ = e.what();
   }
 }
 

@@ -15,15 +15,28 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
+
+#include "streamingllm/error.h"
 
 namespace sllm {
 
 class ThreadPool {
  public:
-  // n_threads counts the calling thread: 1 means everything runs inline.
+  // The most threads a pool may have: far beyond any machine's cores, far below the point where
+  // thread stacks alone would exhaust memory.
+  static constexpr size_t kMaxThreads = 1024;
+
+  // n_threads counts the calling thread: 1 means everything runs inline. Fails with
+  // kInvalidInput outside [1, kMaxThreads] and with kLimit when the system refuses a thread.
+  static Result<std::unique_ptr<ThreadPool>> create(size_t n_threads);
+
+  // Never throws: n_threads is clamped to [1, kMaxThreads], and when the system refuses a thread
+  // the pool keeps the ones it started (n_threads() tells). create() reports both as errors.
   explicit ThreadPool(size_t n_threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
@@ -45,6 +58,7 @@ class ThreadPool {
   void do_share(size_t share, size_t n_shares);
 
   std::vector<std::thread> workers_;
+  std::string start_error_;  // why a worker could not be started; empty if all were
   // The job: written by run() before it bumps generation_, read by workers after they see it.
   const std::function<void(size_t)>* fn_ = nullptr;
   size_t n_tasks_ = 0;

@@ -1,0 +1,384 @@
+// SIMD kernels of ops.h that read and write KV cache rows: attention over the runs of a cache
+// (the inner loop of decoding), and the single-row dot_kv, axpy_kv and store_kv.
+//
+// Highway's foreach_target.h compiles this file once per target; the public functions at the
+// bottom pick the best target the CPU supports, once per call, through HWY_DYNAMIC_DISPATCH. The
+// f16 load and store, the transposed row sums and the exp pieces are shared with the other kernel
+// files through ops-inl.h. The single-row ops live here, next to attention, because they read the
+// same row layout (f32 or f16) and attention replaced a per-row loop of them.
+#include "kernels/ops.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <type_traits>
+
+#include "kernels/quant.h"
+#include "util/tensor_type.h"
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/attention.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+// After foreach_target.h: these are re-included for each target.
+#include "hwy/highway.h"
+#include "kernels/ops-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace sllm::ops {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// ------------------------------------------------------------------------------------------------
+// KV cache rows
+
+template <TensorType kType>
+float dot_dense(const float* a, const uint8_t* k, size_t n) {
+  const DF d;
+  const size_t n_lanes = hn::Lanes(d);
+  auto acc = hn::Zero(d);
+  size_t i = 0;
+  for (; i + n_lanes <= n; i += n_lanes) {
+    acc = hn::MulAdd(hn::LoadU(d, a + i), load_dense<kType>(d, k, i), acc);
+  }
+  float sum = hn::GetLane(hn::SumOfLanes(d, acc));
+  for (; i < n; ++i) sum += a[i] * dense_at<kType>(k, i);
+  return sum;
+}
+
+float dot_kv_simd(const float* a, const void* k, TensorType kv_type, size_t n) {
+  const auto* in = static_cast<const uint8_t*>(k);
+  return kv_type == TensorType::kF16 ? dot_dense<TensorType::kF16>(a, in, n)
+                                     : dot_dense<TensorType::kF32>(a, in, n);
+}
+
+template <TensorType kType>
+void axpy_dense(float a, const uint8_t* v, float* y, size_t n) {
+  const DF d;
+  const size_t n_lanes = hn::Lanes(d);
+  const auto va = hn::Set(d, a);
+  size_t i = 0;
+  for (; i + n_lanes <= n; i += n_lanes) {
+    hn::StoreU(hn::MulAdd(va, load_dense<kType>(d, v, i), hn::LoadU(d, y + i)), d, y + i);
+  }
+  for (; i < n; ++i) y[i] += a * dense_at<kType>(v, i);
+}
+
+void axpy_kv_simd(float a, const void* v, TensorType kv_type, float* y, size_t n) {
+  const auto* in = static_cast<const uint8_t*>(v);
+  if (kv_type == TensorType::kF16) {
+    axpy_dense<TensorType::kF16>(a, in, y, n);
+  } else {
+    axpy_dense<TensorType::kF32>(a, in, y, n);
+  }
+}
+
+void store_kv_simd(const float* src, void* dst, TensorType kv_type, size_t n) {
+  if (kv_type == TensorType::kF32) {
+    if (n > 0) std::memcpy(dst, src, n * sizeof(float));
+    return;
+  }
+  const DF d;
+  const size_t n_lanes = hn::Lanes(d);
+  auto* out = static_cast<uint16_t*>(dst);
+  size_t i = 0;
+  for (; i + n_lanes <= n; i += n_lanes) store_f16(d, hn::LoadU(d, src + i), out + i);
+  for (; i < n; ++i) out[i] = quant::f32_to_f16(src[i]);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Attention
+//
+// Once the cache holds a few hundred tokens, decoding spends its time here: per token and head a
+// dot and an axpy for every cached row, with rows as short as 8 floats (stories260K). One
+// dispatched call per row cost more than its arithmetic, and a 16-lane vector half-used by an
+// 8-float row fell back to scalar code. So a head is one call over its runs of rows, with vectors
+// no wider than a row, and each row's arithmetic is fixed by its index alone (not by its run).
+
+// Elements [col, col + n_valid) of a row, n_valid < Lanes, zero-padded to a vector.
+template <TensorType kType, class D>
+HWY_INLINE hn::Vec<D> load_kv_tail(D d, const uint8_t* HWY_RESTRICT row, size_t col,
+                                   size_t n_valid) {
+  HWY_ALIGN float buf[HWY_LANES(float)] = {};
+  for (size_t j = 0; j < n_valid; ++j) buf[j] = dense_at<kType>(row, col + j);
+  return hn::Load(d, buf);
+}
+
+// Lane j of q . k for one row: the products of elements j, j + L, j + 2L, ... added in order.
+// kOneVector: head_dim == Lanes, the row is one vector (and q_tail is all of q).
+template <TensorType kType, bool kOneVector, class D>
+HWY_INLINE hn::Vec<D> dot_lanes(D d, const float* HWY_RESTRICT q, hn::Vec<D> q_tail,
+                                const uint8_t* HWY_RESTRICT k, size_t head_dim) {
+  if constexpr (kOneVector) return hn::Mul(q_tail, load_dense<kType>(d, k, 0));
+  const size_t n_lanes = hn::Lanes(d);
+  auto acc = hn::Zero(d);
+  size_t i = 0;
+  for (; i + n_lanes <= head_dim; i += n_lanes) {
+    acc = hn::MulAdd(hn::LoadU(d, q + i), load_dense<kType>(d, k, i), acc);
+  }
+  if (i < head_dim) acc = hn::MulAdd(q_tail, load_kv_tail<kType>(d, k, i, head_dim - i), acc);
+  return acc;
+}
+
+// scores[h * stride + r] = scale * (q_h . key r) for the rows r of one run and its query heads h.
+// Rows go in groups, and every head of the group is scored while the group's keys are in L1.
+template <TensorType kType, bool kOneVector, class D>
+HWY_INLINE void score_run(D d, const KvLayout& layout, const KvRun& run, size_t n_heads,
+                          size_t stride, float scale, float* HWY_RESTRICT scores) {
+  const size_t head_dim = layout.head_dim;
+  const size_t n_full = kOneVector ? 0 : head_dim / hn::Lanes(d) * hn::Lanes(d);
+  const auto* keys = static_cast<const uint8_t*>(run.keys);
+  const size_t n_rows = run.n_rows;
+  HWY_ALIGN float q_pad[HWY_LANES(float)] = {};
+  // q_h's elements from n_full on, zero-padded (all of q_h when a row is one vector).
+  const auto q_tail = [&](const float* q) HWY_ATTR {
+    if (kOneVector) return hn::LoadU(d, q);
+    if (n_full == head_dim) return hn::Zero(d);  // unused
+    std::copy(q + n_full, q + head_dim, q_pad);
+    return hn::Load(d, q_pad);
+  };
+#if HWY_TARGET == HWY_SCALAR || HWY_HAVE_SCALABLE
+  for (size_t h = 0; h < n_heads; ++h) {
+    const float* q = run.q + h * head_dim;
+    const auto q_rest = q_tail(q);
+    for (size_t r = 0; r < n_rows; ++r) {
+      const auto lanes =
+          dot_lanes<kType, kOneVector>(d, q, q_rest, keys + r * layout.row_bytes, head_dim);
+      scores[h * stride + r] = hn::GetLane(hn::SumOfLanes(d, lanes)) * scale;
+    }
+  }
+#else
+  constexpr size_t kGroup = hn::MaxLanes(D()) >= 8 ? 8 : 4;
+  const hn::CappedTag<float, kGroup> dg;
+  const auto vscale = hn::Set(dg, scale);
+  for (size_t r = 0; r < n_rows; r += kGroup) {
+    const size_t n_valid = std::min(kGroup, n_rows - r);
+    for (size_t h = 0; h < n_heads; ++h) {
+      const float* q = run.q + h * head_dim;
+      const auto q_rest = q_tail(q);
+      const auto row = [&](size_t j) HWY_ATTR {
+        return dot_lanes<kType, kOneVector>(d, q, q_rest, keys + (r + j) * layout.row_bytes,
+                                            head_dim);
+      };
+      // A partial group is padded with zero rows.
+      const auto row_or_zero = [&](size_t j)
+                                   HWY_ATTR { return j < n_valid ? row(j) : hn::Zero(d); };
+      hn::Vec<decltype(dg)> sums;
+      if constexpr (kGroup == 8) {
+        sums = n_valid == kGroup
+                   ? sum_lanes_x8(d, row(0), row(1), row(2), row(3), row(4), row(5), row(6), row(7))
+                   : sum_lanes_x8(d, row(0), row_or_zero(1), row_or_zero(2), row_or_zero(3),
+                                  row_or_zero(4), row_or_zero(5), row_or_zero(6), row_or_zero(7));
+      } else {
+        sums = n_valid == kGroup
+                   ? sum_lanes_x4(d, row(0), row(1), row(2), row(3))
+                   : sum_lanes_x4(d, row(0), row_or_zero(1), row_or_zero(2), row_or_zero(3));
+      }
+      float* out = scores + h * stride + r;
+      if (n_valid == kGroup) {
+        hn::StoreU(hn::Mul(sums, vscale), dg, out);
+      } else {
+        HWY_ALIGN float last[kGroup];
+        hn::Store(hn::Mul(sums, vscale), dg, last);
+        std::copy(last, last + n_valid, out);
+      }
+    }
+  }
+#endif
+}
+
+// out_h[col, col + n_valid) = inv_sum_h * sum_n w_h[n] * v_n[col, col + n_valid) for one or two
+// query heads h (kTwo), n_valid <= Lanes; w_h = weights + h * stride. Row n goes into partial sum
+// n % 4: four independent FMA chains per head instead of one that waits out the FMA latency on
+// every row, in an order fixed by n alone. Both heads share each value row's load.
+template <TensorType kType, bool kPartial, bool kTwo, class D>
+HWY_INLINE void accumulate_values(D d, const KvLayout& layout, std::span<const KvRun> runs,
+                                  const float* HWY_RESTRICT weights, size_t stride, size_t col,
+                                  size_t n_valid, const float* inv_sum, float* HWY_RESTRICT out) {
+  const auto load = [&](const uint8_t* row) HWY_ATTR {
+    if constexpr (kPartial) return load_kv_tail<kType>(d, row, col, n_valid);
+    return load_dense<kType>(d, row, col);
+  };
+  auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);  // head 0
+  auto b0 = hn::Zero(d), b1 = hn::Zero(d), b2 = hn::Zero(d), b3 = hn::Zero(d);  // head 1
+  size_t n = 0;  // index of the run's first row among all rows
+  for (const KvRun& run : runs) {
+    const auto* values = static_cast<const uint8_t*>(run.values);
+    const float* wa = weights + n;
+    const float* wb = weights + stride + n;
+    const auto add_row = [&](size_t r) HWY_ATTR {
+      const auto x = load(values + r * layout.row_bytes);
+      const auto wa_r = hn::Set(d, wa[r]);
+      const auto wb_r = kTwo ? hn::Set(d, wb[r]) : wa_r;
+      switch ((n + r) % 4) {
+        case 0:
+          a0 = hn::MulAdd(wa_r, x, a0);
+          if constexpr (kTwo) b0 = hn::MulAdd(wb_r, x, b0);
+          break;
+        case 1:
+          a1 = hn::MulAdd(wa_r, x, a1);
+          if constexpr (kTwo) b1 = hn::MulAdd(wb_r, x, b1);
+          break;
+        case 2:
+          a2 = hn::MulAdd(wa_r, x, a2);
+          if constexpr (kTwo) b2 = hn::MulAdd(wb_r, x, b2);
+          break;
+        default:
+          a3 = hn::MulAdd(wa_r, x, a3);
+          if constexpr (kTwo) b3 = hn::MulAdd(wb_r, x, b3);
+          break;
+      }
+    };
+    size_t r = 0;
+    for (; r < run.n_rows && (n + r) % 4 != 0; ++r) add_row(r);
+    const size_t row_bytes = layout.row_bytes;
+    for (; r + 4 <= run.n_rows; r += 4) {
+      const uint8_t* row = values + r * row_bytes;
+      const auto x0 = load(row), x1 = load(row + row_bytes);
+      const auto x2 = load(row + 2 * row_bytes), x3 = load(row + 3 * row_bytes);
+      a0 = hn::MulAdd(hn::Set(d, wa[r]), x0, a0);
+      a1 = hn::MulAdd(hn::Set(d, wa[r + 1]), x1, a1);
+      a2 = hn::MulAdd(hn::Set(d, wa[r + 2]), x2, a2);
+      a3 = hn::MulAdd(hn::Set(d, wa[r + 3]), x3, a3);
+      if constexpr (kTwo) {
+        b0 = hn::MulAdd(hn::Set(d, wb[r]), x0, b0);
+        b1 = hn::MulAdd(hn::Set(d, wb[r + 1]), x1, b1);
+        b2 = hn::MulAdd(hn::Set(d, wb[r + 2]), x2, b2);
+        b3 = hn::MulAdd(hn::Set(d, wb[r + 3]), x3, b3);
+      }
+    }
+    for (; r < run.n_rows; ++r) add_row(r);
+    n += run.n_rows;
+  }
+  const auto store = [&](hn::Vec<D> sum, float* dst) HWY_ATTR {
+    if constexpr (kPartial) {
+      HWY_ALIGN float buf[HWY_LANES(float)];
+      hn::Store(sum, d, buf);
+      std::copy(buf, buf + n_valid, dst + col);
+    } else {
+      hn::StoreU(sum, d, dst + col);
+    }
+  };
+  store(hn::Mul(hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)), hn::Set(d, inv_sum[0])), out);
+  if constexpr (kTwo) {
+    store(hn::Mul(hn::Add(hn::Add(b0, b1), hn::Add(b2, b3)), hn::Set(d, inv_sum[1])),
+          out + layout.head_dim);
+  }
+}
+
+template <TensorType kType, class D>
+void attention_typed(D d, const KvLayout& layout, std::span<const KvRun> runs, size_t n_heads,
+                     float scale, float* scores, float* out) {
+  const size_t head_dim = layout.head_dim;
+  size_t n_rows = 0;
+  for (const KvRun& run : runs) n_rows += run.n_rows;
+  if (n_rows == 0) {
+    std::fill(out, out + n_heads * head_dim, 0.0f);
+    return;
+  }
+  size_t first = 0;
+  for (const KvRun& run : runs) {
+    if (head_dim == hn::Lanes(d)) {
+      score_run<kType, true>(d, layout, run, n_heads, n_rows, scale, scores + first);
+    } else {
+      score_run<kType, false>(d, layout, run, n_heads, n_rows, scale, scores + first);
+    }
+    first += run.n_rows;
+  }
+  // Softmax, its normalization folded into the weighted sum: one pass over the scores less.
+  // Heads go in pairs that share each value row's load.
+  const size_t n_lanes = hn::Lanes(d);
+  for (size_t h = 0; h < n_heads; h += 2) {
+    float inv_sum[2] = {1.0f / exp_shifted_in_place<true>(scores + h * n_rows, n_rows), 0.0f};
+    if (h + 1 < n_heads) {
+      inv_sum[1] = 1.0f / exp_shifted_in_place<true>(scores + (h + 1) * n_rows, n_rows);
+    }
+    const float* w = scores + h * n_rows;
+    float* out_h = out + h * head_dim;
+    const auto columns = [&](auto two) HWY_ATTR {
+      constexpr bool kTwo = decltype(two)::value;
+      size_t col = 0;
+      for (; col + n_lanes <= head_dim; col += n_lanes) {
+        accumulate_values<kType, false, kTwo>(d, layout, runs, w, n_rows, col, n_lanes, inv_sum,
+                                              out_h);
+      }
+      if (col < head_dim) {
+        accumulate_values<kType, true, kTwo>(d, layout, runs, w, n_rows, col, head_dim - col,
+                                             inv_sum, out_h);
+      }
+    };
+    if (h + 1 < n_heads) {
+      columns(std::true_type());
+    } else {
+      columns(std::false_type());
+    }
+  }
+}
+
+template <class D>
+void attention_vectors(D d, const KvLayout& layout, std::span<const KvRun> runs, size_t n_heads,
+                       float scale, float* scores, float* out) {
+  if (layout.type == TensorType::kF16) {
+    attention_typed<TensorType::kF16>(d, layout, runs, n_heads, scale, scores, out);
+  } else {
+    attention_typed<TensorType::kF32>(d, layout, runs, n_heads, scale, scores, out);
+  }
+}
+
+void attention_simd(const KvLayout& layout, std::span<const KvRun> runs, size_t n_heads,
+                    float scale, float* scores, float* out) {
+  // The widest vector that divides a row: full vectors for head_dim 64 or 128, 8 lanes for the
+  // 8-float rows of stories260K on AVX-512; padded tails only for odd sizes.
+  if (layout.head_dim % hn::Lanes(DF()) == 0) {
+    attention_vectors(DF(), layout, runs, n_heads, scale, scores, out);
+  } else if (layout.head_dim % 8 == 0) {
+    attention_vectors(hn::CappedTag<float, 8>(), layout, runs, n_heads, scale, scores, out);
+  } else {
+    attention_vectors(hn::CappedTag<float, 4>(), layout, runs, n_heads, scale, scores, out);
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace sllm::ops
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace sllm::ops {
+
+HWY_EXPORT(dot_kv_simd);
+HWY_EXPORT(axpy_kv_simd);
+HWY_EXPORT(attention_simd);
+HWY_EXPORT(store_kv_simd);
+
+namespace {
+
+[[maybe_unused]] bool is_kv_type(TensorType type) {
+  return type == TensorType::kF32 || type == TensorType::kF16;
+}
+
+}  // namespace
+
+float dot_kv(const float* a, const void* k, TensorType kv_type, size_t n) {
+  assert(is_kv_type(kv_type));
+  return HWY_DYNAMIC_DISPATCH(dot_kv_simd)(a, k, kv_type, n);
+}
+
+void axpy_kv(float a, const void* v, TensorType kv_type, float* y, size_t n) {
+  assert(is_kv_type(kv_type));
+  HWY_DYNAMIC_DISPATCH(axpy_kv_simd)(a, v, kv_type, y, n);
+}
+
+void attention(const KvLayout& layout, std::span<const KvRun> runs, size_t n_heads, float scale,
+               float* scores, float* out) {
+  assert(is_kv_type(layout.type) && layout.head_dim > 0 && n_heads > 0);
+  HWY_DYNAMIC_DISPATCH(attention_simd)(layout, runs, n_heads, scale, scores, out);
+}
+
+void store_kv(const float* src, void* dst, TensorType kv_type, size_t n) {
+  assert(is_kv_type(kv_type));
+  HWY_DYNAMIC_DISPATCH(store_kv_simd)(src, dst, kv_type, n);
+}
+
+}  // namespace sllm::ops
+#endif  // HWY_ONCE
