@@ -31,8 +31,8 @@ struct ChatOptions {
 // The templates chats can use: plain, llama2, llama3, chatml, mistral, zephyr, phi3, gemma, ...
 std::vector<std::string> chat_template_names();
 
-struct ChatReply {
-  Generation generation;               // the reply; a stop string is not part of its text
+// The reply (its text holds no stop string; stop says why it ended) and the turn's prompt.
+struct ChatReply : Generation {
   std::vector<TokenId> prompt_tokens;  // fed for the turn (with the previous reply's closing)
 };
 
@@ -58,10 +58,10 @@ class Chat {
 
   const ChatOptions& options() const;  // with the template name resolved
   uint64_t n_turns() const;
-  size_t n_pinned() const;       // tokens pinned as sinks by keep_system, else 0
-  uint64_t n_seen() const;       // tokens fed since the chat began
-  size_t cache_bytes() const;    // bytes of K/V storage, fixed at creation
-  size_t cache_tokens() const;   // tokens the cache holds when full
+  size_t n_pinned() const;      // tokens pinned as sinks by keep_system, else 0
+  uint64_t n_seen() const;      // tokens fed since the chat began
+  size_t cache_bytes() const;   // bytes of K/V storage, fixed at creation
+  size_t cache_tokens() const;  // tokens the cache holds when full
   // The cache as created: n_sinks is raised to the pinned opening with keep_system.
   const CacheOptions& cache_options() const;
 

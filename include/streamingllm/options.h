@@ -29,8 +29,8 @@ const char* policy_name(CachePolicy policy);
 // The policy of that name; anything else is an error listing the four names.
 Result<CachePolicy> parse_policy(std::string_view name);
 
-// Element type of cached keys and values.
-enum class KvType { kF32, kF16 };
+// Element type of cached keys and values (the values are ggml's type ids, as in GGUF files).
+enum class KvType : uint32_t { kF32 = 0, kF16 = 1 };
 
 // "f32", "f16"; parse_kv_type is its inverse.
 const char* kv_type_name(KvType type);
@@ -81,6 +81,7 @@ struct SamplingOptions {
   // Seed of the random draw: the same seed and logits give the same tokens on every platform.
   uint64_t seed = 42;
 
+  // Rejects out-of-range or non-finite values with a message naming the option and the value.
   Status validate() const;
 };
 
@@ -95,6 +96,9 @@ struct StopOptions {
   // When another thread or a signal handler sets it, the generation ends after the current token,
   // and a long prompt stops between chunks.
   const std::atomic<bool>* interrupt = nullptr;
+  // Collect the output in Generation::text and ::tokens. false: the output goes to the callbacks
+  // only and memory stays constant however long the generation runs (an endless stream).
+  bool keep_output = true;
 };
 
 }  // namespace sllm

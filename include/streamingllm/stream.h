@@ -38,11 +38,13 @@ enum class StopReason {
 const char* stop_reason_name(StopReason reason);
 
 struct Generation {
-  std::string text;             // everything on_text received, in order
-  std::vector<TokenId> tokens;  // generated and fed; an end-of-generation token is not among them
+  std::string text;             // everything on_text received, in order (if keep_output)
+  std::vector<TokenId> tokens;  // generated and fed (if keep_output); an end-of-generation token
+                                // is not among them
+  uint64_t n_tokens = 0;        // generated and fed
   StopReason stop = StopReason::kEndOfGeneration;
-  TokenId end_token = -1;       // kEndOfGeneration: the token sampled (and not fed)
-  uint64_t n_prompt_tokens = 0; // fed before generating (by the call that generated)
+  TokenId end_token = -1;        // kEndOfGeneration: the token sampled (and not fed)
+  uint64_t n_prompt_tokens = 0;  // fed before generating (by the call that generated)
   double prompt_seconds = 0;
   double generate_seconds = 0;
 };
@@ -72,8 +74,8 @@ class Stream {
   // chunks of max_batch tokens. Ids outside the vocabulary feed nothing and are an error.
   // on_text receives the fed tokens' text as the stream decodes it (to echo a prompt exactly as
   // generated text would read).
-  Result<size_t> feed(std::span<const TokenId> tokens,
-                      const std::atomic<bool>* interrupt = nullptr, const TextFn& on_text = {});
+  Result<size_t> feed(std::span<const TokenId> tokens, const std::atomic<bool>* interrupt = nullptr,
+                      const TextFn& on_text = {});
   // Model::tokenize() then feed().
   Result<size_t> feed_text(std::string_view text, bool add_bos, bool parse_special = false,
                            const std::atomic<bool>* interrupt = nullptr,
@@ -89,9 +91,9 @@ class Stream {
   // Forgets everything: as freshly created, with the sampler reseeded.
   void reset();
 
-  uint64_t n_seen() const;         // tokens fed since creation or reset()
-  size_t cache_bytes() const;      // bytes of K/V storage, fixed at creation
-  size_t cache_tokens() const;     // tokens the cache holds when full
+  uint64_t n_seen() const;                // tokens fed since creation or reset()
+  size_t cache_bytes() const;             // bytes of K/V storage, fixed at creation
+  size_t cache_tokens() const;            // tokens the cache holds when full
   std::span<const float> logits() const;  // [n_vocab] after the last token fed
   const CacheOptions& cache_options() const;
   const SamplingOptions& sampling_options() const;

@@ -59,7 +59,8 @@ Result<std::unique_ptr<Chat>> Chat::load(std::shared_ptr<const Model> model,
                                          const std::string& path) {
   if (model == nullptr) return Error(ErrorCode::kInvalidInput, "no model given");
   SLLM_ASSIGN_OR_RETURN(const uint64_t fingerprint, model->impl().file_fingerprint());
-  SLLM_ASSIGN_OR_RETURN(SessionFile file, SessionFile::read(path, fingerprint));
+  SLLM_ASSIGN_OR_RETURN(SessionFile file,
+                        SessionFile::read(path, fingerprint, model->impl().model().config()));
   SLLM_ASSIGN_OR_RETURN(std::unique_ptr<Chat> chat, create(model, file.options()));
   SLLM_RETURN_IF_ERROR(file.restore(*chat->impl_->session));
   return chat;

@@ -25,7 +25,7 @@ ModelInfo describe(const std::string& path, const Engine& engine) {
   std::map<std::string, size_t> types;
   for (const auto& t : g.tensors()) {
     info.n_params += t.n_elements;
-    ++types[ops::ggml_type_name(static_cast<uint32_t>(t.type))];
+    ++types[ggml_type_name(static_cast<uint32_t>(t.type))];
   }
   info.tensor_types.assign(types.begin(), types.end());
   info.n_vocab = c.n_vocab;
@@ -86,10 +86,9 @@ Result<std::string> Model::detokenize(std::span<const TokenId> tokens) const {
   std::string text;
   for (size_t i = 0; i < tokens.size(); ++i) {
     if (tokens[i] < 0 || static_cast<size_t>(tokens[i]) >= impl_->info.n_tokens) {
-      return Error(ErrorCode::kInvalidInput, "token id " + std::to_string(tokens[i]) +
-                                                 " at index " + std::to_string(i) +
-                                                 " is outside the vocabulary of " +
-                                                 std::to_string(impl_->info.n_tokens));
+      return Error(ErrorCode::kInvalidInput,
+                   "token id " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
+                       " is outside the vocabulary of " + std::to_string(impl_->info.n_tokens));
     }
     text += impl_->tokenizer().token_bytes(tokens[i]);
   }

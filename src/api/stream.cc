@@ -6,20 +6,6 @@
 
 namespace sllm {
 
-const char* stop_reason_name(StopReason reason) {
-  switch (reason) {
-    case StopReason::kEndOfGeneration:
-      return "end of generation";
-    case StopReason::kStopString:
-      return "stop string";
-    case StopReason::kMaxTokens:
-      return "max tokens";
-    case StopReason::kInterrupted:
-      return "interrupted";
-  }
-  return "?";
-}
-
 Stream::Stream(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Stream::~Stream() = default;
 
@@ -59,7 +45,7 @@ Result<Generation> Stream::generate(const StopOptions& stop, const TextFn& on_te
                                     const TokenFn& on_token) {
   Impl& s = *impl_;
   std::lock_guard<std::mutex> lock(s.model->impl().compute);
-  return decode(*s.session, s.sampler, s.decoder, s.model->impl().end_tokens, stop, on_text,
+  return decode(*s.session, s.sampler, &s.decoder, s.model->impl().end_tokens, stop, on_text,
                 on_token);
 }
 

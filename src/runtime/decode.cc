@@ -30,12 +30,27 @@ bool interrupted(const std::atomic<bool>* flag) {
 
 }  // namespace
 
+const char* stop_reason_name(StopReason reason) {
+  switch (reason) {
+    case StopReason::kEndOfGeneration:
+      return "end of generation";
+    case StopReason::kStopString:
+      return "stop string";
+    case StopReason::kMaxTokens:
+      return "max tokens";
+    case StopReason::kInterrupted:
+      return "interrupted";
+  }
+  return "?";
+}
+
 Result<size_t> feed_interruptible(Session& session, Sampler& sampler,
                                   std::span<const TokenId> tokens,
                                   const std::atomic<bool>* interrupt) {
   const size_t chunk = std::max<size_t>(1, session.options().max_batch);
   size_t done = 0;
-  while (done < tokens.size() && !interrupted(interrupt)) {
+  // The first chunk always goes in: an interrupt stops what follows it.
+  while (done < tokens.size() && (done == 0 || !interrupted(interrupt))) {
     const auto part = tokens.subspan(done, std::min(chunk, tokens.size() - done));
     SLLM_RETURN_IF_ERROR(session.feed(part));
     for (TokenId t : part) sampler.accept(t);
@@ -44,11 +59,14 @@ Result<size_t> feed_interruptible(Session& session, Sampler& sampler,
   return done;
 }
 
-Result<Generation> decode(Session& session, Sampler& sampler, StreamDecoder& decoder,
+Result<Generation> decode(Session& session, Sampler& sampler, StreamDecoder* decoder,
                           std::span<const TokenId> end_tokens, const StopOptions& stop,
                           const TextFn& on_text, const TokenFn& on_token) {
   for (const std::string& s : stop.stop_strings) {
     if (s.empty()) return Error(ErrorCode::kInvalidInput, "a stop string must not be empty");
+  }
+  if (decoder == nullptr && !stop.stop_strings.empty()) {
+    return Error(ErrorCode::kInternal, "stop strings need the generated text");
   }
   if (session.n_seen() == 0) {
     return Error(ErrorCode::kInvalidInput,
@@ -62,8 +80,14 @@ Result<Generation> decode(Session& session, Sampler& sampler, StreamDecoder& dec
     if (end > n_shown && on_text) on_text(std::string_view(g.text).substr(n_shown, end - n_shown));
     n_shown = std::max(n_shown, end);
   };
+  // Without keep_output only the text not yet shown (a possible stop string's start) is kept.
+  const auto forget_shown = [&] {
+    if (stop.keep_output) return;
+    g.text.erase(0, n_shown);
+    n_shown = 0;
+  };
   for (;;) {
-    if (stop.max_tokens >= 0 && g.tokens.size() >= static_cast<uint64_t>(stop.max_tokens)) {
+    if (stop.max_tokens >= 0 && g.n_tokens >= static_cast<uint64_t>(stop.max_tokens)) {
       g.stop = StopReason::kMaxTokens;
       break;
     }
@@ -82,12 +106,15 @@ Result<Generation> decode(Session& session, Sampler& sampler, StreamDecoder& dec
     }
     const TokenId one[1] = {next};
     SLLM_RETURN_IF_ERROR(session.feed(one));
-    g.tokens.push_back(next);
+    ++g.n_tokens;
+    if (stop.keep_output) g.tokens.push_back(next);
     if (on_token) on_token(next);
+    if (decoder == nullptr) continue;
     const size_t searched_from = n_shown;
-    g.text += decoder.push(next);
+    g.text += decoder->push(next);
     if (stop.stop_strings.empty()) {
       show(g.text.size());
+      forget_shown();
       continue;
     }
     // A stop string can only start in the text not yet shown (the rest was checked).
@@ -101,9 +128,11 @@ Result<Generation> decode(Session& session, Sampler& sampler, StreamDecoder& dec
       break;
     }
     show(g.text.size() - held_back(g.text, stop.stop_strings));
+    forget_shown();
   }
-  if (g.stop != StopReason::kStopString) g.text += decoder.flush();
+  if (decoder != nullptr && g.stop != StopReason::kStopString) g.text += decoder->flush();
   show(g.text.size());
+  forget_shown();
   g.generate_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return g;

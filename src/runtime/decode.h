@@ -17,13 +17,15 @@ namespace sllm {
 // sampler, and not fed). Text goes through `decoder`, so a character split across the last
 // prompt token and the first generated one comes out whole; stop strings are searched in the
 // generated text only, and text that may be the start of one is held back until it is not.
-// Fills everything of the Generation but the prompt fields.
-Result<Generation> decode(Session& session, Sampler& sampler, StreamDecoder& decoder,
+// Without a decoder there is no text (and no stop strings). Fills everything of the Generation
+// but the prompt fields.
+Result<Generation> decode(Session& session, Sampler& sampler, StreamDecoder* decoder,
                           std::span<const TokenId> end_tokens, const StopOptions& stop,
                           const TextFn& on_text, const TokenFn& on_token);
 
 // Feeds tokens in chunks of the session's max_batch, recording each in the sampler's history,
-// and stops between chunks when `interrupt` is set. Returns how many were fed.
+// and stops between chunks when `interrupt` is set (the first chunk always goes in). Returns how
+// many were fed.
 Result<size_t> feed_interruptible(Session& session, Sampler& sampler,
                                   std::span<const TokenId> tokens,
                                   const std::atomic<bool>* interrupt);
