@@ -163,7 +163,7 @@ TEST(StreamingCacheTest, LargeStreamingCacheIsBitIdenticalToDense) {
   const size_t n = stream_length(1000, 300);
   const auto tokens = story_tokens(n);
   ThreadPool pool(2);
-  for (TensorType kv : {TensorType::kF32, TensorType::kF16}) {
+  for (KvType kv : {KvType::kF32, KvType::kF16}) {
     auto dense_opts = policy(CachePolicy::kDense, 0, n);
     auto stream_opts = policy(CachePolicy::kStreaming, 4, n - 4);
     dense_opts.kv_type = stream_opts.kv_type = kv;

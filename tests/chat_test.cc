@@ -24,10 +24,10 @@ using test::stories;
 ChatOptions chat_options(size_t n_sinks, size_t window, float temperature, uint64_t seed) {
   ChatOptions o;
   o.template_name = "plain";
-  o.session.n_sinks = n_sinks;
-  o.session.window = window;
-  o.sampler.temperature = temperature;
-  o.sampler.seed = seed;
+  o.cache.n_sinks = n_sinks;
+  o.cache.window = window;
+  o.sampling.temperature = temperature;
+  o.sampling.seed = seed;
   return o;
 }
 
@@ -37,9 +37,9 @@ std::unique_ptr<ChatSession> make_chat(const ChatOptions& options, ThreadPool& p
   return std::move(chat).value();
 }
 
-Reply send(ChatSession& chat, const std::string& text, int64_t max_tokens,
-           std::vector<std::string> stops = {}, std::string* shown = nullptr) {
-  ReplyOptions options;
+ChatReply send(ChatSession& chat, const std::string& text, int64_t max_tokens,
+               std::vector<std::string> stops = {}, std::string* shown = nullptr) {
+  StopOptions options;
   options.max_tokens = max_tokens;
   options.stop_strings = std::move(stops);
   auto reply = chat.send(text, options, [&](std::string_view piece) {
@@ -69,7 +69,7 @@ const std::vector<std::string>& mt_bench_turns() {
 TEST(ChatSessionTest, PlainTemplateContinuesTheKnownGoodStory) {
   ThreadPool pool(2);
   auto chat = make_chat(chat_options(4, 1020, 0.0f, 1), pool);
-  const Reply reply = send(*chat, "Once upon a time", 100);
+  const ChatReply reply = send(*chat, "Once upon a time", 100);
   const std::vector<TokenId> bos_once_upon_a_time = {1, 403, 407, 261, 378};
   EXPECT_EQ(reply.prompt_tokens, bos_once_upon_a_time);
   ASSERT_EQ(reply.tokens.size(), 100u);
@@ -93,11 +93,11 @@ TEST(ChatSessionTest, TurnOfFiveWindowsIsAnsweredAsIfFedOneByOne) {
   ThreadPool pool(2);
 
   ChatOptions options = chat_options(4, kWindow, 0.8f, 7);
-  options.session.max_batch = 64;
+  options.cache.max_batch = 64;
   auto chunked = make_chat(options, pool);
   const size_t cache_bytes = chunked->session().cache_bytes();
-  const Reply r1 = send(*chunked, turn, kReply);
-  const Reply r2 = send(*chunked, turn2, kReply);
+  const ChatReply r1 = send(*chunked, turn, kReply);
+  const ChatReply r2 = send(*chunked, turn2, kReply);
   ASSERT_GE(r1.prompt_tokens.size(), 5 * kWindow);
   EXPECT_EQ(r1.tokens.size(), static_cast<size_t>(kReply));
   EXPECT_EQ(chunked->session().cache_bytes(), cache_bytes);
@@ -105,7 +105,7 @@ TEST(ChatSessionTest, TurnOfFiveWindowsIsAnsweredAsIfFedOneByOne) {
                                              r2.prompt_tokens.size() + r2.tokens.size());
 
   // The same chat with one token per forward pass.
-  options.session.max_batch = 1;
+  options.cache.max_batch = 1;
   auto one_by_one = make_chat(options, pool);
   EXPECT_EQ(send(*one_by_one, turn, kReply).tokens, r1.tokens);
   EXPECT_EQ(send(*one_by_one, turn2, kReply).tokens, r2.tokens);
@@ -113,9 +113,9 @@ TEST(ChatSessionTest, TurnOfFiveWindowsIsAnsweredAsIfFedOneByOne) {
   // And without the chat driver: a bare session fed BOS + the text token by token, sampled by
   // hand with the same sampler options.
   ASSERT_EQ(r1.prompt_tokens, encode(turn, true));
-  options.session.max_batch = 1;
-  auto session = test::make_session(options.session, pool);
-  Sampler sampler(options.sampler, stories().model.config().n_vocab);
+  options.cache.max_batch = 1;
+  auto session = test::make_session(options.cache, pool);
+  Sampler sampler(options.sampling, stories().model.config().n_vocab);
   std::vector<TokenId> expected;
   auto feed = [&](TokenId t) {
     const TokenId one[1] = {t};
@@ -142,7 +142,7 @@ TEST(ChatSessionTest, StopStringEndsTheReplyAndIsNeverShown) {
   const ChatOptions options = chat_options(4, 256, 0.0f, 1);
   std::string shown;
   auto chat = make_chat(options, pool);
-  const Reply reply = send(*chat, "Once upon a time", 100, {"park", "girl"}, &shown);
+  const ChatReply reply = send(*chat, "Once upon a time", 100, {"park", "girl"}, &shown);
   EXPECT_EQ(reply.stop, StopReason::kStopString);
   EXPECT_EQ(reply.text, ", there was a little ");  // "girl" comes before "park"
   EXPECT_EQ(shown, reply.text);
@@ -151,13 +151,13 @@ TEST(ChatSessionTest, StopStringEndsTheReplyAndIsNeverShown) {
   shown.clear();
   auto plain = make_chat(options, pool);
   auto held = make_chat(options, pool);
-  const Reply without = send(*plain, "Once upon a time", 60);
-  const Reply with = send(*held, "Once upon a time", 60, {"Lily's cat"}, &shown);
+  const ChatReply without = send(*plain, "Once upon a time", 60);
+  const ChatReply with = send(*held, "Once upon a time", 60, {"Lily's cat"}, &shown);
   EXPECT_EQ(with.stop, StopReason::kMaxTokens);
   EXPECT_EQ(with.text, without.text);
   EXPECT_EQ(shown, without.text);
 
-  ReplyOptions empty_stop;
+  StopOptions empty_stop;
   empty_stop.stop_strings = {""};
   auto bad = chat->send("x", empty_stop, [](std::string_view) {});
   ASSERT_FALSE(bad.ok());
@@ -171,7 +171,7 @@ TEST(ChatSessionTest, MaxTokensAndInterruptKeepTheConversation) {
   EXPECT_EQ(send(*chat, "The cat", 0).tokens.size(), 0u);
 
   std::atomic<bool> interrupt{true};
-  ReplyOptions options;
+  StopOptions options;
   options.interrupt = &interrupt;
   const uint64_t n_seen = chat->session().n_seen();
   auto reply = chat->send("The dog", options, [](std::string_view) {});
@@ -196,7 +196,7 @@ TEST(ChatSessionTest, RefusedTurnLeavesTheChatUnchanged) {
   const std::string pending = chat->pending();
 
   EXPECT_FALSE(chat->check_turn("ok \xc3\x28").ok());
-  auto bad = chat->send("ok \xc3\x28", ReplyOptions{}, [](std::string_view) {});
+  auto bad = chat->send("ok \xc3\x28", StopOptions{}, [](std::string_view) {});
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.error().message().rfind("invalid UTF-8 at byte", 0), 0u) << bad.error().message();
   EXPECT_EQ(chat->session().n_seen(), n_seen);
@@ -205,11 +205,11 @@ TEST(ChatSessionTest, RefusedTurnLeavesTheChatUnchanged) {
   EXPECT_EQ(send(*chat, "The dog", 8).text, send(*clean, "The dog", 8).text);
 
   ChatOptions dense_options = chat_options(0, 40, 0.0f, 1);
-  dense_options.session.policy = CachePolicy::kDense;
+  dense_options.cache.policy = CachePolicy::kDense;
   auto dense = make_chat(dense_options, pool);
   send(*dense, "Once", 2);
   const uint64_t dense_seen = dense->session().n_seen();
-  auto too_long = dense->send(std::string(400, 'a'), ReplyOptions{}, [](std::string_view) {});
+  auto too_long = dense->send(std::string(400, 'a'), StopOptions{}, [](std::string_view) {});
   ASSERT_FALSE(too_long.ok());
   EXPECT_EQ(too_long.error().code(), ErrorCode::kLimit);
   EXPECT_EQ(dense->session().n_seen(), dense_seen);
@@ -220,10 +220,10 @@ TEST(ChatSessionTest, RefusedTurnLeavesTheChatUnchanged) {
 TEST(ChatSessionTest, InterruptStopsALongTurnsPrefill) {
   ThreadPool pool(1);
   ChatOptions options = chat_options(4, 60, 0.0f, 1);
-  options.session.max_batch = 16;
+  options.cache.max_batch = 16;
   auto chat = make_chat(options, pool);
   std::atomic<bool> interrupt{true};
-  ReplyOptions reply_options;
+  StopOptions reply_options;
   reply_options.interrupt = &interrupt;
   std::string turn;
   for (int i = 0; i < 100; ++i) turn += "The cat sat. ";
@@ -241,8 +241,8 @@ TEST(ChatSessionTest, InterruptStopsALongTurnsPrefill) {
 TEST(ChatSessionTest, BosEndsAStory) {
   ThreadPool pool(1);
   auto chat = make_chat(chat_options(4, 256, 1.0f, 1), pool);
-  const Reply reply = send(*chat, "Once upon a time", 3000);
-  EXPECT_EQ(reply.stop, StopReason::kEndOfTurn);
+  const ChatReply reply = send(*chat, "Once upon a time", 3000);
+  EXPECT_EQ(reply.stop, StopReason::kEndOfGeneration);
   EXPECT_LT(reply.tokens.size(), 3000u);
   EXPECT_GT(reply.tokens.size(), 20u);
   EXPECT_EQ(chat->pending(), " ");
@@ -272,10 +272,10 @@ TEST(ChatSessionTest, TurnsAfterTheFirstStartWithThePreviousClosing) {
   options.template_name = "vicuna";
   options.system = "A story.";
   auto vicuna = make_chat(options, pool);
-  const Reply first = send(*vicuna, "Tell me a story", 5);
+  const ChatReply first = send(*vicuna, "Tell me a story", 5);
   EXPECT_EQ(first.prompt_tokens, encode("A story.\n\nUSER: Tell me a story\n\nASSISTANT: ", true));
   EXPECT_EQ(vicuna->pending(), "</s>");  // cut by --max-reply: the closing goes in whole
-  const Reply second = send(*vicuna, "More", 5);
+  const ChatReply second = send(*vicuna, "More", 5);
   EXPECT_EQ(second.prompt_tokens, encode("</s>USER: More\n\nASSISTANT: ", false));
   EXPECT_EQ(second.prompt_tokens.front(), 2);  // </s> is EOS, parsed as a special token
 
@@ -298,7 +298,7 @@ TEST(ChatSessionTest, KeepSystemPinsTheOpeningAsSinks) {
   ASSERT_GT(opening.size(), 4u);
   EXPECT_EQ(chat->n_pinned(), opening.size());
   EXPECT_EQ(chat->session().options().n_sinks, opening.size());
-  const Reply first = send(*chat, "One day", 30);
+  const ChatReply first = send(*chat, "One day", 30);
   EXPECT_TRUE(std::equal(opening.begin(), opening.end(), first.prompt_tokens.begin()));
   for (const char* turn : {"Then", "The sun was hot", "At night"}) send(*chat, turn, 30);
   ASSERT_GT(chat->session().n_seen(), opening.size() + 4 * 32);
@@ -320,7 +320,7 @@ TEST(ChatSessionTest, KeepSystemPinsTheOpeningAsSinks) {
   EXPECT_GT(unpinned->session().cache().slot_token(0, 4), opening.size());
 
   options.keep_system = true;
-  options.session.policy = CachePolicy::kWindow;
+  options.cache.policy = CachePolicy::kWindow;
   auto window = ChatSession::create(stories().model, *stories().tokenizer, options, pool);
   ASSERT_FALSE(window.ok());
   EXPECT_EQ(window.error().message(), "--keep-system needs the streaming policy");
@@ -384,8 +384,8 @@ TEST(SessionFileTest, ResumedChatGivesTheSameTokens) {
   auto file = SessionFile::read(path, fingerprint, stories().model.config());
   ASSERT_TRUE(file.ok()) << file.error().message();
   EXPECT_EQ(file->n_turns(), 3u);
-  EXPECT_EQ(file->options().sampler.seed, 123u);
-  EXPECT_EQ(file->options().session.window, 48u);
+  EXPECT_EQ(file->options().sampling.seed, 123u);
+  EXPECT_EQ(file->options().cache.window, 48u);
   auto resumed = make_chat(file->options(), pool);
   ASSERT_TRUE(file->restore(*resumed).ok());
   EXPECT_EQ(resumed->n_turns(), 3u);

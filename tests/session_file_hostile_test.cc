@@ -49,15 +49,15 @@ uint64_t fingerprint() {
   return f;
 }
 
-ChatOptions options_for(CachePolicy policy, size_t window, TensorType kv_type = TensorType::kF32) {
+ChatOptions options_for(CachePolicy policy, size_t window, KvType kv_type = KvType::kF32) {
   ChatOptions o;
   o.template_name = "plain";
-  o.session.policy = policy;
-  o.session.n_sinks = policy == CachePolicy::kStreaming ? 4 : 0;
-  o.session.window = window;
-  o.session.kv_type = kv_type;
-  o.sampler.temperature = 0.8f;
-  o.sampler.seed = 9;
+  o.cache.policy = policy;
+  o.cache.n_sinks = policy == CachePolicy::kStreaming ? 4 : 0;
+  o.cache.window = window;
+  o.cache.kv_type = kv_type;
+  o.sampling.temperature = 0.8f;
+  o.sampling.seed = 9;
   return o;
 }
 
@@ -66,7 +66,7 @@ std::vector<uint8_t> saved(const ChatOptions& options, const std::string& name) 
   ThreadPool pool(1);
   auto chat = ChatSession::create(stories().model, *stories().tokenizer, options, pool);
   if (!chat.ok()) throw std::runtime_error(chat.error().message());
-  ReplyOptions reply;
+  StopOptions reply;
   reply.max_tokens = 12;
   for (const char* turn : {"Once upon a time", "The cat sat"}) {
     auto r = (*chat)->send(turn, reply, [](std::string_view) {});
@@ -185,7 +185,7 @@ TEST(SessionFileHostileTest, SavedFilesOfEveryPolicyAndTypeAreAccepted) {
   for (CachePolicy policy : {CachePolicy::kWindow, CachePolicy::kDense, CachePolicy::kRecompute}) {
     EXPECT_EQ(read_error(saved(options_for(policy, 64), "p.session")), "") << policy_name(policy);
   }
-  EXPECT_EQ(read_error(saved(options_for(CachePolicy::kStreaming, 16, TensorType::kF16), "h")), "");
+  EXPECT_EQ(read_error(saved(options_for(CachePolicy::kStreaming, 16, KvType::kF16), "h")), "");
   // Under recompute the window wraps too (n_seen > W).
   EXPECT_EQ(read_error(saved(options_for(CachePolicy::kRecompute, 8), "r.session")), "");
 }

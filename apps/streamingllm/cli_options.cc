@@ -114,7 +114,7 @@ Result<SessionOptions> CacheArgs::to_options(const ModelConfig& config) const {
   } else {
     o.window = o.policy == CachePolicy::kStreaming && n_sinks < 1024 ? 1024 - n_sinks : 1024;
   }
-  o.kv_type = kv_type == "f16" ? TensorType::kF16 : TensorType::kF32;
+  o.kv_type = kv_type == "f16" ? KvType::kF16 : KvType::kF32;
   o.max_batch = batch;
   return o;
 }
@@ -131,7 +131,7 @@ uint64_t peak_rss_bytes() {
 }
 
 std::string describe_cache(const SessionOptions& o) {
-  const char* kv = o.kv_type == TensorType::kF16 ? "f16" : "f32";
+  const char* kv = kv_type_name(o.kv_type);
   switch (o.policy) {
     case CachePolicy::kStreaming:
       return fmt::format("{} sinks + {} window, {}", o.n_sinks, o.window, kv);

@@ -148,15 +148,14 @@ Status check_flags_against(const ChatArgs& a, const ChatOptions& saved, const Mo
   SLLM_RETURN_IF_ERROR(same_as_saved(a, "--keep-system", a.keep_system, saved.keep_system));
   SLLM_ASSIGN_OR_RETURN(SessionOptions s, a.cache.to_options(config));
   SLLM_RETURN_IF_ERROR(same_as_saved(a, "--policy", std::string(policy_name(s.policy)),
-                                     std::string(policy_name(saved.session.policy))));
-  SLLM_RETURN_IF_ERROR(same_as_saved(a, "--sinks", s.n_sinks, saved.session.n_sinks));
-  SLLM_RETURN_IF_ERROR(same_as_saved(a, "--window", s.window, saved.session.window));
-  SLLM_RETURN_IF_ERROR(same_as_saved(a, "--ctx-size", s.window, saved.session.window));
-  SLLM_RETURN_IF_ERROR(
-      same_as_saved(a, "--kv-type", a.cache.kv_type,
-                    std::string(saved.session.kv_type == TensorType::kF16 ? "f16" : "f32")));
+                                     std::string(policy_name(saved.cache.policy))));
+  SLLM_RETURN_IF_ERROR(same_as_saved(a, "--sinks", s.n_sinks, saved.cache.n_sinks));
+  SLLM_RETURN_IF_ERROR(same_as_saved(a, "--window", s.window, saved.cache.window));
+  SLLM_RETURN_IF_ERROR(same_as_saved(a, "--ctx-size", s.window, saved.cache.window));
+  SLLM_RETURN_IF_ERROR(same_as_saved(a, "--kv-type", a.cache.kv_type,
+                                     std::string(kv_type_name(saved.cache.kv_type))));
   const SamplerOptions& g = a.sampling.options;
-  const SamplerOptions& o = saved.sampler;
+  const SamplerOptions& o = saved.sampling;
   SLLM_RETURN_IF_ERROR(same_as_saved(a, "--temp", g.temperature, o.temperature));
   SLLM_RETURN_IF_ERROR(same_as_saved(a, "--top-k", g.top_k, o.top_k));
   SLLM_RETURN_IF_ERROR(same_as_saved(a, "--top-p", g.top_p, o.top_p));
@@ -179,8 +178,8 @@ Result<ChatOptions> options_from_flags(const ChatArgs& a, const Engine& engine) 
   }
   o.system = a.system;
   o.keep_system = a.keep_system;
-  SLLM_ASSIGN_OR_RETURN(o.session, a.cache.to_options(engine.model.config()));
-  SLLM_ASSIGN_OR_RETURN(o.sampler, a.sampling.to_options());
+  SLLM_ASSIGN_OR_RETURN(o.cache, a.cache.to_options(engine.model.config()));
+  SLLM_ASSIGN_OR_RETURN(o.sampling, a.sampling.to_options());
   return o;
 }
 
@@ -242,7 +241,7 @@ int chat(const ChatArgs& a) {
   ChatOptions options;
   if (saved) {
     options = saved->options();
-    options.session.max_batch = a.cache.batch;  // speed only, not state
+    options.cache.max_batch = a.cache.batch;  // speed only, not state
   } else {
     SLLM_CLI_ASSIGN(options, options_from_flags(a, *engine));
   }
@@ -281,7 +280,7 @@ int chat(const ChatArgs& a) {
     source = std::make_unique<StdinSource>();
   }
 
-  ReplyOptions reply_options;
+  StopOptions reply_options;
   reply_options.max_tokens = a.max_reply;
   reply_options.stop_strings = a.stops;
   reply_options.interrupt = &g_interrupted;
@@ -306,7 +305,7 @@ int chat(const ChatArgs& a) {
     ++n_turns;
     n_prompt_tokens += reply->prompt_tokens.size();
     n_reply_tokens += reply->tokens.size();
-    reply_seconds += reply->reply_seconds;
+    reply_seconds += reply->generate_seconds;
     if (!a.session_path.empty()) {
       SLLM_CLI_CHECK(save_session_file(a.session_path, *chat, fingerprint, a.model.path));
     }

@@ -119,7 +119,7 @@ Result<std::vector<Run>> plan_runs(const PplArgs& a, const ModelConfig& config, 
     SessionOptions o;
     o.policy = p;
     o.max_batch = a.cache_args.batch;
-    o.kv_type = a.cache_args.kv_type == "f16" ? TensorType::kF16 : TensorType::kF32;
+    o.kv_type = a.cache_args.kv_type == "f16" ? KvType::kF16 : KvType::kF32;
     o.n_sinks = p == CachePolicy::kStreaming ? a.cache_args.n_sinks : 0;
     o.window = p == CachePolicy::kDense ? n_stream : a.cache - o.n_sinks;
     runs.push_back({name, o, {}, 0, std::nan("")});

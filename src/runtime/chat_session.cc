@@ -1,5 +1,7 @@
 #include "runtime/chat_session.h"
 
+#include "runtime/decode.h"
+
 #include <algorithm>
 #include <chrono>
 
@@ -15,36 +17,7 @@ std::string token_text(const Vocab& vocab, TokenId id) {
   return id >= 0 && static_cast<size_t>(id) < vocab.n_tokens() ? vocab.tokens[id] : "";
 }
 
-// Bytes at the end of `text` that could be the start of one of `stops`: they are held back until
-// the next token shows whether a stop string is coming.
-size_t held_back(std::string_view text, const std::vector<std::string>& stops) {
-  size_t n_held = 0;
-  for (const std::string& stop : stops) {
-    for (size_t n = std::min(text.size(), stop.size() - 1); n > n_held; --n) {
-      if (text.substr(text.size() - n) == std::string_view(stop).substr(0, n)) {
-        n_held = n;
-        break;
-      }
-    }
-  }
-  return n_held;
-}
-
 }  // namespace
-
-const char* stop_reason_name(StopReason reason) {
-  switch (reason) {
-    case StopReason::kEndOfTurn:
-      return "end of turn";
-    case StopReason::kStopString:
-      return "stop string";
-    case StopReason::kMaxTokens:
-      return "max reply length";
-    case StopReason::kInterrupted:
-      return "interrupted";
-  }
-  return "?";
-}
 
 Result<std::unique_ptr<ChatSession>> ChatSession::create(const LlamaModel& model,
                                                          const Tokenizer& tokenizer,
@@ -56,12 +29,12 @@ Result<std::unique_ptr<ChatSession>> ChatSession::create(const LlamaModel& model
                                                " tokens, the model " +
                                                std::to_string(model.config().n_vocab));
   }
-  SLLM_RETURN_IF_ERROR(options.sampler.validate());
+  SLLM_RETURN_IF_ERROR(options.sampling.validate());
   SLLM_ASSIGN_OR_RETURN(
       ChatTemplate chat_template,
       ChatTemplate::from_name(options.template_name,
                               {token_text(vocab, vocab.bos), token_text(vocab, vocab.eos)}));
-  SessionOptions session_options = options.session;
+  SessionOptions session_options = options.cache;
   std::vector<TokenId> opening;
   if (options.keep_system) {
     if (session_options.policy != CachePolicy::kStreaming) {
@@ -86,10 +59,9 @@ ChatSession::ChatSession(const Tokenizer& tokenizer, const ChatOptions& options,
       options_(options),
       template_(std::move(chat_template)),
       session_(std::move(session)),
-      sampler_(options.sampler, tokenizer.vocab().n_tokens()),
+      sampler_(options.sampling, tokenizer.vocab().n_tokens()),
       opening_tokens_(std::move(opening_tokens)),
-      n_pinned_(opening_tokens_.size()),
-      logits_(tokenizer.vocab().n_tokens()) {
+      n_pinned_(opening_tokens_.size()) {
   const Vocab& vocab = tokenizer.vocab();
   auto add_stop = [&](TokenId id) {
     if (id >= 0 && std::find(stop_tokens_.begin(), stop_tokens_.end(), id) == stop_tokens_.end()) {
@@ -145,13 +117,13 @@ Status ChatSession::check_turn(std::string_view user_text) const {
   return {};
 }
 
-Result<Reply> ChatSession::send(std::string_view user_text, const ReplyOptions& options,
-                                const std::function<void(std::string_view)>& on_text) {
-  for (const std::string& stop : options.stop_strings) {
-    if (stop.empty()) return Error(ErrorCode::kInvalidInput, "a stop string must not be empty");
+Result<ChatReply> ChatSession::send(std::string_view user_text, const StopOptions& stop,
+                                    const TextFn& on_text) {
+  for (const std::string& s : stop.stop_strings) {
+    if (s.empty()) return Error(ErrorCode::kInvalidInput, "a stop string must not be empty");
   }
-  Reply reply;
-  auto start = std::chrono::steady_clock::now();
+  ChatReply reply;
+  const auto start = std::chrono::steady_clock::now();
   SLLM_ASSIGN_OR_RETURN(reply.prompt_tokens, turn_tokens(user_text));
   if (reply.prompt_tokens.empty() && session_->n_seen() == 0) {
     return Error(ErrorCode::kInvalidInput,
@@ -169,82 +141,38 @@ Result<Reply> ChatSession::send(std::string_view user_text, const ReplyOptions& 
   }
   // Everything above leaves the chat as it was on error. The turn goes in by chunks of one
   // forward batch, so that an interrupt stops a long turn's prefill within one batch.
-  const auto interrupted = [&options] {
-    return options.interrupt != nullptr && options.interrupt->load(std::memory_order_relaxed);
-  };
-  const std::span<const TokenId> prompt(reply.prompt_tokens);
-  const size_t n_chunk = std::max<size_t>(1, session_options.max_batch);
-  for (size_t done = 0; done < prompt.size();) {
-    if (done > 0 && interrupted()) {
-      // Part of the turn is in the stream: it counts as a turn with an empty reply, closed as
-      // any reply is before the next turn.
-      reply.prompt_tokens.resize(done);
-      reply.prompt_seconds = seconds_since(start);
-      reply.stop = StopReason::kInterrupted;
-      ++n_turns_;
-      pending_ = template_.end_of_reply();
-      return reply;
-    }
-    const std::span<const TokenId> chunk =
-        prompt.subspan(done, std::min(n_chunk, prompt.size() - done));
-    SLLM_RETURN_IF_ERROR(session_->feed(chunk));
-    for (TokenId t : chunk) sampler_.accept(t);
-    done += chunk.size();
-  }
+  SLLM_ASSIGN_OR_RETURN(
+      const size_t n_fed,
+      feed_interruptible(*session_, sampler_, reply.prompt_tokens, stop.interrupt));
+  reply.n_prompt_tokens = n_fed;
   reply.prompt_seconds = seconds_since(start);
-  pending_.clear();
   ++n_turns_;
-
-  start = std::chrono::steady_clock::now();
-  StreamDecoder decoder(*tokenizer_);
-  size_t n_shown = 0;  // bytes of reply.text passed to on_text
-  TokenId ended_by = -1;
-  for (;;) {
-    if (options.max_tokens >= 0 &&
-        reply.tokens.size() >= static_cast<uint64_t>(options.max_tokens)) {
-      reply.stop = StopReason::kMaxTokens;
-      break;
-    }
-    if (options.interrupt != nullptr && options.interrupt->load(std::memory_order_relaxed)) {
-      reply.stop = StopReason::kInterrupted;
-      break;
-    }
-    std::copy(session_->last_logits().begin(), session_->last_logits().end(), logits_.begin());
-    const TokenId next = sampler_.sample(logits_);
-    sampler_.accept(next);
-    if (is_stop_token(next)) {
-      reply.stop = StopReason::kEndOfTurn;
-      ended_by = next;
-      break;
-    }
-    const TokenId one[1] = {next};
-    SLLM_RETURN_IF_ERROR(session_->feed(one));
-    reply.tokens.push_back(next);
-    reply.text += decoder.push(next);
-    // A stop string can only start in the text not yet shown (the rest was checked).
-    size_t stop_at = std::string::npos;
-    for (const std::string& stop : options.stop_strings) {
-      stop_at = std::min(stop_at, reply.text.find(stop, n_shown));
-    }
-    if (stop_at != std::string::npos) {
-      reply.text.resize(stop_at);
-      reply.stop = StopReason::kStopString;
-      break;
-    }
-    const size_t n_safe = reply.text.size() - held_back(reply.text, options.stop_strings);
-    if (n_safe > n_shown) {
-      on_text(std::string_view(reply.text).substr(n_shown, n_safe - n_shown));
-      n_shown = n_safe;
-    }
+  if (n_fed < reply.prompt_tokens.size()) {
+    // Part of the turn is in the stream: it counts as a turn with an empty reply, closed as any
+    // reply is before the next turn.
+    reply.prompt_tokens.resize(n_fed);
+    reply.stop = StopReason::kInterrupted;
+    pending_ = template_.end_of_reply();
+    return reply;
   }
-  if (reply.stop != StopReason::kStopString) reply.text += decoder.flush();
-  if (reply.text.size() > n_shown) on_text(std::string_view(reply.text).substr(n_shown));
-  reply.reply_seconds = seconds_since(start);
+  pending_.clear();
+
+  StreamDecoder decoder(*tokenizer_);  // a reply's text starts afresh
+  StopOptions reply_stop = stop;
+  reply_stop.at_end_of_generation = true;
+  SLLM_ASSIGN_OR_RETURN(Generation g, decode(*session_, sampler_, &decoder, stop_tokens_,
+                                             reply_stop, on_text, /*on_token=*/{}));
+  const std::vector<TokenId> prompt_tokens = std::move(reply.prompt_tokens);
+  const double prompt_seconds = reply.prompt_seconds;
+  static_cast<Generation&>(reply) = std::move(g);
+  reply.prompt_tokens = prompt_tokens;
+  reply.n_prompt_tokens = prompt_tokens.size();
+  reply.prompt_seconds = prompt_seconds;
 
   // The closing is fed with the next turn. If the model ended the reply with the token the
   // closing starts with, that token was sampled but not fed: the closing from it on goes in.
   const std::string& closing = template_.end_of_reply();
-  const std::string ended_text = token_text(tokenizer_->vocab(), ended_by);
+  const std::string ended_text = token_text(tokenizer_->vocab(), reply.end_token);
   const size_t at = ended_text.empty() ? std::string::npos : closing.find(ended_text);
   pending_ = at == std::string::npos ? closing : closing.substr(at);
   return reply;

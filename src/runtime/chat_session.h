@@ -30,38 +30,15 @@
 #include "chat/chat_template.h"
 #include "runtime/session.h"
 #include "sampling/sampler.h"
+#include "streamingllm/chat.h"
 #include "streamingllm/error.h"
 #include "tokenizer/tokenizer.h"
 
 namespace sllm {
 
-struct ChatOptions {
-  std::string template_name = "plain";  // one of ChatTemplate::names()
-  std::string system;                   // the system message; "" for none
-  // Pin the opening (BOS, system message, first user header) as attention sinks. Streaming only.
-  bool keep_system = false;
-  SessionOptions session;  // session.n_sinks is the minimum; keep_system may raise it
-  SamplerOptions sampler;
-};
-
-// Per reply; not part of the conversation's state.
-struct ReplyOptions {
-  int64_t max_tokens = -1;                       // longest reply in tokens; -1: no limit
-  std::vector<std::string> stop_strings;         // the reply ends when its text contains one
-  const std::atomic<bool>* interrupt = nullptr;  // when set (SIGINT), the reply ends
-};
-
-enum class StopReason { kEndOfTurn, kStopString, kMaxTokens, kInterrupted };
-const char* stop_reason_name(StopReason reason);
-
-struct Reply {
-  std::string text;             // all that on_text received; a stop string is not part of it
-  std::vector<TokenId> tokens;  // generated and fed; the end-of-turn token is not among them
-  StopReason stop = StopReason::kEndOfTurn;
-  std::vector<TokenId> prompt_tokens;  // fed for the turn (with the previous reply's closing)
-  double prompt_seconds = 0;
-  double reply_seconds = 0;
-};
+// ChatOptions (template, system message, keep_system, cache, sampling), StopOptions and ChatReply
+// are the public API's (include/streamingllm/chat.h). Here template_name must name a template:
+// the API resolves "" from the model before creating a session.
 
 class ChatSession {
  public:
@@ -75,8 +52,8 @@ class ChatSession {
   // UTF-8, an empty stop string, an empty first turn, a dense context it would overflow) returns
   // its error before anything is fed: the chat is unchanged and can take the next turn. An
   // interrupt during the turn's prefill ends it after the current batch, with an empty reply.
-  Result<Reply> send(std::string_view user_text, const ReplyOptions& options,
-                     const std::function<void(std::string_view)>& on_text);
+  Result<ChatReply> send(std::string_view user_text, const StopOptions& stop,
+                         const TextFn& on_text);
 
   // The error send() would return for this text before feeding anything (invalid UTF-8, an
   // empty first turn), without changing the chat: lets a caller skip a bad turn and go on.
@@ -117,7 +94,6 @@ class ChatSession {
   std::vector<TokenId> stop_tokens_;
   std::string pending_;
   uint64_t n_turns_ = 0;
-  std::vector<float> logits_;  // [n_vocab] scratch for the sampler
 };
 
 }  // namespace sllm

@@ -1,5 +1,7 @@
 #include "runtime/generate.h"
 
+#include "runtime/decode.h"
+
 #include <algorithm>
 #include <chrono>
 #include <vector>
@@ -20,46 +22,28 @@ Result<GenerateStats> generate(Session& session, Sampler& sampler, std::span<con
   if (prompt.empty()) {
     return Error(ErrorCode::kInvalidInput, "the prompt is empty (not even a BOS token)");
   }
-  const auto interrupted = [interrupt] {
-    return interrupt != nullptr && interrupt->load(std::memory_order_relaxed);
-  };
   auto start = std::chrono::steady_clock::now();
   // In chunks of one forward batch, so that an interrupt stops a long prompt within one batch.
-  const size_t n_chunk = std::max<size_t>(1, session.options().max_batch);
-  for (size_t done = 0; done < prompt.size();) {
-    if (done > 0 && interrupted()) {
-      stats.interrupted = true;
-      stats.prompt_seconds = seconds_since(start);
-      return stats;
-    }
-    const std::span<const TokenId> chunk =
-        prompt.subspan(done, std::min(n_chunk, prompt.size() - done));
-    SLLM_RETURN_IF_ERROR(session.feed(chunk));
-    for (TokenId t : chunk) sampler.accept(t);
-    done += chunk.size();
-    stats.n_prompt_tokens = done;
-  }
+  SLLM_ASSIGN_OR_RETURN(stats.n_prompt_tokens,
+                        feed_interruptible(session, sampler, prompt, interrupt));
   stats.prompt_seconds = seconds_since(start);
-
-  start = std::chrono::steady_clock::now();
-  std::vector<float> logits(session.last_logits().size());
-  while (options.n_predict < 0 || stats.n_generated < static_cast<uint64_t>(options.n_predict)) {
-    if (interrupted()) {
-      stats.interrupted = true;
-      break;
-    }
-    std::copy(session.last_logits().begin(), session.last_logits().end(), logits.begin());
-    const TokenId next = sampler.sample(logits);
-    sampler.accept(next);
-    if (next == eos && options.stop_at_eos) {
-      stats.hit_eos = true;
-      break;
-    }
-    on_token(next);
-    ++stats.n_generated;
-    const TokenId one[1] = {next};
-    SLLM_RETURN_IF_ERROR(session.feed(one));
+  if (stats.n_prompt_tokens < prompt.size()) {
+    stats.interrupted = true;
+    return stats;
   }
+  start = std::chrono::steady_clock::now();
+  StopOptions stop;
+  stop.max_tokens = options.n_predict;
+  stop.at_end_of_generation = options.stop_at_eos;
+  stop.interrupt = interrupt;
+  stop.keep_output = false;  // `run -n -1` goes on forever in constant memory
+  const TokenId end_tokens[1] = {eos};
+  SLLM_ASSIGN_OR_RETURN(const Generation g,
+                        decode(session, sampler, /*decoder=*/nullptr, std::span(end_tokens), stop,
+                               /*on_text=*/{}, on_token));
+  stats.n_generated = g.n_tokens;
+  stats.interrupted = g.stop == StopReason::kInterrupted;
+  stats.hit_eos = g.stop == StopReason::kEndOfGeneration;
   stats.generate_seconds = seconds_since(start);
   return stats;
 }

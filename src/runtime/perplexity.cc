@@ -43,7 +43,7 @@ Result<std::vector<TokenId>> tokenize_stream(const Tokenizer& tokenizer,
 }
 
 Result<PerplexityResult> stream_perplexity(Session& session, std::span<const TokenId> tokens,
-                                           const ProgressFn& progress) {
+                                           const PerplexityProgressFn& progress) {
   if (tokens.size() < 2) {
     return Error(ErrorCode::kInvalidInput, "perplexity needs at least 2 tokens, the text has " +
                                                std::to_string(tokens.size()));

@@ -21,12 +21,12 @@ struct PerplexityResult {
 };
 
 // Called after each chunk with the number of tokens scored so far.
-using ProgressFn = std::function<void(size_t n_done, const PerplexityResult& so_far)>;
+using PerplexityProgressFn = std::function<void(size_t n_done, const PerplexityResult& so_far)>;
 
 // Feeds tokens[0..n-1) in chunks of the session's max_batch (chunked prefill is exact, so this
 // equals feeding one token at a time) and scores tokens[1..n). The session should be fresh.
 Result<PerplexityResult> stream_perplexity(Session& session, std::span<const TokenId> tokens,
-                                           const ProgressFn& progress = nullptr);
+                                           const PerplexityProgressFn& progress = nullptr);
 
 // The texts as one stream, the way the paper concatenates PG19 books: BOS once (if the vocabulary
 // has one), then each file's tokens in order. max_tokens > 0 truncates the stream to that many

@@ -23,12 +23,12 @@ const char* policy_name(CachePolicy policy) {
   return "?";
 }
 
-Result<CachePolicy> parse_policy(const std::string& name) {
+Result<CachePolicy> parse_policy(std::string_view name) {
   for (CachePolicy p : {CachePolicy::kDense, CachePolicy::kWindow, CachePolicy::kStreaming,
                         CachePolicy::kRecompute}) {
     if (name == policy_name(p)) return p;
   }
-  return Error(ErrorCode::kInvalidInput, "unknown cache policy '" + name +
+  return Error(ErrorCode::kInvalidInput, "unknown cache policy '" + std::string(name) +
                                              "' (expected dense, window, streaming or recompute)");
 }
 
@@ -47,7 +47,7 @@ Result<std::unique_ptr<Session>> Session::create(const LlamaModel& model,
   // often the cache is rebuilt.
   cache_options.n_sinks = options.policy == CachePolicy::kStreaming ? options.n_sinks : 0;
   cache_options.window = options.window;
-  cache_options.kv_type = options.kv_type;
+  cache_options.kv_type = tensor_type(options.kv_type);
   cache_options.start_pos = options.policy == CachePolicy::kRecompute ? 0 : options.start_pos;
   cache_options.max_batch = options.max_batch;
   // Everything sized from the options, checked together before anything is allocated: the cache,
@@ -103,6 +103,13 @@ Error non_finite_logits(uint64_t position) {
 }
 
 }  // namespace
+
+void Session::reset() {
+  cache_.clear();
+  std::fill(last_logits_.begin(), last_logits_.end(), 0.0f);
+  recent_.clear();
+  n_seen_ = 0;
+}
 
 void Session::forward_batch(std::span<const TokenId> tokens, float* logits, bool all_logits) {
   cache_.begin_batch(tokens.size());

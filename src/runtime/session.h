@@ -18,24 +18,16 @@
 #include "cache/kv_cache.h"
 #include "model/llama.h"
 #include "streamingllm/error.h"
+#include "streamingllm/options.h"
 #include "util/thread_pool.h"
 
 namespace sllm {
 
-enum class CachePolicy { kDense, kWindow, kStreaming, kRecompute };
+// The public CacheOptions (policy, sinks, window, KV type, batch, start position).
+using SessionOptions = CacheOptions;
 
-const char* policy_name(CachePolicy policy);
-Result<CachePolicy> parse_policy(const std::string& name);
-
-struct SessionOptions {
-  CachePolicy policy = CachePolicy::kStreaming;
-  size_t n_sinks = 4;                     // streaming only: attention sinks
-  size_t window = 1020;                   // window / streaming / recompute: recent tokens kept;
-                                          // dense: the context limit (tokens)
-  TensorType kv_type = TensorType::kF32;  // f32 or f16
-  uint64_t start_pos = 0;  // absolute position of the first token (tests of large positions)
-  size_t max_batch = 64;   // tokens per forward call when feeding many tokens
-};
+// The cache's element type for a KvType (KvType's values are ggml type ids).
+inline TensorType tensor_type(KvType type) { return static_cast<TensorType>(type); }
 
 // Everything feed() depends on besides the model and the options, as views into a session; for
 // session files (runtime/session_file.h).
@@ -56,6 +48,9 @@ class Session {
   // If all_logits is given, it receives [tokens.size(), n_vocab] logits: row i predicts the token
   // after tokens[i]. Tokens are validated first: an id outside the vocabulary feeds nothing.
   Status feed(std::span<const TokenId> tokens, std::vector<float>* all_logits = nullptr);
+
+  // Forgets every token: as freshly created, keeping the memory.
+  void reset();
 
   std::span<const float> last_logits() const { return last_logits_; }
   uint64_t n_seen() const { return n_seen_; }

@@ -173,20 +173,20 @@ Status save_session_file(const std::string& path, const ChatSession& chat, uint6
   w.put_string(o.template_name);
   w.put_string(o.system);
   w.put<uint8_t>(o.keep_system ? 1 : 0);
-  w.put<uint32_t>(static_cast<uint32_t>(o.session.policy));
-  w.put<uint64_t>(o.session.n_sinks);
+  w.put<uint32_t>(static_cast<uint32_t>(o.cache.policy));
+  w.put<uint64_t>(o.cache.n_sinks);
   w.put<uint64_t>(chat.session().options().n_sinks);
-  w.put<uint64_t>(o.session.window);
-  w.put<uint32_t>(static_cast<uint32_t>(o.session.kv_type));
-  w.put<uint64_t>(o.session.start_pos);
-  w.put<uint64_t>(o.session.max_batch);
-  w.put<float>(o.sampler.temperature);
-  w.put<int32_t>(o.sampler.top_k);
-  w.put<float>(o.sampler.top_p);
-  w.put<float>(o.sampler.min_p);
-  w.put<float>(o.sampler.repeat_penalty);
-  w.put<int32_t>(o.sampler.repeat_last_n);
-  w.put<uint64_t>(o.sampler.seed);
+  w.put<uint64_t>(o.cache.window);
+  w.put<uint32_t>(static_cast<uint32_t>(o.cache.kv_type));
+  w.put<uint64_t>(o.cache.start_pos);
+  w.put<uint64_t>(o.cache.max_batch);
+  w.put<float>(o.sampling.temperature);
+  w.put<int32_t>(o.sampling.top_k);
+  w.put<float>(o.sampling.top_p);
+  w.put<float>(o.sampling.min_p);
+  w.put<float>(o.sampling.repeat_penalty);
+  w.put<int32_t>(o.sampling.repeat_last_n);
+  w.put<uint64_t>(o.sampling.seed);
   w.put<uint64_t>(chat.n_turns());
   w.put_string(chat.pending());
   w.put_string(chat.sampler().save_state());
@@ -272,15 +272,15 @@ Result<SessionFile> SessionFile::read(const std::string& path, uint64_t fingerpr
   SLLM_RETURN_IF_ERROR(r.get(&f.n_sinks_, "the sink count"));
   SLLM_RETURN_IF_ERROR(r.get(&window, "the window"));
   SLLM_RETURN_IF_ERROR(r.get(&kv_type, "the KV type"));
-  SLLM_RETURN_IF_ERROR(r.get(&o.session.start_pos, "the start position"));
+  SLLM_RETURN_IF_ERROR(r.get(&o.cache.start_pos, "the start position"));
   SLLM_RETURN_IF_ERROR(r.get(&max_batch, "the batch size"));
-  SLLM_RETURN_IF_ERROR(r.get(&o.sampler.temperature, "the temperature"));
-  SLLM_RETURN_IF_ERROR(r.get(&o.sampler.top_k, "top-k"));
-  SLLM_RETURN_IF_ERROR(r.get(&o.sampler.top_p, "top-p"));
-  SLLM_RETURN_IF_ERROR(r.get(&o.sampler.min_p, "min-p"));
-  SLLM_RETURN_IF_ERROR(r.get(&o.sampler.repeat_penalty, "the repeat penalty"));
-  SLLM_RETURN_IF_ERROR(r.get(&o.sampler.repeat_last_n, "repeat-last-n"));
-  SLLM_RETURN_IF_ERROR(r.get(&o.sampler.seed, "the seed"));
+  SLLM_RETURN_IF_ERROR(r.get(&o.sampling.temperature, "the temperature"));
+  SLLM_RETURN_IF_ERROR(r.get(&o.sampling.top_k, "top-k"));
+  SLLM_RETURN_IF_ERROR(r.get(&o.sampling.top_p, "top-p"));
+  SLLM_RETURN_IF_ERROR(r.get(&o.sampling.min_p, "min-p"));
+  SLLM_RETURN_IF_ERROR(r.get(&o.sampling.repeat_penalty, "the repeat penalty"));
+  SLLM_RETURN_IF_ERROR(r.get(&o.sampling.repeat_last_n, "repeat-last-n"));
+  SLLM_RETURN_IF_ERROR(r.get(&o.sampling.seed, "the seed"));
   SLLM_RETURN_IF_ERROR(r.get(&f.n_turns_, "the turn count"));
   SLLM_RETURN_IF_ERROR(r.get_string(&f.pending_, "the pending text"));
   SLLM_RETURN_IF_ERROR(r.get_string(&f.sampler_state_, "the sampler state"));
@@ -346,11 +346,11 @@ Status SessionFile::validate(uint8_t keep_system, uint32_t policy, uint32_t kv_t
       !batch_bytes.ok()) {
     return invalid(batch_bytes.error().message());
   }
-  if (Status s = options_.sampler.validate(); !s.ok()) {
+  if (Status s = options_.sampling.validate(); !s.ok()) {
     return invalid("sampler options: " + s.error().message());
   }
-  if (options_.sampler.repeat_last_n > kMaxRepeatLastN) {
-    return invalid("repeat-last-n " + str(options_.sampler.repeat_last_n) + " is larger than " +
+  if (options_.sampling.repeat_last_n > kMaxRepeatLastN) {
+    return invalid("repeat-last-n " + str(options_.sampling.repeat_last_n) + " is larger than " +
                    str(kMaxRepeatLastN));
   }
 
@@ -372,9 +372,9 @@ Status SessionFile::validate(uint8_t keep_system, uint32_t policy, uint32_t kv_t
   if (n_seen_ > kMaxPosition) {
     return invalid("the stream position " + str(n_seen_) + " is larger than 2^53");
   }
-  if (options_.session.start_pos > kMaxPosition ||
-      n_seen_ + options_.session.start_pos > kMaxPosition) {  // both <= 2^53: no wrap
-    return invalid("the start position " + str(options_.session.start_pos) +
+  if (options_.cache.start_pos > kMaxPosition ||
+      n_seen_ + options_.cache.start_pos > kMaxPosition) {  // both <= 2^53: no wrap
+    return invalid("the start position " + str(options_.cache.start_pos) +
                    " + the stream position " + str(n_seen_) + " is larger than 2^53");
   }
   if (cache_policy == CachePolicy::kDense && n_seen_ > window) {
@@ -462,20 +462,20 @@ Status SessionFile::validate(uint8_t keep_system, uint32_t policy, uint32_t kv_t
 
   ChatOptions& o = options_;
   o.keep_system = keep_system == 1;
-  o.session.policy = cache_policy;
-  o.session.kv_type = static_cast<TensorType>(kv_type);
-  o.session.n_sinks = static_cast<size_t>(n_sinks);
-  o.session.window = static_cast<size_t>(window);
-  o.session.max_batch = static_cast<size_t>(max_batch);
+  o.cache.policy = cache_policy;
+  o.cache.kv_type = static_cast<KvType>(kv_type);
+  o.cache.n_sinks = static_cast<size_t>(n_sinks);
+  o.cache.window = static_cast<size_t>(window);
+  o.cache.max_batch = static_cast<size_t>(max_batch);
   return {};
 }
 
 Status SessionFile::restore(ChatSession& chat) const {
   const SessionOptions& s = chat.session().options();
   if (chat.options().template_name != options_.template_name ||
-      chat.options().system != options_.system || s.policy != options_.session.policy ||
-      s.n_sinks != n_sinks_ || s.window != options_.session.window ||
-      s.kv_type != options_.session.kv_type || s.start_pos != options_.session.start_pos) {
+      chat.options().system != options_.system || s.policy != options_.cache.policy ||
+      s.n_sinks != n_sinks_ || s.window != options_.cache.window ||
+      s.kv_type != options_.cache.kv_type || s.start_pos != options_.cache.start_pos) {
     return Error(ErrorCode::kInvalidInput,
                  path_ + ": the chat was not created with the session file's options");
   }

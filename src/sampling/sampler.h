@@ -26,30 +26,12 @@
 #include <vector>
 
 #include "streamingllm/error.h"
+#include "streamingllm/options.h"
 
 namespace sllm {
 
-struct SamplerOptions {
-  // Divides the logits before the draw. 0 = greedy (argmax); < 1 sharpens, > 1 flattens.
-  float temperature = 0.8f;
-  // Keep only the top_k most likely tokens. 0 = off (keep all).
-  int32_t top_k = 40;
-  // Nucleus sampling: keep the smallest set of tokens whose probability mass reaches top_p.
-  // In (0, 1]; 1 = off.
-  float top_p = 0.95f;
-  // Keep tokens at least min_p times as likely as the most likely one. In [0, 1]; 0 = off.
-  float min_p = 0.05f;
-  // Penalises tokens seen in the last repeat_last_n accepted tokens: positive logits are divided
-  // by it, negative ones multiplied (llama.cpp / CTRL paper). > 0; 1 = off.
-  float repeat_penalty = 1.0f;
-  // How many recently accepted tokens the repetition penalty looks at. >= 0; 0 = off.
-  int32_t repeat_last_n = 64;
-  // Seed of the RNG: same seed + same logits -> same tokens on every platform.
-  uint64_t seed = 42;
-
-  // Rejects out-of-range or non-finite values with a message naming the option and the value.
-  Status validate() const;
-};
+// The public SamplingOptions (include/streamingllm/options.h); validate() is defined here.
+using SamplerOptions = SamplingOptions;
 
 // xoshiro256** (Blackman & Vigna 2018): small, fast, and its whole state is four words, which
 // makes it trivial to save and restore. Seeded through splitmix64 as its authors recommend.

@@ -1,0 +1,75 @@
+// A Chat: one conversation on an endless stream. Each user turn is rendered with the model's chat
+// template and fed once; the history is never re-rendered or re-read, so a chat of any length
+// costs the same per turn and the same memory. Old turns leave the window and are forgotten.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "streamingllm/error.h"
+#include "streamingllm/model.h"
+#include "streamingllm/options.h"
+#include "streamingllm/stream.h"
+
+namespace sllm {
+
+struct ChatOptions {
+  // A template name (chat_template_names()); "" = recognised from the model's
+  // tokenizer.chat_template: plain when it has none, chatml when it is not recognised.
+  std::string template_name;
+  std::string system;        // the system message; "" for none
+  bool keep_system = false;  // pin the opening (system message) as attention sinks: never evicted
+  CacheOptions cache;
+  SamplingOptions sampling;
+};
+
+// The templates chats can use: plain, llama2, llama3, chatml, mistral, zephyr, phi3, gemma, ...
+std::vector<std::string> chat_template_names();
+
+// The reply (its text holds no stop string; stop says why it ended) and the turn's prompt.
+struct ChatReply : Generation {
+  std::vector<TokenId> prompt_tokens;  // fed for the turn (with the previous reply's closing)
+};
+
+class Chat {
+ public:
+  static Result<std::unique_ptr<Chat>> create(std::shared_ptr<const Model> model,
+                                              const ChatOptions& options = {});
+  // A chat saved by save(), on the same model; its options are the saved ones.
+  static Result<std::unique_ptr<Chat>> load(std::shared_ptr<const Model> model,
+                                            const std::string& path);
+  ~Chat();
+  Chat(const Chat&) = delete;
+  Chat& operator=(const Chat&) = delete;
+
+  // Feeds one user turn and generates the reply, passing its text to on_text as it comes.
+  // stop.at_end_of_generation is implied (the reply ends at the model's end of turn). A turn
+  // that fails (invalid UTF-8, an empty first turn) changes nothing.
+  Result<ChatReply> send(std::string_view user_text, const StopOptions& stop = {},
+                         const TextFn& on_text = {});
+
+  // Atomically writes the conversation's whole state; load() continues it exactly.
+  Status save(const std::string& path) const;
+
+  const ChatOptions& options() const;  // with the template name resolved
+  uint64_t n_turns() const;
+  size_t n_pinned() const;      // tokens pinned as sinks by keep_system, else 0
+  uint64_t n_seen() const;      // tokens fed since the chat began
+  size_t cache_bytes() const;   // bytes of K/V storage, fixed at creation
+  size_t cache_tokens() const;  // tokens the cache holds when full
+  // The cache as created: n_sinks is raised to the pinned opening with keep_system.
+  const CacheOptions& cache_options() const;
+
+  struct Impl;
+
+ private:
+  explicit Chat(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sllm

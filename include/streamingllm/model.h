@@ -1,0 +1,92 @@
+// A model file, loaded: its facts, its tokenizer, and the weights every stream of it shares.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "streamingllm/error.h"
+#include "streamingllm/options.h"
+
+namespace sllm {
+
+// What `streamingllm info` prints.
+struct ModelInfo {
+  std::string path;
+  uint32_t gguf_version = 0;
+  size_t n_tensors = 0;
+  size_t n_metadata = 0;
+  std::string architecture;  // general.architecture: llama, mistral, qwen2
+  std::string name;          // general.name; may be empty
+  uint64_t n_params = 0;
+  std::vector<std::pair<std::string, size_t>> tensor_types;  // (type name, tensor count), by name
+  size_t n_vocab = 0;
+  size_t dim = 0;
+  size_t n_layers = 0;
+  size_t n_heads = 0;
+  size_t n_kv_heads = 0;
+  size_t head_dim = 0;
+  size_t ffn_dim = 0;
+  size_t n_ctx_train = 0;  // the training length the file states; 0 if absent
+  size_t rope_dims = 0;
+  double rope_freq_base = 0;
+  std::string rope_layout;      // "adjacent pairs" or "half split (neox)"
+  std::string tokenizer_model;  // tokenizer.ggml.model: llama (SentencePiece), ...
+  size_t n_tokens = 0;          // tokens in the vocabulary
+  TokenId bos = -1;             // -1: none
+  TokenId eos = -1;
+  std::string chat_template;  // tokenizer.chat_template (Jinja source); "" if none
+  size_t kv_bytes_per_token_f32 = 0;
+  size_t kv_bytes_per_token_f16 = 0;
+  std::string simd_target;  // the SIMD target the kernels run on here (AVX2, AVX3, ...)
+
+  size_t kv_bytes_per_token(KvType type) const {
+    return type == KvType::kF16 ? kv_bytes_per_token_f16 : kv_bytes_per_token_f32;
+  }
+};
+
+class Model {
+ public:
+  struct LoadOptions {
+    // Worker threads of the pool every stream of this model computes on; 0 = every hardware
+    // thread. Streams of one model take turns on it: calls on two streams of one model from two
+    // threads are safe and run one after the other.
+    size_t n_threads = 0;
+  };
+
+  // Maps a GGUF file and checks it. The file must stay unchanged while the model is loaded.
+  static Result<std::shared_ptr<Model>> load(const std::string& path, const LoadOptions& options);
+  static Result<std::shared_ptr<Model>> load(const std::string& path) { return load(path, {}); }
+
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const ModelInfo& info() const;
+  size_t n_threads() const;
+
+  // UTF-8 text to tokens. add_bos: prepend BOS when the vocabulary has one. parse_special: text
+  // such as "<s>" or "<|im_end|>" becomes that control token, else it is plain text. Invalid
+  // UTF-8 is an error naming the byte offset.
+  Result<std::vector<TokenId>> tokenize(std::string_view text, bool add_bos = true,
+                                        bool parse_special = false) const;
+  // Tokens to the bytes they stand for (control tokens are empty; an id outside the vocabulary
+  // is an error). A sequence cut mid-character ends in the bytes it has.
+  Result<std::string> detokenize(std::span<const TokenId> tokens) const;
+  // The stored text of a token ("▁Once", "<0x0A>", "</s>"); empty outside the vocabulary.
+  std::string token_text(TokenId token) const;
+
+  struct Impl;  // the library's side: weights, tokenizer, thread pool
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  explicit Model(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sllm

@@ -1,0 +1,69 @@
+#include "api/impl.h"
+#include "chat/chat_template.h"
+#include "runtime/session_file.h"
+
+namespace sllm {
+
+struct Chat::Impl {
+  std::shared_ptr<const Model> model;
+  std::unique_ptr<ChatSession> session;
+  ChatOptions options;  // template resolved
+  std::unique_ptr<Stream> stream_view;
+};
+
+std::vector<std::string> chat_template_names() {
+  const auto names = ChatTemplate::names();
+  return {names.begin(), names.end()};
+}
+
+Chat::Chat(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Chat::~Chat() = default;
+
+Result<std::unique_ptr<Chat>> Chat::create(std::shared_ptr<const Model> model,
+                                           const ChatOptions& options) {
+  if (model == nullptr) return Error(ErrorCode::kInvalidInput, "no model given");
+  SLLM_RETURN_IF_ERROR(options.cache.validate());
+  SLLM_RETURN_IF_ERROR(options.sampling.validate());
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  if (impl->options.template_name.empty()) {
+    impl->options.template_name = choose_template(model->info().chat_template).name;
+  }
+  const Model::Impl& m = model->impl();
+  SLLM_ASSIGN_OR_RETURN(impl->session,
+                        ChatSession::create(m.model(), m.tokenizer(), impl->options, *m.pool));
+  impl->model = std::move(model);
+  return std::unique_ptr<Chat>(new Chat(std::move(impl)));
+}
+
+Result<ChatReply> Chat::send(std::string_view user_text, const StopOptions& stop,
+                             const TextFn& on_text) {
+  std::lock_guard<std::mutex> lock(impl_->model->impl().compute);
+  return impl_->session->send(user_text, stop, on_text);
+}
+
+const ChatOptions& Chat::options() const { return impl_->options; }
+uint64_t Chat::n_turns() const { return impl_->session->n_turns(); }
+size_t Chat::n_pinned() const { return impl_->session->n_pinned(); }
+uint64_t Chat::n_seen() const { return impl_->session->session().n_seen(); }
+size_t Chat::cache_bytes() const { return impl_->session->session().cache_bytes(); }
+size_t Chat::cache_tokens() const { return impl_->session->session().cache_tokens(); }
+const CacheOptions& Chat::cache_options() const { return impl_->session->session().options(); }
+
+Status Chat::save(const std::string& path) const {
+  SLLM_ASSIGN_OR_RETURN(const uint64_t fingerprint, impl_->model->impl().file_fingerprint());
+  return save_session_file(path, *impl_->session, fingerprint, impl_->model->info().path);
+}
+
+Result<std::unique_ptr<Chat>> Chat::load(std::shared_ptr<const Model> model,
+                                         const std::string& path) {
+  if (model == nullptr) return Error(ErrorCode::kInvalidInput, "no model given");
+  SLLM_ASSIGN_OR_RETURN(const uint64_t fingerprint, model->impl().file_fingerprint());
+  SLLM_ASSIGN_OR_RETURN(SessionFile file,
+                        SessionFile::read(path, fingerprint, model->impl().model().config()));
+  SLLM_ASSIGN_OR_RETURN(std::unique_ptr<Chat> chat, create(model, file.options()));
+  SLLM_RETURN_IF_ERROR(file.restore(*chat->impl_->session));
+  return chat;
+}
+
+}  // namespace sllm

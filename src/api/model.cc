@@ -1,0 +1,103 @@
+#include <algorithm>
+#include <map>
+#include <thread>
+
+#include "api/impl.h"
+#include "kernels/ops.h"
+#include "runtime/session_file.h"
+#include "util/tensor_type.h"
+
+namespace sllm {
+
+namespace {
+
+ModelInfo describe(const std::string& path, const Engine& engine) {
+  const GgufFile& g = engine.gguf;
+  const ModelConfig& c = engine.model.config();
+  const Vocab& v = engine.tokenizer->vocab();
+  ModelInfo info;
+  info.path = path;
+  info.gguf_version = g.version();
+  info.n_tensors = g.tensors().size();
+  info.n_metadata = g.metadata().size();
+  info.architecture = c.architecture;
+  info.name = c.name;
+  std::map<std::string, size_t> types;
+  for (const auto& t : g.tensors()) {
+    info.n_params += t.n_elements;
+    ++types[ggml_type_name(static_cast<uint32_t>(t.type))];
+  }
+  info.tensor_types.assign(types.begin(), types.end());
+  info.n_vocab = c.n_vocab;
+  info.dim = c.dim;
+  info.n_layers = c.n_layers;
+  info.n_heads = c.n_heads;
+  info.n_kv_heads = c.n_kv_heads;
+  info.head_dim = c.head_dim;
+  info.ffn_dim = c.ffn_dim;
+  info.n_ctx_train = c.n_ctx_train;
+  info.rope_dims = c.rope.rope_dim;
+  info.rope_freq_base = c.rope.freq_base;
+  info.rope_layout =
+      c.rope.layout == RopeLayout::kAdjacentPairs ? "adjacent pairs" : "half split (neox)";
+  info.tokenizer_model = v.model;
+  info.n_tokens = v.n_tokens();
+  info.bos = v.bos;
+  info.eos = v.eos;
+  if (auto jinja = g.get_string("tokenizer.chat_template"); jinja.ok()) info.chat_template = *jinja;
+  info.kv_bytes_per_token_f32 = c.n_layers * 2 * c.kv_dim() * 4;
+  info.kv_bytes_per_token_f16 = c.n_layers * 2 * c.kv_dim() * 2;
+  info.simd_target = ops::simd_target_name();
+  return info;
+}
+
+}  // namespace
+
+Result<uint64_t> Model::Impl::file_fingerprint() const {
+  std::call_once(fingerprint_once, [this] { fingerprint = model_fingerprint(engine->gguf); });
+  return fingerprint;
+}
+
+Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Model::~Model() = default;
+
+Result<std::shared_ptr<Model>> Model::load(const std::string& path, const LoadOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  SLLM_ASSIGN_OR_RETURN(impl->engine, Engine::load(path));
+  const size_t n_threads = options.n_threads > 0
+                               ? options.n_threads
+                               : std::max<size_t>(1, std::thread::hardware_concurrency());
+  SLLM_ASSIGN_OR_RETURN(impl->pool, ThreadPool::create(n_threads));
+  impl->info = describe(path, *impl->engine);
+  const Vocab& v = impl->engine->tokenizer->vocab();
+  if (v.eos >= 0) impl->end_tokens.push_back(v.eos);
+  return std::shared_ptr<Model>(new Model(std::move(impl)));
+}
+
+const ModelInfo& Model::info() const { return impl_->info; }
+size_t Model::n_threads() const { return impl_->pool->n_threads(); }
+
+Result<std::vector<TokenId>> Model::tokenize(std::string_view text, bool add_bos,
+                                             bool parse_special) const {
+  return impl_->tokenizer().encode(text, add_bos, parse_special);
+}
+
+Result<std::string> Model::detokenize(std::span<const TokenId> tokens) const {
+  std::string text;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i] < 0 || static_cast<size_t>(tokens[i]) >= impl_->info.n_tokens) {
+      return Error(ErrorCode::kInvalidInput,
+                   "token id " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
+                       " is outside the vocabulary of " + std::to_string(impl_->info.n_tokens));
+    }
+    text += impl_->tokenizer().token_bytes(tokens[i]);
+  }
+  return text;
+}
+
+std::string Model::token_text(TokenId token) const {
+  const Vocab& v = impl_->tokenizer().vocab();
+  return token >= 0 && static_cast<size_t>(token) < v.n_tokens() ? v.tokens[token] : "";
+}
+
+}  // namespace sllm
