@@ -343,25 +343,10 @@ TEST(ChatSessionTest, CacheBytesStayConstantOverMtBenchTurns) {
 
 std::string temp_path(const std::string& name) { return test::temp_dir() + "/" + name; }
 
-std::vector<uint8_t> read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
+using test::read_bytes;
+using test::write_bytes;
 
-void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()),
-            static_cast<std::streamsize>(bytes.size()));
-}
-
-uint64_t stories_fingerprint() {
-  static const uint64_t fingerprint = [] {
-    auto f = model_fingerprint(stories().gguf);
-    if (!f.ok()) throw std::runtime_error(f.error().message());
-    return *f;
-  }();
-  return fingerprint;
-}
+using test::stories_fingerprint;
 
 // Acceptance 4: 6 turns in one run equal 3 turns, save, a new process-like restore, 3 turns.
 TEST(SessionFileTest, ResumedChatGivesTheSameTokens) {

@@ -38,11 +38,15 @@ inline std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-// `args` is appended to the binary's path as is (shell syntax; quote what needs it).
-inline CliResult run_cli(const std::string& args) {
+// `args` is appended to the binary's path as is (shell syntax; quote what needs it). With
+// timeout_s > 0 the command runs under timeout(1), so that one that blocks fails the test (exit
+// 137) instead of hanging it.
+inline CliResult run_cli(const std::string& args, int timeout_s = 0) {
   static int counter = 0;
   const std::string err_path = temp_dir() + "/stderr" + std::to_string(counter++);
-  const std::string cmd = std::string(SLLM_CLI_PATH) + " " + args + " 2>" + err_path;
+  const std::string prefix =
+      timeout_s > 0 ? "timeout -s KILL " + std::to_string(timeout_s) + " " : std::string();
+  const std::string cmd = prefix + std::string(SLLM_CLI_PATH) + " " + args + " 2>" + err_path;
   CliResult r;
   FILE* p = ::popen(cmd.c_str(), "r");
   if (p == nullptr) return r;

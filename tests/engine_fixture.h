@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "runtime/engine.h"
 #include "runtime/session.h"
+#include "runtime/session_file.h"
 #include "test_util.h"
 #include "util/mapped_file.h"
 
@@ -17,11 +19,7 @@ namespace sllm::test {
 // Under AddressSanitizer the engine runs 10-30x slower, so the long-stream equivalence tests use
 // shorter streams there; they still wrap the ring many times, which is what the sanitizers need to
 // see. The release build runs the full lengths the acceptance criteria name.
-#if defined(__SANITIZE_ADDRESS__)
-inline constexpr bool kSanitized = true;
-#else
-inline constexpr bool kSanitized = false;
-#endif
+inline constexpr bool kSanitized = kSanitizedBuild;
 
 // `full` tokens normally, `sanitized` under ASan.
 inline size_t stream_length(size_t full, size_t sanitized) { return kSanitized ? sanitized : full; }
@@ -37,6 +35,16 @@ inline const Engine& stories() {
 }
 
 // BOS followed by the first tokens of the TinyStories validation text: n_tokens in all.
+// model_fingerprint() of stories260K, computed once per test binary.
+inline uint64_t stories_fingerprint() {
+  static const uint64_t fingerprint = [] {
+    auto f = model_fingerprint(stories().gguf);
+    if (!f.ok()) throw std::runtime_error(f.error().message());
+    return *f;
+  }();
+  return fingerprint;
+}
+
 inline std::vector<TokenId> story_tokens(size_t n_tokens) {
   static const std::vector<TokenId> all = [] {
     auto text = read_file(shared_path("data/text/tinystories_val_head.txt"));

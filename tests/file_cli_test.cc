@@ -24,24 +24,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// test::run_cli under timeout(1), so that a command that blocks fails the test (exit 137)
-// instead of hanging it.
-test::CliResult run_cli(const std::string& args) {
-  static int counter = 0;
-  const std::string err_path = test::temp_dir() + "/file_cli_stderr" + std::to_string(counter++);
-  const std::string cmd =
-      "timeout -s KILL 60 " + std::string(SLLM_CLI_PATH) + " " + args + " 2>" + err_path;
-  test::CliResult r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = ::pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.err = test::slurp(err_path);
-  return r;
-}
+// Under timeout(1): a command that blocks fails the test instead of hanging it.
+test::CliResult run_cli(const std::string& args) { return test::run_cli(args, 60); }
 
 const std::string kModel = test::stories_gguf();
 

@@ -29,25 +29,10 @@ constexpr uint64_t kU64Max = std::numeric_limits<uint64_t>::max();
 
 std::string temp_path(const std::string& name) { return test::temp_dir() + "/" + name; }
 
-std::vector<uint8_t> read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
+using test::read_bytes;
+using test::write_bytes;
 
-void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()),
-            static_cast<std::streamsize>(bytes.size()));
-}
-
-uint64_t fingerprint() {
-  static const uint64_t f = [] {
-    auto r = model_fingerprint(stories().gguf);
-    if (!r.ok()) throw std::runtime_error(r.error().message());
-    return *r;
-  }();
-  return f;
-}
+uint64_t fingerprint() { return test::stories_fingerprint(); }
 
 ChatOptions options_for(CachePolicy policy, size_t window, KvType kv_type = KvType::kF32) {
   ChatOptions o;

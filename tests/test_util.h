@@ -1,7 +1,11 @@
 // Helpers shared by the tests: paths to ../shared and running the CLI.
 #pragma once
 
+#include <cstdint>
+#include <fstream>
+#include <iterator>
 #include <string>
+#include <vector>
 
 namespace sllm::test {
 
@@ -11,6 +15,17 @@ inline std::string shared_path(const std::string& rel) {
 }
 
 inline std::string stories_gguf() { return shared_path("models/stories260K/stories260K.gguf"); }
+
+// A file's bytes, and a file of these bytes (for crafting damaged copies).
+inline std::vector<uint8_t> read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+inline void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
+}
 
 }  // namespace sllm::test
 
