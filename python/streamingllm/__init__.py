@@ -162,7 +162,7 @@ class Llama:
             raise InvalidInputError(
                 f"unknown cache policy '{cache_policy}' (dense, window, streaming, recompute)")
         self.cache_policy = cache_policy
-        self.n_sinks = n_sinks if cache_policy == "streaming" else 0
+        self.n_sinks = n_sinks  # used by the streaming policy only
         self.n_window = n_window
         self.kv_type = kv_type
         self.seed = seed if seed is not None else random.getrandbits(63)
@@ -181,7 +181,8 @@ class Llama:
                 f"streamingllm: {self.model_path}: {info['architecture']}, "
                 f"{info['n_params']} parameters, {info['n_layers']} layers, "
                 f"SIMD {info['simd_target']}, {self.n_threads} threads, cache "
-                f"{cache_policy} ({self.n_sinks} sinks + {n_window})",
+                f"{cache_policy} ({self.n_sinks if cache_policy == 'streaming' else 0} sinks + "
+                f"{n_window})",
                 file=sys.stderr,
             )
 
@@ -233,7 +234,7 @@ class Llama:
     def _cache_kwargs(self, policy=None, n_sinks=None, n_window=None):
         policy = self.cache_policy if policy is None else policy
         if n_sinks is None:
-            n_sinks = self.n_sinks if policy == "streaming" else 0
+            n_sinks = self.n_sinks
         return dict(
             policy=policy,
             n_sinks=n_sinks if policy == "streaming" else 0,

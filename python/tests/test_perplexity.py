@@ -53,3 +53,13 @@ def test_perplexity_of_text(llm):
     assert 1.0 < float(np.exp(nll.mean())) < 20.0
     with pytest.raises(streamingllm.InvalidInputError):
         llm.perplexity("")  # BOS alone: nothing to score
+
+
+def test_perplexity_options_override_the_objects(model_path, llm):
+    tokens = llm.tokenize(b"Once upon a time, there was a little girl named Lily. " * 8)
+    w = streamingllm.Llama(model_path, n_threads=2, cache_policy="window", n_window=16)
+    # The object's window cache, and a streaming cache (4 sinks by default) asked for by name.
+    assert np.array_equal(w.perplexity(tokens), llm.perplexity(tokens, "window", n_window=16))
+    assert np.array_equal(w.perplexity(tokens, "streaming"),
+                          llm.perplexity(tokens, n_window=16))
+    assert not np.array_equal(w.perplexity(tokens), w.perplexity(tokens, "streaming"))
