@@ -43,8 +43,11 @@ class CMakeBuild(build_ext):
         else:
             build = REPO / "build/python"
         jobs = os.environ.get("SLLM_BUILD_JOBS", "2")
+        # The interpreter a venv was made from: it outlives the venv, and the build tree may be
+        # shared by several venvs of the same Python.
+        python = getattr(sys, "_base_executable", None) or sys.executable
         configure = ["cmake", "-S", str(REPO), "-B", str(build), "-DSLLM_BUILD_PYTHON=ON",
-                     f"-DPython3_EXECUTABLE={sys.executable}"]
+                     f"-DPython3_EXECUTABLE={python}"]
         if not (build / "CMakeCache.txt").is_file():
             configure += ["-DCMAKE_BUILD_TYPE=Release", "-DSLLM_BUILD_TESTS=OFF",
                           "-DSLLM_BUILD_BENCH=OFF", "-DSLLM_BUILD_APPS=OFF"]
