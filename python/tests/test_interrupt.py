@@ -1,0 +1,29 @@
+"""Ctrl-C raises KeyboardInterrupt between tokens of an endless generation."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+
+def test_sigint_raises_keyboard_interrupt(model_path):
+    script = textwrap.dedent(f"""
+        import os, signal, threading, time
+        import streamingllm
+        llm = streamingllm.Llama({model_path!r}, n_threads=1)
+        threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+        t0 = time.monotonic()
+        try:
+            llm("", max_tokens=-1, temperature=0.8)  # endless: only Ctrl-C ends it
+        except KeyboardInterrupt:
+            print("interrupted after", round(time.monotonic() - t0, 1), "s;",
+                  llm.n_tokens_seen > 1)
+            print(llm("", max_tokens=5, temperature=0)["choices"][0]["text"])
+    """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("interrupted after") and lines[0].endswith("True"), r.stdout
+    assert lines[1] == "Once upon a time,"
