@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: release build + tests, Debug+ASan/UBSan build + tests, and a format check.
+# The whole test suite: a format check, release build + tests, the Python module (built on the
+# release tree) + pytest, Debug+ASan/UBSan build + tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -12,6 +13,9 @@ echo "== release =="
 cmake --preset release
 cmake --build --preset release -j "$jobs"
 ctest --preset release -j "$jobs"
+
+echo "== python module (release build, offline pip install into a venv, pytest) =="
+bash scripts/test_python.sh
 
 echo "== debug + ASan/UBSan =="
 cmake --preset debug-asan
