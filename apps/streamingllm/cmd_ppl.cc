@@ -39,15 +39,16 @@ class Progress {
         total_(total),
         tty_(::isatty(2) == 1),
         start_(std::chrono::steady_clock::now()) {}
-  void update(size_t done) {
+  void update(size_t done, double ppl) {
     if (!tty_) return;
     const double s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     const double rate = s > 0 ? static_cast<double>(done) / s : 0;
     const double eta = rate > 0 ? static_cast<double>(total_ - done) / rate : 0;
     const size_t width = 30, filled = total_ ? width * done / total_ : width;
-    fmt::print(stderr, "\r{:<10} [{}{}] {}/{} tokens  {:.0f} tok/s  ETA {:.0f} s   ", label_,
-               std::string(filled, '#'), std::string(width - filled, '.'), done, total_, rate, eta);
+    fmt::print(stderr, "\r{:<10} [{}{}] {}/{} tokens  {:.0f} tok/s  ETA {:.0f} s  ppl {:.3f}   ",
+               label_, std::string(filled, '#'), std::string(width - filled, '.'), done, total_,
+               rate, eta, ppl);
   }
   void done() {
     if (tty_) fmt::print(stderr, "\n");
@@ -203,12 +204,18 @@ int ppl(const PplArgs& a) {
     const auto start = Clock::now();
     auto full_start = start;
     size_t full_done = 0;  // tokens scored when the cache was first seen full; 0: not yet
-    SLLM_CLI_ASSIGN(run.result.nll, perplexity(model, stream, run.options, [&](size_t done) {
+    double nll_sum = 0;    // over the tokens scored so far: the running perplexity
+    size_t n_summed = 0;
+    SLLM_CLI_ASSIGN(run.result.nll,
+                    perplexity(model, stream, run.options, [&](std::span<const double> nll) {
+                      const size_t done = nll.size();
                       if (capacity > 0 && full_done == 0 && done >= capacity) {
                         full_start = Clock::now();
                         full_done = done;
                       }
-                      progress.update(done);
+                      for (size_t i = n_summed; i < done; ++i) nll_sum += nll[i];
+                      n_summed = done;
+                      progress.update(done, std::exp(nll_sum / static_cast<double>(done)));
                     }));
     progress.done();
     const auto end = Clock::now();
