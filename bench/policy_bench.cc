@@ -15,33 +15,32 @@
 #include <string>
 #include <vector>
 
-#include "kernels/ops.h"
-#include "runtime/engine.h"
-#include "runtime/session.h"
-#include "util/thread_pool.h"
+#include "streamingllm/streamingllm.h"
 
 namespace sllm {
 namespace {
 
 std::string g_model_path = SLLM_SHARED_DIR "/models/stories260K/stories260K.gguf";
 
-const Engine& engine() {
-  static const std::unique_ptr<Engine> loaded = [] {
-    auto e = Engine::load(g_model_path);
-    if (!e.ok()) {
-      std::fprintf(stderr, "error: %s\n", e.error().message().c_str());
+// The model, on one worker thread.
+const std::shared_ptr<Model>& model() {
+  static const std::shared_ptr<Model> loaded = [] {
+    Model::LoadOptions options;
+    options.n_threads = 1;
+    auto m = Model::load(g_model_path, options);
+    if (!m.ok()) {
+      std::fprintf(stderr, "error: %s\n", m.error().message().c_str());
       std::exit(1);
     }
-    return std::move(e).value();
+    return std::move(m).value();
   }();
-  return *loaded;
+  return loaded;
 }
 
 // A fixed pseudo-random token stream: the cost of a token does not depend on which it is.
 std::vector<TokenId> tokens(size_t n) {
   std::mt19937 rng(5);
-  std::uniform_int_distribution<TokenId> id(
-      3, static_cast<TokenId>(engine().model.config().n_vocab) - 1);
+  std::uniform_int_distribution<TokenId> id(3, static_cast<TokenId>(model()->info().n_vocab) - 1);
   std::vector<TokenId> out(n);
   for (auto& t : out) t = id(rng);
   return out;
@@ -49,15 +48,17 @@ std::vector<TokenId> tokens(size_t n) {
 
 // n_cached: tokens held before timing starts (the cache size, or dense's length).
 void bm_policy(benchmark::State& state, CachePolicy policy, size_t n_cached) {
-  ThreadPool pool(1);
-  SessionOptions options;
-  options.policy = policy;
-  options.n_sinks = policy == CachePolicy::kStreaming ? 4 : 0;
   // Dense: room for the timed tokens on top of its length.
-  options.window = policy == CachePolicy::kDense
-                       ? n_cached + static_cast<size_t>(state.max_iterations)
-                       : n_cached - options.n_sinks;
-  auto session = Session::create(engine().model, options, pool);
+  auto options = CacheOptions::for_policy(policy,
+                                          policy == CachePolicy::kDense
+                                              ? n_cached + static_cast<size_t>(state.max_iterations)
+                                              : n_cached,
+                                          4);
+  if (!options.ok()) {
+    state.SkipWithError(options.error().message().c_str());
+    return;
+  }
+  auto session = Stream::create(model(), *options);
   if (!session.ok()) {
     state.SkipWithError(session.error().message().c_str());
     return;
@@ -76,7 +77,7 @@ void bm_policy(benchmark::State& state, CachePolicy policy, size_t n_cached) {
       state.SkipWithError("feed failed");
       return;
     }
-    benchmark::DoNotOptimize((*session)->last_logits().data());
+    benchmark::DoNotOptimize((*session)->logits().data());
   }
   state.counters["tok/s"] =
       benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
@@ -99,7 +100,7 @@ class RatioReporter : public benchmark::ConsoleReporter {
   void Finalize() override {
     ConsoleReporter::Finalize();
     std::printf("\nper-token time relative to streaming with the same cache (%s, one thread):\n",
-                ops::simd_target_name());
+                model()->info().simd_target.c_str());
     for (const std::string& name : order_) {
       // Names end in "/cache:N" or "/len:N"; dense at length N compares with streaming at cache N.
       const size_t slash = name.rfind('/');
@@ -154,7 +155,7 @@ int main(int argc, char** argv) {
   } else if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
     return 1;
   }
-  benchmark::AddCustomContext("simd_target", sllm::ops::simd_target_name());
+  benchmark::AddCustomContext("simd_target", sllm::model()->info().simd_target);
   sllm::register_benchmarks();
   sllm::RatioReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);

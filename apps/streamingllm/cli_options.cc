@@ -8,7 +8,6 @@
 #include <thread>
 
 #include "commands.h"
-#include "util/limits.h"
 
 namespace sllm::cli {
 
@@ -33,8 +32,14 @@ size_t ModelArgs::threads() const {
   return n_threads > 0 ? n_threads : std::max(1u, std::thread::hardware_concurrency());
 }
 
+Result<std::shared_ptr<Model>> ModelArgs::load() const {
+  Model::LoadOptions options;
+  options.n_threads = threads();
+  return Model::load(path, options);
+}
+
 void SamplingArgs::add(CLI::App& cmd) {
-  SamplerOptions& o = options;
+  SamplingOptions& o = options;
   add_number(cmd, "--temp", o.temperature, {0.0f, 1000.0f}, "Temperature; 0 = greedy");
   add_number(cmd, "--top-k", o.top_k, {0, std::numeric_limits<int32_t>::max()},
              "Keep the k most likely tokens; 0 = off");
@@ -51,7 +56,7 @@ void SamplingArgs::add(CLI::App& cmd) {
              "Random seed");
 }
 
-Result<SamplerOptions> SamplingArgs::to_options() const {
+Result<SamplingOptions> SamplingArgs::to_options() const {
   SLLM_RETURN_IF_ERROR(options.validate());
   return options;
 }
@@ -91,30 +96,26 @@ Status CacheArgs::check() const {
   return {};
 }
 
-Result<SessionOptions> CacheArgs::to_options(const ModelConfig& config) const {
-  SessionOptions o;
-  SLLM_ASSIGN_OR_RETURN(o.policy, parse_policy(policy));
+Result<CacheOptions> CacheArgs::to_options(const ModelInfo& model) const {
+  SLLM_RETURN_IF_ERROR(check());
+  SLLM_ASSIGN_OR_RETURN(const CachePolicy p, parse_policy(policy));
   auto invalid = [](const std::string& msg) { return Error(ErrorCode::kInvalidInput, msg); };
-  if (sinks_opt->count() > 0 && o.policy != CachePolicy::kStreaming) {
-    return invalid("--sinks applies to --policy streaming only");
-  }
-  if (ctx_opt->count() > 0 && o.policy != CachePolicy::kDense) {
-    return invalid("--ctx-size applies to --policy dense only (use --window)");
-  }
-  if (window_opt->count() > 0 && o.policy == CachePolicy::kDense) {
-    return invalid("--window does not apply to --policy dense (use --ctx-size)");
-  }
   if (window_opt->count() > 0 && window == 0) return invalid("--window must be at least 1");
-  if (!checked_add(n_sinks, window)) return invalid("--sinks + --window overflows");
-  o.n_sinks = o.policy == CachePolicy::kStreaming ? n_sinks : 0;
-  if (o.policy == CachePolicy::kDense) {
-    o.window = ctx_size > 0 ? ctx_size : (config.n_ctx_train > 0 ? config.n_ctx_train : 4096);
-  } else if (window > 0) {
-    o.window = window;
-  } else {
-    o.window = o.policy == CachePolicy::kStreaming && n_sinks < 1024 ? 1024 - n_sinks : 1024;
+  if (n_sinks > std::numeric_limits<size_t>::max() - window) {
+    return invalid("--sinks + --window overflows");
   }
-  o.kv_type = kv_type == "f16" ? KvType::kF16 : KvType::kF32;
+  const size_t sinks = p == CachePolicy::kStreaming ? n_sinks : 0;
+  size_t cache_tokens = 0;
+  if (p == CachePolicy::kDense) {
+    cache_tokens = ctx_size > 0 ? ctx_size : (model.n_ctx_train > 0 ? model.n_ctx_train : 4096);
+  } else if (window > 0) {
+    cache_tokens = sinks + window;
+  } else {
+    // A cache of 1024 tokens; sinks that fill it get a window of 1024 beside them.
+    cache_tokens = sinks < 1024 ? 1024 : sinks + 1024;
+  }
+  SLLM_ASSIGN_OR_RETURN(CacheOptions o, CacheOptions::for_policy(p, cache_tokens, sinks));
+  SLLM_ASSIGN_OR_RETURN(o.kv_type, parse_kv_type(kv_type));
   o.max_batch = batch;
   return o;
 }
@@ -130,7 +131,7 @@ uint64_t peak_rss_bytes() {
   return static_cast<uint64_t>(usage.ru_maxrss) * 1024;  // KiB on Linux
 }
 
-std::string describe_cache(const SessionOptions& o) {
+std::string describe_cache(const CacheOptions& o) {
   const char* kv = kv_type_name(o.kv_type);
   switch (o.policy) {
     case CachePolicy::kStreaming:

@@ -4,11 +4,8 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
-#include "model/config.h"
 #include "numeric_option.h"
-#include "runtime/session.h"
-#include "sampling/sampler.h"
-#include "streamingllm/error.h"
+#include "streamingllm/streamingllm.h"
 
 namespace sllm::cli {
 
@@ -34,11 +31,13 @@ struct ModelArgs {
   size_t n_threads = 0;  // 0: all hardware threads
   void add(CLI::App& cmd);
   size_t threads() const;
+  // Model::load with these threads; errors as the library words them.
+  Result<std::shared_ptr<Model>> load() const;
 };
 
 struct SamplingArgs {
-  SamplerOptions options;
-  Result<SamplerOptions> to_options() const;
+  SamplingOptions options;
+  Result<SamplingOptions> to_options() const;
   void add(CLI::App& cmd);
 };
 
@@ -58,8 +57,9 @@ struct CacheArgs {
   // The flag conflicts that need no model (a flag the policy ignores), so that they are reported
   // before any work starts; to_options() checks them again.
   Status check() const;
-  // Validates the flags against the policy: a flag that would do nothing is an error.
-  Result<SessionOptions> to_options(const ModelConfig& config) const;
+  // Validates the flags against the policy: a flag that would do nothing is an error. The sizes
+  // come from CacheOptions::for_policy (dense defaults to the model's training context).
+  Result<CacheOptions> to_options(const ModelInfo& model) const;
 };
 
 // Two flags that must not be given together: "--prompt and --file exclude each other".
@@ -69,6 +69,6 @@ Status exclusive(const CLI::Option* a, const CLI::Option* b);
 uint64_t peak_rss_bytes();
 
 // "4 sinks + 1020 window, f32" and the like.
-std::string describe_cache(const SessionOptions& options);
+std::string describe_cache(const CacheOptions& options);
 
 }  // namespace sllm::cli

@@ -16,9 +16,7 @@
 
 #include "cli_options.h"
 #include "commands.h"
-#include "kernels/ops.h"
 #include "output.h"
-#include "runtime/engine.h"
 
 namespace sllm::cli {
 
@@ -107,52 +105,50 @@ double mib(uint64_t n_bytes) { return static_cast<double>(n_bytes) / (1024.0 * 1
 int bench(const BenchArgs& a) {
   if (a.json_opt->count() > 0) SLLM_CLI_CHECK(check_output_path("--json", a.json_path));
   SLLM_CLI_CHECK(a.cache.check());
-  SLLM_CLI_ASSIGN(auto engine, Engine::load(a.model.path));
-  SLLM_CLI_ASSIGN(SessionOptions session_options, a.cache.to_options(engine->model.config()));
-  SLLM_CLI_ASSIGN(SamplerOptions sampler_options, a.sampling.to_options());
-  const Tokenizer& tok = *engine->tokenizer;
-  if (tok.vocab().bos < 0) {
+  SLLM_CLI_ASSIGN(std::shared_ptr<Model> model, a.model.load());
+  SLLM_CLI_ASSIGN(CacheOptions cache_options, a.cache.to_options(model->info()));
+  SLLM_CLI_ASSIGN(SamplingOptions sampling_options, a.sampling.to_options());
+  const ModelInfo& info = model->info();
+  if (info.bos < 0) {
     return report(Error(ErrorCode::kInvalidInput, "the model has no BOS token to start from"));
   }
-  ThreadPool pool(a.model.threads());
-  SLLM_CLI_ASSIGN(auto session, Session::create(engine->model, session_options, pool));
-  Sampler sampler(sampler_options, engine->model.config().n_vocab);
-  const std::string cache = describe_cache(session_options);
+  SLLM_CLI_ASSIGN(auto stream, Stream::create(model, cache_options, sampling_options));
+  const std::string cache = describe_cache(cache_options);
   fmt::print(
       stderr,
       "streamingllm bench: {} | policy {} | cache {} tokens, {} bytes ({}) | {} threads | {}\n",
-      a.model.path, policy_name(session_options.policy), session->cache_tokens(),
-      session->cache_bytes(), cache, pool.n_threads(), ops::simd_target_name());
+      a.model.path, policy_name(cache_options.policy), stream->cache_tokens(),
+      stream->cache_bytes(), cache, model->n_threads(), info.simd_target);
 
-  std::vector<LatencyWindow> windows = plan_windows(a.n_tokens, session->cache_tokens());
+  std::vector<LatencyWindow> windows = plan_windows(a.n_tokens, stream->cache_tokens());
   for (LatencyWindow& w : windows) w.wall_us_per_token.reserve(w.end - w.begin);
   const uint64_t kRssCheckpoint = 10'000;
   uint64_t rss_at_checkpoint = 0;
-  std::vector<float> logits(engine->model.config().n_vocab);
   using Clock = std::chrono::steady_clock;
 
-  const TokenId bos[1] = {tok.vocab().bos};
-  SLLM_CLI_CHECK(session->feed(bos));
-  sampler.accept(bos[0]);
-  const auto start = Clock::now();
-  const double cpu_start = process_cpu_seconds();
-  auto last_report = start;
-  size_t next_window = 0;
+  const TokenId bos[1] = {info.bos};
+  SLLM_CLI_CHECK(stream->feed(bos));
   const auto starts_window = [&](uint64_t i) {
     for (const LatencyWindow& w : windows) {
       if (w.begin == i) return true;
     }
     return false;
   };
-  for (uint64_t i = 0; i < a.n_tokens; ++i) {
-    const double cpu_at_t0 = starts_window(i) ? process_cpu_seconds() : 0.0;
-    const auto t0 = Clock::now();
-    std::copy(session->last_logits().begin(), session->last_logits().end(), logits.begin());
-    const TokenId next[1] = {sampler.sample(logits)};
-    sampler.accept(next[0]);
-    SLLM_CLI_CHECK(session->feed(next));
+  // The library's decode loop: EOS is fed like any token, nothing is kept. A token's time runs
+  // from the end of the previous token's bookkeeping to its own callback: sampling and feeding.
+  StopOptions stop;
+  stop.max_tokens = static_cast<int64_t>(a.n_tokens);
+  stop.at_end_of_generation = false;
+  stop.keep_output = false;
+  uint64_t i = 0;  // generated tokens so far
+  size_t next_window = 0;
+  double cpu_at_t0 = starts_window(0) ? process_cpu_seconds() : 0.0;
+  const auto start = Clock::now();
+  const double cpu_start = process_cpu_seconds();
+  auto last_report = start;
+  auto t0 = start;
+  auto generated = stream->generate(stop, {}, [&](TokenId) {
     const auto t1 = Clock::now();
-
     while (next_window < windows.size() && i >= windows[next_window].end) ++next_window;
     for (size_t w = next_window; w < windows.size() && windows[w].begin <= i; ++w) {
       LatencyWindow& window = windows[w];
@@ -170,7 +166,11 @@ int bench(const BenchArgs& a) {
                  static_cast<double>(a.report_every) / since, mib(peak_rss_bytes()));
       last_report = t1;
     }
-  }
+    ++i;
+    cpu_at_t0 = starts_window(i) ? process_cpu_seconds() : 0.0;
+    t0 = Clock::now();
+  });
+  if (!generated.ok()) return report(generated.error());
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   const double cpu_seconds = process_cpu_seconds() - cpu_start;
   const uint64_t rss_end = peak_rss_bytes();
@@ -178,16 +178,16 @@ int bench(const BenchArgs& a) {
 
   // The report: stdout, then optionally JSON.
   out("model:        {}\n", a.model.path);
-  out("policy:       {} ({}), cache {} tokens, {} bytes\n", policy_name(session_options.policy),
-      cache, session->cache_tokens(), session->cache_bytes());
-  out("threads:      {} ({})\n", pool.n_threads(), ops::simd_target_name());
+  out("policy:       {} ({}), cache {} tokens, {} bytes\n", policy_name(cache_options.policy),
+      cache, stream->cache_tokens(), stream->cache_bytes());
+  out("threads:      {} ({})\n", model->n_threads(), info.simd_target);
   fmt::print(
       "generated:    {} tokens in {:.3f} s: {:.1f} tok/s (sampling included); CPU {:.3f} s\n",
       a.n_tokens, seconds, tokens_per_s, cpu_seconds);
   out("latency per token over {} tokens (us):     wall mean  wall median   CPU mean\n",
       kWindowTokens);
   out("  (the cache is full from token {} on; before, a token attends over fewer tokens)\n",
-      session->cache_tokens());
+      stream->cache_tokens());
   for (const LatencyWindow& w : windows) {
     out("  {:<38} {:10.2f} {:12.2f} {:10.2f}\n", w.label, w.wall_us(), w.median_wall_us(),
         w.cpu_us());
@@ -211,13 +211,13 @@ int bench(const BenchArgs& a) {
   if (a.json_opt->count() > 0) {
     nlohmann::json j;
     j["model"] = a.model.path;
-    j["policy"] = policy_name(session_options.policy);
-    j["n_sinks"] = session_options.n_sinks;
-    j["window"] = session_options.window;
-    j["cache_tokens"] = session->cache_tokens();
-    j["cache_bytes"] = session->cache_bytes();
-    j["threads"] = pool.n_threads();
-    j["simd_target"] = ops::simd_target_name();
+    j["policy"] = policy_name(cache_options.policy);
+    j["n_sinks"] = cache_options.n_sinks;
+    j["window"] = cache_options.window;
+    j["cache_tokens"] = stream->cache_tokens();
+    j["cache_bytes"] = stream->cache_bytes();
+    j["threads"] = model->n_threads();
+    j["simd_target"] = info.simd_target;
     j["n_tokens"] = a.n_tokens;
     j["seconds"] = seconds;
     j["tokens_per_second"] = tokens_per_s;

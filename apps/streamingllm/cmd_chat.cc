@@ -17,35 +17,14 @@
 #include <iostream>
 #include <optional>
 
-#include "chat/prompt_file.h"
 #include "cli_options.h"
 #include "commands.h"
+#include "interrupt.h"
 #include "output.h"
-#include "runtime/chat_session.h"
-#include "runtime/engine.h"
-#include "runtime/session_file.h"
-#include "util/file_lock.h"
-#include "util/mapped_file.h"
 
 namespace sllm::cli {
 
 namespace {
-
-std::atomic<bool> g_interrupted{false};
-
-// Ctrl-C ends the reply (or, at the prompt, the chat); a second Ctrl-C during the same reply ends
-// the program at once.
-extern "C" void on_chat_sigint(int) {
-  if (g_interrupted.exchange(true)) std::_Exit(130);
-}
-
-// Installed without SA_RESTART, so that Ctrl-C at the prompt makes readline() return.
-void install_sigint_handler() {
-  struct sigaction action = {};
-  action.sa_handler = on_chat_sigint;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGINT, &action, nullptr);
-}
 
 struct ChatArgs {
   ModelArgs model;
@@ -79,7 +58,7 @@ class PromptFileSource final : public TurnSource {
  public:
   explicit PromptFileSource(std::vector<std::string> turns) : turns_(std::move(turns)) {}
   std::optional<std::string> next() override {
-    if (next_ == turns_.size() || g_interrupted.load()) return std::nullopt;
+    if (next_ == turns_.size() || interrupted().load()) return std::nullopt;
     return turns_[next_++];
   }
   bool echo() const override { return true; }
@@ -94,7 +73,7 @@ class StdinSource final : public TurnSource {
  public:
   std::optional<std::string> next() override {
     std::string line;
-    while (!g_interrupted.load() && std::getline(std::cin, line)) {
+    while (!interrupted().load() && std::getline(std::cin, line)) {
       ++n_lines_;
       if (line.find_first_not_of(" \t\r") != std::string::npos) return line;
     }
@@ -115,7 +94,7 @@ class TerminalSource final : public TurnSource {
   }
   std::optional<std::string> next() override {
     for (;;) {
-      g_interrupted = false;
+      interrupted() = false;
       char* line = readline("> ");
       if (line == nullptr) {  // Ctrl-D, or Ctrl-C at the prompt
         out("\n");
@@ -142,11 +121,11 @@ Status same_as_saved(const ChatArgs& a, const char* flag, const T& given, const 
                            flag, given, saved));
 }
 
-Status check_flags_against(const ChatArgs& a, const ChatOptions& saved, const ModelConfig& config) {
+Status check_flags_against(const ChatArgs& a, const ChatOptions& saved, const ModelInfo& model) {
   SLLM_RETURN_IF_ERROR(same_as_saved(a, "--template", a.template_name, saved.template_name));
   SLLM_RETURN_IF_ERROR(same_as_saved(a, "--system", a.system, saved.system));
   SLLM_RETURN_IF_ERROR(same_as_saved(a, "--keep-system", a.keep_system, saved.keep_system));
-  SLLM_ASSIGN_OR_RETURN(SessionOptions s, a.cache.to_options(config));
+  SLLM_ASSIGN_OR_RETURN(CacheOptions s, a.cache.to_options(model));
   SLLM_RETURN_IF_ERROR(same_as_saved(a, "--policy", std::string(policy_name(s.policy)),
                                      std::string(policy_name(saved.cache.policy))));
   SLLM_RETURN_IF_ERROR(same_as_saved(a, "--sinks", s.n_sinks, saved.cache.n_sinks));
@@ -154,8 +133,8 @@ Status check_flags_against(const ChatArgs& a, const ChatOptions& saved, const Mo
   SLLM_RETURN_IF_ERROR(same_as_saved(a, "--ctx-size", s.window, saved.cache.window));
   SLLM_RETURN_IF_ERROR(same_as_saved(a, "--kv-type", a.cache.kv_type,
                                      std::string(kv_type_name(saved.cache.kv_type))));
-  const SamplerOptions& g = a.sampling.options;
-  const SamplerOptions& o = saved.sampling;
+  const SamplingOptions& g = a.sampling.options;
+  const SamplingOptions& o = saved.sampling;
   SLLM_RETURN_IF_ERROR(same_as_saved(a, "--temp", g.temperature, o.temperature));
   SLLM_RETURN_IF_ERROR(same_as_saved(a, "--top-k", g.top_k, o.top_k));
   SLLM_RETURN_IF_ERROR(same_as_saved(a, "--top-p", g.top_p, o.top_p));
@@ -166,50 +145,32 @@ Status check_flags_against(const ChatArgs& a, const ChatOptions& saved, const Mo
   return {};
 }
 
-Result<ChatOptions> options_from_flags(const ChatArgs& a, const Engine& engine) {
+Result<ChatOptions> options_from_flags(const ChatArgs& a, const Model& model) {
   ChatOptions o;
   if (a.given("--template")) {
     o.template_name = a.template_name;
   } else {
-    const auto jinja = engine.gguf.get_string("tokenizer.chat_template");
-    const TemplateChoice choice = choose_template(jinja.ok() ? *jinja : "");
+    const ChatTemplateChoice choice = choose_chat_template(model.info().chat_template);
     if (!choice.note.empty()) fmt::print(stderr, "note: {}\n", choice.note);
     o.template_name = choice.name;
   }
   o.system = a.system;
   o.keep_system = a.keep_system;
-  SLLM_ASSIGN_OR_RETURN(o.cache, a.cache.to_options(engine.model.config()));
+  SLLM_ASSIGN_OR_RETURN(o.cache, a.cache.to_options(model.info()));
   SLLM_ASSIGN_OR_RETURN(o.sampling, a.sampling.to_options());
   return o;
 }
 
 // The --session file, checked and locked for the whole chat before any work, so that an unusable
 // path is reported at once and a second chat on the same file refuses instead of racing.
-struct SessionPath {
-  bool exists = false;  // resume from it
-  FileLock lock;
-};
-
-Result<std::optional<SessionPath>> open_session_path(const ChatArgs& a) {
+Result<std::optional<SessionLock>> open_session_path(const ChatArgs& a) {
   if (a.session_path.empty()) {
-    if (!a.given("--session")) return std::optional<SessionPath>();
+    if (!a.given("--session")) return std::optional<SessionLock>();
     return Error(ErrorCode::kInvalidInput, "--session needs a file path, got an empty string");
   }
-  auto flag_error = [](const Error& e) { return e.with_context("--session"); };
-  if (Status usable = ::sllm::check_output_path(a.session_path); !usable.ok()) {
-    return flag_error(usable.error());
-  }
-  Result<std::string> target = resolve_symlinks(a.session_path);
-  if (!target.ok()) return flag_error(target.error());
-  SessionPath session;
-  Result<FileLock> lock =
-      FileLock::acquire(*target + ".lock", "session file '" + a.session_path + "'");
-  if (!lock.ok()) return flag_error(lock.error());
-  session.lock = std::move(*lock);
-  Result<FileKind> kind = file_kind(*target);
-  if (!kind.ok()) return flag_error(kind.error());
-  session.exists = *kind == FileKind::kRegular;
-  return std::optional<SessionPath>(std::move(session));
+  Result<SessionLock> lock = SessionLock::acquire(a.session_path);
+  if (!lock.ok()) return lock.error().with_context("--session");
+  return std::optional<SessionLock>(std::move(*lock));
 }
 
 // The flag errors that need no model, reported before any work starts.
@@ -225,53 +186,40 @@ Status check_flags(const ChatArgs& a) {
 
 int chat(const ChatArgs& a) {
   SLLM_CLI_CHECK(check_flags(a));
-  SLLM_CLI_ASSIGN(std::optional<SessionPath> session_path, open_session_path(a));
-  SLLM_CLI_ASSIGN(auto engine, Engine::load(a.model.path));
-  uint64_t fingerprint = 0;
-  std::optional<SessionFile> saved;
-  if (!a.session_path.empty()) {
-    SLLM_CLI_ASSIGN(fingerprint, model_fingerprint(engine->gguf));
-    if (session_path->exists) {
-      SLLM_CLI_ASSIGN(SessionFile file,
-                      SessionFile::read(a.session_path, fingerprint, engine->model.config()));
-      SLLM_CLI_CHECK(check_flags_against(a, file.options(), engine->model.config()));
-      saved.emplace(std::move(file));
-    }
-  }
-  ChatOptions options;
-  if (saved) {
-    options = saved->options();
-    options.cache.max_batch = a.cache.batch;  // speed only, not state
-  } else {
-    SLLM_CLI_ASSIGN(options, options_from_flags(a, *engine));
-  }
-
+  SLLM_CLI_ASSIGN(std::optional<SessionLock> session_path, open_session_path(a));
   // Worker threads inherit a mask with SIGINT blocked, so that Ctrl-C reaches the main thread
   // (and interrupts its read at the prompt).
   sigset_t sigint_only, previous;
   sigemptyset(&sigint_only);
   sigaddset(&sigint_only, SIGINT);
   pthread_sigmask(SIG_BLOCK, &sigint_only, &previous);
-  ThreadPool pool(a.model.threads());
+  auto loaded = a.model.load();
   pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-
-  SLLM_CLI_ASSIGN(auto chat, ChatSession::create(engine->model, *engine->tokenizer, options, pool));
-  if (saved) SLLM_CLI_CHECK(saved->restore(*chat));
-  const size_t cache_bytes_at_start = chat->session().cache_bytes();
+  SLLM_CLI_ASSIGN(std::shared_ptr<Model> model, std::move(loaded));
+  const bool resume = session_path.has_value() && session_path->exists();
+  std::unique_ptr<Chat> chat;
+  if (resume) {
+    SLLM_CLI_ASSIGN(chat, Chat::load(model, a.session_path, a.cache.batch));
+    SLLM_CLI_CHECK(check_flags_against(a, chat->options(), model->info()));
+  } else {
+    SLLM_CLI_ASSIGN(ChatOptions options, options_from_flags(a, *model));
+    SLLM_CLI_ASSIGN(chat, Chat::create(model, options));
+  }
+  const size_t cache_bytes_at_start = chat->cache_bytes();
   fmt::print(stderr, "streamingllm chat: {} | template {} | cache {} tokens, {} bytes ({}){}\n",
-             a.model.path, chat->chat_template().name(), chat->session().cache_tokens(),
-             cache_bytes_at_start, describe_cache(chat->session().options()),
+             a.model.path, chat->options().template_name, chat->cache_tokens(),
+             cache_bytes_at_start, describe_cache(chat->cache_options()),
              chat->n_pinned() > 0
                  ? fmt::format(" | system prompt pinned: {} tokens", chat->n_pinned())
                  : "");
-  if (saved) {
+  if (resume) {
     fmt::print(stderr, "resumed {}: {} turns, stream at {} tokens\n", a.session_path,
-               chat->n_turns(), chat->session().n_seen());
+               chat->n_turns(), chat->n_seen());
   }
 
   std::unique_ptr<TurnSource> source;
   if (!a.prompts_path.empty()) {
-    SLLM_CLI_ASSIGN(std::vector<std::string> turns, read_prompt_turns(a.prompts_path));
+    SLLM_CLI_ASSIGN(std::vector<std::string> turns, read_chat_prompts(a.prompts_path));
     source = std::make_unique<PromptFileSource>(std::move(turns));
   } else if (isatty(STDIN_FILENO)) {
     fmt::print(stderr, "Ctrl-C stops a reply; Ctrl-D or Ctrl-C at the prompt quits.\n");
@@ -283,7 +231,7 @@ int chat(const ChatArgs& a) {
   StopOptions reply_options;
   reply_options.max_tokens = a.max_reply;
   reply_options.stop_strings = a.stops;
-  reply_options.interrupt = &g_interrupted;
+  reply_options.interrupt = &interrupted();
   install_sigint_handler();
   uint64_t n_turns = 0, n_prompt_tokens = 0, n_reply_tokens = 0, n_skipped = 0;
   double reply_seconds = 0;
@@ -297,7 +245,7 @@ int chat(const ChatArgs& a) {
       continue;
     }
     if (source->echo()) out("USER: {}\n\nASSISTANT: ", *turn);
-    // No reset of g_interrupted here: every source returns a turn only with it clear, and a
+    // No reset of the interrupt flag here: every source returns a turn only with it clear, and a
     // Ctrl-C from here on must stop this reply.
     auto reply = chat->send(*turn, reply_options, [](std::string_view text) { out("{}", text); });
     out("\n\n");
@@ -307,10 +255,10 @@ int chat(const ChatArgs& a) {
     n_reply_tokens += reply->tokens.size();
     reply_seconds += reply->generate_seconds;
     if (!a.session_path.empty()) {
-      SLLM_CLI_CHECK(save_session_file(a.session_path, *chat, fingerprint, a.model.path));
+      SLLM_CLI_CHECK(chat->save(a.session_path));
     }
   }
-  signal(SIGINT, SIG_DFL);
+  restore_sigint();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   fmt::print(stderr,
@@ -319,7 +267,7 @@ int chat(const ChatArgs& a) {
              "MiB\n",
              n_turns, seconds, n_prompt_tokens, n_reply_tokens,
              reply_seconds > 0 ? static_cast<double>(n_reply_tokens) / reply_seconds : 0.0,
-             chat->session().n_seen(), chat->session().cache_bytes(), cache_bytes_at_start,
+             chat->n_seen(), chat->cache_bytes(), cache_bytes_at_start,
              static_cast<double>(peak_rss_bytes()) / (1024.0 * 1024.0));
   if (n_skipped > 0) fmt::print(stderr, "streamingllm chat: {} turn(s) skipped\n", n_skipped);
   return 0;
@@ -334,8 +282,7 @@ Command add_chat(CLI::App& app) {
   a->cmd = cmd;
   a->model.add(*cmd);
   cmd->add_option("--system", a->system, "System message");
-  const std::vector<std::string> templates(ChatTemplate::names().begin(),
-                                           ChatTemplate::names().end());
+  const std::vector<std::string> templates = chat_template_names();
   cmd->add_option("--template", a->template_name,
                   "Chat template (default: recognised from the model's tokenizer.chat_template)")
       ->check(CLI::IsMember(templates));

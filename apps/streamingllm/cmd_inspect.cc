@@ -5,9 +5,6 @@
 #include "cli_options.h"
 #include "commands.h"
 #include "output.h"
-#include "runtime/engine.h"
-#include "runtime/inspect.h"
-#include "runtime/perplexity.h"
 
 namespace sllm::cli {
 
@@ -51,11 +48,9 @@ Status write_csv(const std::string& path, const AttentionMass& m) {
 
 int inspect_attention(const InspectAttentionArgs& a) {
   if (a.csv_opt->count() > 0) SLLM_CLI_CHECK(check_output_path("--csv", a.csv));
-  SLLM_CLI_ASSIGN(auto engine, Engine::load(a.model.path));
-  SLLM_CLI_ASSIGN(std::vector<TokenId> stream,
-                  tokenize_stream(*engine->tokenizer, a.files, a.n_tokens));
-  ThreadPool pool(a.model.threads());
-  SLLM_CLI_ASSIGN(AttentionMass m, measure_attention_mass(engine->model, stream, a.options, pool));
+  SLLM_CLI_ASSIGN(auto model, a.model.load());
+  SLLM_CLI_ASSIGN(std::vector<TokenId> stream, model->tokenize_files(a.files, a.n_tokens));
+  SLLM_CLI_ASSIGN(AttentionMass m, measure_attention_mass(*model, stream, a.options));
 
   fmt::print(
       "attention mass on the first k tokens of a {}-token stream, mean over the {} queries at "

@@ -10,8 +10,6 @@
 #include "cli_options.h"
 #include "commands.h"
 #include "output.h"
-#include "runtime/engine.h"
-#include "runtime/perplexity.h"
 
 namespace sllm::cli {
 
@@ -41,7 +39,7 @@ class Progress {
         total_(total),
         tty_(::isatty(2) == 1),
         start_(std::chrono::steady_clock::now()) {}
-  void update(size_t done, const PerplexityResult& r) {
+  void update(size_t done, double ppl) {
     if (!tty_) return;
     const double s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -50,7 +48,7 @@ class Progress {
     const size_t width = 30, filled = total_ ? width * done / total_ : width;
     fmt::print(stderr, "\r{:<10} [{}{}] {}/{} tokens  {:.0f} tok/s  ETA {:.0f} s  ppl {:.3f}   ",
                label_, std::string(filled, '#'), std::string(width - filled, '.'), done, total_,
-               rate, eta, r.ppl());
+               rate, eta, ppl);
   }
   void done() {
     if (tty_) fmt::print(stderr, "\n");
@@ -63,9 +61,22 @@ class Progress {
   std::chrono::steady_clock::time_point start_;
 };
 
+// Per-token NLL and the perplexity over a range of it.
+struct PerplexityResult {
+  std::vector<double> nll;  // nll[i] = -log p(tokens[i+1] | tokens[0..i])
+  double ppl() const { return ppl(0, nll.size()); }
+  double ppl(size_t begin, size_t end) const {  // exp(mean nll[begin, end))
+    end = std::min(end, nll.size());
+    if (begin >= end) return std::nan("");
+    double sum = 0;
+    for (size_t i = begin; i < end; ++i) sum += nll[i];
+    return std::exp(sum / static_cast<double>(end - begin));
+  }
+};
+
 struct Run {
   std::string label;
-  SessionOptions options;
+  CacheOptions options;
   PerplexityResult result;
   double seconds = 0;
   // Tokens per second once the cache is full, when each token costs what it will cost forever
@@ -74,7 +85,7 @@ struct Run {
 };
 
 // Tokens a policy's cache holds when full; 0 for dense, whose cost grows with every token.
-size_t cache_capacity(const SessionOptions& o) {
+size_t cache_capacity(const CacheOptions& o) {
   return o.policy == CachePolicy::kDense ? 0 : o.n_sinks + o.window;
 }
 
@@ -88,13 +99,16 @@ std::vector<std::string> split(const std::string& s) {
 // One run per policy. Without --compare or --cache the cache flags mean what they mean for `run`;
 // with either, --cache is the total cache size of every policy, so that streaming (S sinks +
 // cache - S window), window and recompute hold the same number of tokens.
-Result<std::vector<Run>> plan_runs(const PplArgs& a, const ModelConfig& config, size_t n_stream) {
+Result<std::vector<Run>> plan_runs(const PplArgs& a, const ModelInfo& model, size_t n_stream) {
   auto invalid = [](const std::string& msg) { return Error(ErrorCode::kInvalidInput, msg); };
   std::vector<Run> runs;
   if (a.compare.empty() && a.cache_opt->count() == 0) {
-    SLLM_ASSIGN_OR_RETURN(SessionOptions o, a.cache_args.to_options(config));
+    SLLM_ASSIGN_OR_RETURN(CacheOptions o, a.cache_args.to_options(model));
     // Dense: unless a limit was given, allow the whole stream.
-    if (o.policy == CachePolicy::kDense && a.cache_args.ctx_opt->count() == 0) o.window = n_stream;
+    if (o.policy == CachePolicy::kDense && a.cache_args.ctx_opt->count() == 0) {
+      SLLM_ASSIGN_OR_RETURN(CacheOptions whole, CacheOptions::for_policy(o.policy, n_stream));
+      o.window = whole.window;
+    }
     runs.push_back({policy_name(o.policy), o, {}, 0, std::nan("")});
     return runs;
   }
@@ -116,12 +130,11 @@ Result<std::vector<Run>> plan_runs(const PplArgs& a, const ModelConfig& config, 
   }
   for (const std::string& name : names) {
     SLLM_ASSIGN_OR_RETURN(CachePolicy p, parse_policy(name));
-    SessionOptions o;
-    o.policy = p;
+    SLLM_ASSIGN_OR_RETURN(CacheOptions o,
+                          CacheOptions::for_policy(p, p == CachePolicy::kDense ? n_stream : a.cache,
+                                                   a.cache_args.n_sinks));
     o.max_batch = a.cache_args.batch;
-    o.kv_type = a.cache_args.kv_type == "f16" ? KvType::kF16 : KvType::kF32;
-    o.n_sinks = p == CachePolicy::kStreaming ? a.cache_args.n_sinks : 0;
-    o.window = p == CachePolicy::kDense ? n_stream : a.cache - o.n_sinks;
+    SLLM_ASSIGN_OR_RETURN(o.kv_type, parse_kv_type(a.cache_args.kv_type));
     runs.push_back({name, o, {}, 0, std::nan("")});
   }
   return runs;
@@ -162,46 +175,48 @@ int ppl(const PplArgs& a) {
   if (a.summary_opt->count() > 0) SLLM_CLI_CHECK(check_output_path("--summary", a.summary));
   {
     // The same plan as below for a stand-in model and stream: only the flags are checked here.
-    const auto flags_ok = plan_runs(a, ModelConfig{}, 2);
+    const auto flags_ok = plan_runs(a, ModelInfo{}, 2);
     if (!flags_ok.ok()) return report(flags_ok.error());
   }
-  SLLM_CLI_ASSIGN(auto engine, Engine::load(a.model.path));
+  SLLM_CLI_ASSIGN(auto model, a.model.load());
   // Scoring BOS -> first token alone says nothing about a text: ask for two tokens of text.
-  const size_t n_bos = engine->tokenizer->vocab().bos >= 0 ? 1 : 0;
+  const size_t n_bos = model->info().bos >= 0 ? 1 : 0;
   if (a.n_tokens > 0 && a.n_tokens < n_bos + 2) {
     return report(Error(ErrorCode::kInvalidInput,
                         fmt::format("--tokens {} leaves fewer than 2 tokens of text (the stream "
                                     "starts with BOS)",
                                     a.n_tokens)));
   }
-  SLLM_CLI_ASSIGN(std::vector<TokenId> stream,
-                  tokenize_stream(*engine->tokenizer, a.files, a.n_tokens));
+  SLLM_CLI_ASSIGN(std::vector<TokenId> stream, model->tokenize_files(a.files, a.n_tokens));
   if (stream.size() < n_bos + 2) {
     return report(Error(ErrorCode::kInvalidInput,
                         fmt::format("the text is {} token(s) long; perplexity needs at least 2",
                                     stream.size() - n_bos)));
   }
-  SLLM_CLI_ASSIGN(std::vector<Run> runs, plan_runs(a, engine->model.config(), stream.size()));
-  ThreadPool pool(a.model.threads());
+  SLLM_CLI_ASSIGN(std::vector<Run> runs, plan_runs(a, model->info(), stream.size()));
   out("stream: {} tokens ({}{} of text from {} file(s))\n", stream.size(), n_bos ? "BOS + " : "",
       stream.size() - n_bos, a.files.size());
   using Clock = std::chrono::steady_clock;
   const size_t n_scored = stream.size() - 1;
   for (Run& run : runs) {
-    SLLM_CLI_ASSIGN(auto session, Session::create(engine->model, run.options, pool));
     Progress progress(run.label, n_scored);
     const size_t capacity = cache_capacity(run.options);
     const auto start = Clock::now();
     auto full_start = start;
     size_t full_done = 0;  // tokens scored when the cache was first seen full; 0: not yet
-    SLLM_CLI_ASSIGN(run.result, stream_perplexity(
-                                    *session, stream, [&](size_t done, const PerplexityResult& r) {
-                                      if (capacity > 0 && full_done == 0 && done >= capacity) {
-                                        full_start = Clock::now();
-                                        full_done = done;
-                                      }
-                                      progress.update(done, r);
-                                    }));
+    double nll_sum = 0;    // over the tokens scored so far: the running perplexity
+    size_t n_summed = 0;
+    SLLM_CLI_ASSIGN(run.result.nll,
+                    perplexity(model, stream, run.options, [&](std::span<const double> nll) {
+                      const size_t done = nll.size();
+                      if (capacity > 0 && full_done == 0 && done >= capacity) {
+                        full_start = Clock::now();
+                        full_done = done;
+                      }
+                      for (size_t i = n_summed; i < done; ++i) nll_sum += nll[i];
+                      n_summed = done;
+                      progress.update(done, std::exp(nll_sum / static_cast<double>(done)));
+                    }));
     progress.done();
     const auto end = Clock::now();
     run.seconds = std::chrono::duration<double>(end - start).count();
@@ -224,7 +239,7 @@ int ppl(const PplArgs& a) {
   }
   out("{}\n", header);
   for (const Run& run : runs) {
-    const SessionOptions& o = run.options;
+    const CacheOptions& o = run.options;
     std::string cache = o.policy == CachePolicy::kStreaming
                             ? fmt::format("{}+{}", o.n_sinks, o.window)
                         : o.policy == CachePolicy::kDense ? std::string("all")

@@ -1,28 +1,17 @@
 // `streamingllm run`: generate text from a prompt on an endless stream.
 #include <fmt/core.h>
-#include <unistd.h>
 
-#include <atomic>
-#include <csignal>
+#include <chrono>
 #include <cstdio>
-#include <thread>
 
 #include "cli_options.h"
 #include "commands.h"
+#include "interrupt.h"
 #include "output.h"
-#include "runtime/engine.h"
-#include "runtime/generate.h"
-#include "util/mapped_file.h"
 
 namespace sllm::cli {
 
 namespace {
-
-std::atomic<bool> g_interrupted{false};
-
-extern "C" void on_sigint(int) {
-  if (g_interrupted.exchange(true)) std::_Exit(130);  // a second Ctrl-C ends at once
-}
 
 struct RunArgs {
   ModelArgs model;
@@ -40,49 +29,61 @@ int run(const RunArgs& a) {
   SLLM_CLI_CHECK(exclusive(a.prompt_opt, a.file_opt));
   SLLM_CLI_CHECK(a.cache.check());
   // From the start: a Ctrl-C while a long prompt is read and tokenized stops the run before its
-  // prefill (generate() checks the flag between batches).
-  std::signal(SIGINT, on_sigint);
-  SLLM_CLI_ASSIGN(auto engine, Engine::load(a.model.path));
-  SLLM_CLI_ASSIGN(SessionOptions session_options, a.cache.to_options(engine->model.config()));
-  SLLM_CLI_ASSIGN(SamplerOptions sampler_options, a.sampling.to_options());
+  // prefill (feed() checks the flag between batches).
+  install_sigint_handler();
+  SLLM_CLI_ASSIGN(std::shared_ptr<Model> model, a.model.load());
+  SLLM_CLI_ASSIGN(CacheOptions cache_options, a.cache.to_options(model->info()));
+  SLLM_CLI_ASSIGN(SamplingOptions sampling_options, a.sampling.to_options());
   std::string prompt = a.prompt;
   if (!a.prompt_file.empty()) {
     SLLM_CLI_ASSIGN(prompt, read_file(a.prompt_file));
   }
-  const Tokenizer& tok = *engine->tokenizer;
-  SLLM_CLI_ASSIGN(std::vector<TokenId> tokens, tok.encode(prompt, true, true));
-  if (tokens.empty()) tokens.push_back(tok.vocab().bos);
+  SLLM_CLI_ASSIGN(std::vector<TokenId> tokens, model->tokenize(prompt, true, true));
+  if (tokens.empty()) tokens.push_back(model->info().bos);
 
-  ThreadPool pool(a.model.threads());
-  SLLM_CLI_ASSIGN(auto session, Session::create(engine->model, session_options, pool));
-  Sampler sampler(sampler_options, engine->model.config().n_vocab);
+  SLLM_CLI_ASSIGN(auto stream, Stream::create(model, cache_options, sampling_options));
   fmt::print(stderr, "streamingllm: {} | policy {} | cache {} tokens, {} bytes ({}) | {} threads\n",
-             a.model.path, policy_name(session_options.policy), session->cache_tokens(),
-             session->cache_bytes(), describe_cache(session_options), pool.n_threads());
+             a.model.path, policy_name(cache_options.policy), stream->cache_tokens(),
+             stream->cache_bytes(), describe_cache(cache_options), model->n_threads());
 
-  StreamDecoder decoder(tok);
-  std::string echo;  // one write, not one per token: a long prompt echoes at once
-  for (TokenId t : tokens) echo += decoder.push(t);
-  write_stdout(echo);
-
-  GenerateOptions gen;
-  gen.n_predict = a.n_predict;
-  gen.stop_at_eos = !a.ignore_eos;
-  auto stats = generate(
-      *session, sampler, tokens, gen, tok.vocab().eos,
-      [&](TokenId id) { out("{}", decoder.push(id)); }, &g_interrupted);
-  std::signal(SIGINT, SIG_DFL);
-  out("{}\n", decoder.flush());
-  if (!stats.ok()) return report(stats.error());
-  fmt::print(stderr,
-             "\nstreamingllm: prompt {} tokens in {:.2f} s | generated {} tokens in {:.2f} s "
-             "({:.1f} tok/s) | stream {} tokens | cache {} bytes{}\n",
-             stats->n_prompt_tokens, stats->prompt_seconds, stats->n_generated,
-             stats->generate_seconds,
-             stats->generate_seconds > 0
-                 ? static_cast<double>(stats->n_generated) / stats->generate_seconds
-                 : 0.0,
-             session->n_seen(), session->cache_bytes(), stats->interrupted ? " | interrupted" : "");
+  // The prompt is echoed as one write (not one per token), then the generated text as it comes.
+  const std::atomic<bool>& stop_flag = interrupted();
+  Generation gen;
+  using Clock = std::chrono::steady_clock;
+  const auto prompt_start = Clock::now();
+  auto fed = stream->feed(tokens, &stop_flag, [](std::string_view text) { write_stdout(text); });
+  gen.n_prompt_tokens = fed.ok() ? *fed : 0;
+  gen.prompt_seconds = std::chrono::duration<double>(Clock::now() - prompt_start).count();
+  bool was_interrupted = fed.ok() && *fed < tokens.size();
+  Status status;
+  if (!fed.ok()) {
+    status = fed.error();
+  } else if (!was_interrupted) {
+    StopOptions stop;
+    stop.max_tokens = a.n_predict;
+    stop.at_end_of_generation = !a.ignore_eos;
+    stop.interrupt = &stop_flag;
+    stop.keep_output = false;  // -n -1 streams forever in constant memory
+    auto result = stream->generate(stop, [](std::string_view text) { write_stdout(text); });
+    if (result.ok()) {
+      result->n_prompt_tokens = gen.n_prompt_tokens;
+      result->prompt_seconds = gen.prompt_seconds;
+      gen = std::move(*result);
+      was_interrupted = gen.stop == StopReason::kInterrupted;
+    } else {
+      status = result.error();
+    }
+  }
+  restore_sigint();
+  out("\n");
+  if (!status.ok()) return report(status.error());
+  fmt::print(
+      stderr,
+      "\nstreamingllm: prompt {} tokens in {:.2f} s | generated {} tokens in {:.2f} s "
+      "({:.1f} tok/s) | stream {} tokens | cache {} bytes{}\n",
+      gen.n_prompt_tokens, gen.prompt_seconds, gen.n_tokens, gen.generate_seconds,
+      gen.generate_seconds > 0 ? static_cast<double>(gen.n_tokens) / gen.generate_seconds : 0.0,
+      stream->n_seen(), stream->cache_bytes(), was_interrupted ? " | interrupted" : "");
   return 0;
 }
 

@@ -3,10 +3,7 @@
 
 #include "cli_options.h"
 #include "commands.h"
-#include "gguf/gguf.h"
 #include "output.h"
-#include "tokenizer/tokenizer.h"
-#include "util/mapped_file.h"
 
 namespace sllm::cli {
 
@@ -25,14 +22,12 @@ struct TokenizeArgs {
 int tokenize(const TokenizeArgs& a) {
   SLLM_CLI_CHECK(exclusive(a.prompt_opt, a.file_opt));
   // Only the vocabulary is read, so tokenizer-only GGUFs work too.
-  SLLM_CLI_ASSIGN(GgufFile gguf, GgufFile::open(a.model));
-  SLLM_CLI_ASSIGN(Vocab vocab, vocab_from_gguf(gguf));
-  SLLM_CLI_ASSIGN(auto tokenizer, make_tokenizer(std::move(vocab)));
+  SLLM_CLI_ASSIGN(auto vocabulary, Vocabulary::load(a.model));
   std::string text = a.text;
   if (!a.file.empty()) {
     SLLM_CLI_ASSIGN(text, read_file(a.file));
   }
-  SLLM_CLI_ASSIGN(std::vector<TokenId> ids, tokenizer->encode(text, a.bos, !a.no_parse_special));
+  SLLM_CLI_ASSIGN(std::vector<TokenId> ids, vocabulary->tokenize(text, a.bos, !a.no_parse_special));
   std::string line;
   for (size_t i = 0; i < ids.size(); ++i) {
     if (i > 0) line += ' ';

@@ -3,8 +3,6 @@
 
 #include "cli_options.h"
 #include "commands.h"
-#include "tools/llama2c.h"
-#include "tools/quantize.h"
 
 namespace sllm::cli {
 
@@ -40,8 +38,7 @@ Command add_quantize(CLI::App& app) {
       ->required()
       ->check(CLI::IsMember({"q8_0", "q4_0", "f16", "bf16", "f32"}));
   return [a] {
-    const auto type = parse_tensor_type(a->type);
-    SLLM_CLI_CHECK(quantize_gguf(a->in, a->out, *type));
+    SLLM_CLI_CHECK(quantize(a->in, a->out, a->type));
     fmt::print(stderr, "wrote {}\n", a->out);
     return 0;
   };

@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <span>
 
-#include "util/mapped_file.h"
+#include "streamingllm/tools.h"
 
 namespace sllm::cli {
 

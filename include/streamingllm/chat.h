@@ -31,6 +31,39 @@ struct ChatOptions {
 // The templates chats can use: plain, llama2, llama3, chatml, mistral, zephyr, phi3, gemma, ...
 std::vector<std::string> chat_template_names();
 
+// The template a model's tokenizer.chat_template (Jinja source, "" for none) is recognised as:
+// what ChatOptions::template_name = "" picks.
+struct ChatTemplateChoice {
+  std::string name;  // one of chat_template_names()
+  std::string note;  // for the user when the choice is a guess (not recognised); else ""
+};
+ChatTemplateChoice choose_chat_template(std::string_view jinja);
+
+// The user turns of an MT-Bench style JSONL file ({"turns": [...]} per line), in order; errors
+// name the file and the line.
+Result<std::vector<std::string>> read_chat_prompts(const std::string& path);
+
+// A chat's session file, held for the life of this object: the path is checked to take an output
+// file, and an advisory lock on "<file>.lock" (beside where symbolic links lead) makes a second
+// holder fail at once instead of racing. Errors name the path (and no option of any program).
+class SessionLock {
+ public:
+  static Result<SessionLock> acquire(const std::string& path);
+  SessionLock(SessionLock&& other) noexcept;
+  SessionLock& operator=(SessionLock&& other) noexcept;
+  ~SessionLock();  // releases the lock and removes the lock file
+
+  // Whether a regular file was there when the lock was taken (a session to resume with
+  // Chat::load).
+  bool exists() const;
+
+  struct Impl;
+
+ private:
+  explicit SessionLock(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
 // The reply (its text holds no stop string; stop says why it ended) and the turn's prompt.
 struct ChatReply : Generation {
   std::vector<TokenId> prompt_tokens;  // fed for the turn (with the previous reply's closing)
@@ -40,9 +73,10 @@ class Chat {
  public:
   static Result<std::unique_ptr<Chat>> create(std::shared_ptr<const Model> model,
                                               const ChatOptions& options = {});
-  // A chat saved by save(), on the same model; its options are the saved ones.
+  // A chat saved by save(), on the same model; its options are the saved ones, except max_batch
+  // (speed only, not state): 0 keeps the saved one.
   static Result<std::unique_ptr<Chat>> load(std::shared_ptr<const Model> model,
-                                            const std::string& path);
+                                            const std::string& path, size_t max_batch = 0);
   ~Chat();
   Chat(const Chat&) = delete;
   Chat& operator=(const Chat&) = delete;
@@ -52,6 +86,10 @@ class Chat {
   // that fails (invalid UTF-8, an empty first turn) changes nothing.
   Result<ChatReply> send(std::string_view user_text, const StopOptions& stop = {},
                          const TextFn& on_text = {});
+
+  // Whether send() would take this turn (valid UTF-8, not an empty first turn, ...), without
+  // changing anything.
+  Status check_turn(std::string_view user_text) const;
 
   // Atomically writes the conversation's whole state; load() continues it exactly.
   Status save(const std::string& path) const;

@@ -75,6 +75,12 @@ class Model {
   // UTF-8 is an error naming the byte offset.
   Result<std::vector<TokenId>> tokenize(std::string_view text, bool add_bos = true,
                                         bool parse_special = false) const;
+  // Text files as one stream, the way the StreamingLLM paper concatenates PG19 books: BOS once
+  // (when the vocabulary has one), then each file's tokens in order. max_tokens > 0 truncates the
+  // stream to that many tokens, BOS included; files after the one that fills it are not read.
+  // An unreadable or empty file is an error naming it.
+  Result<std::vector<TokenId>> tokenize_files(std::span<const std::string> paths,
+                                              size_t max_tokens = 0) const;
   // Tokens to the bytes they stand for (control tokens are empty; an id outside the vocabulary
   // is an error). A sequence cut mid-character ends in the bytes it has.
   Result<std::string> detokenize(std::span<const TokenId> tokens) const;
@@ -86,6 +92,27 @@ class Model {
 
  private:
   explicit Model(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// A model file's vocabulary alone: tokenizes without loading (or needing) the weights, so a
+// tokenizer-only GGUF works too.
+class Vocabulary {
+ public:
+  static Result<std::unique_ptr<Vocabulary>> load(const std::string& path);
+  ~Vocabulary();
+  Vocabulary(const Vocabulary&) = delete;
+  Vocabulary& operator=(const Vocabulary&) = delete;
+
+  // As Model::tokenize.
+  Result<std::vector<TokenId>> tokenize(std::string_view text, bool add_bos = true,
+                                        bool parse_special = false) const;
+  size_t n_tokens() const;  // tokens in the vocabulary
+
+  struct Impl;
+
+ private:
+  explicit Vocabulary(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -118,4 +118,12 @@ Result<std::vector<double>> perplexity(std::shared_ptr<const Model> model,
                                        const CacheOptions& cache = {},
                                        const ProgressFn& progress = {});
 
+// Called as perplexity() goes, with the NLL of every token scored so far (a running perplexity
+// for a progress display). The span is valid during the call only.
+using NllProgressFn = std::function<void(std::span<const double> nll_so_far)>;
+// perplexity() reporting the scores so far instead of their count.
+Result<std::vector<double>> perplexity(std::shared_ptr<const Model> model,
+                                       std::span<const TokenId> tokens, const CacheOptions& cache,
+                                       const NllProgressFn& progress);
+
 }  // namespace sllm

@@ -4,6 +4,7 @@
 
 #include "api/impl.h"
 #include "kernels/ops.h"
+#include "runtime/perplexity.h"
 #include "runtime/session_file.h"
 #include "util/tensor_type.h"
 
@@ -82,6 +83,11 @@ Result<std::vector<TokenId>> Model::tokenize(std::string_view text, bool add_bos
   return impl_->tokenizer().encode(text, add_bos, parse_special);
 }
 
+Result<std::vector<TokenId>> Model::tokenize_files(std::span<const std::string> paths,
+                                                   size_t max_tokens) const {
+  return tokenize_stream(impl_->tokenizer(), paths, max_tokens);
+}
+
 Result<std::string> Model::detokenize(std::span<const TokenId> tokens) const {
   std::string text;
   for (size_t i = 0; i < tokens.size(); ++i) {
@@ -99,5 +105,27 @@ std::string Model::token_text(TokenId token) const {
   const Vocab& v = impl_->tokenizer().vocab();
   return token >= 0 && static_cast<size_t>(token) < v.n_tokens() ? v.tokens[token] : "";
 }
+
+struct Vocabulary::Impl {
+  std::unique_ptr<Tokenizer> tokenizer;
+};
+
+Vocabulary::Vocabulary(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Vocabulary::~Vocabulary() = default;
+
+Result<std::unique_ptr<Vocabulary>> Vocabulary::load(const std::string& path) {
+  SLLM_ASSIGN_OR_RETURN(GgufFile gguf, GgufFile::open(path));
+  SLLM_ASSIGN_OR_RETURN(Vocab vocab, vocab_from_gguf(gguf));
+  auto impl = std::make_unique<Impl>();
+  SLLM_ASSIGN_OR_RETURN(impl->tokenizer, make_tokenizer(std::move(vocab)));
+  return std::unique_ptr<Vocabulary>(new Vocabulary(std::move(impl)));
+}
+
+Result<std::vector<TokenId>> Vocabulary::tokenize(std::string_view text, bool add_bos,
+                                                  bool parse_special) const {
+  return impl_->tokenizer->encode(text, add_bos, parse_special);
+}
+
+size_t Vocabulary::n_tokens() const { return impl_->tokenizer->vocab().n_tokens(); }
 
 }  // namespace sllm

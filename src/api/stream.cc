@@ -67,6 +67,15 @@ const Model& Stream::model() const { return *impl_->model; }
 Result<std::vector<double>> perplexity(std::shared_ptr<const Model> model,
                                        std::span<const TokenId> tokens, const CacheOptions& cache,
                                        const ProgressFn& progress) {
+  return perplexity(std::move(model), tokens, cache,
+                    NllProgressFn([&](std::span<const double> nll) {
+                      if (progress) progress(nll.size());
+                    }));
+}
+
+Result<std::vector<double>> perplexity(std::shared_ptr<const Model> model,
+                                       std::span<const TokenId> tokens, const CacheOptions& cache,
+                                       const NllProgressFn& progress) {
   if (model == nullptr) return Error(ErrorCode::kInvalidInput, "no model given");
   SLLM_RETURN_IF_ERROR(cache.validate());
   const Model::Impl& m = model->impl();
@@ -75,8 +84,8 @@ Result<std::vector<double>> perplexity(std::shared_ptr<const Model> model,
                         Session::create(m.model(), cache, *m.pool));
   SLLM_ASSIGN_OR_RETURN(
       PerplexityResult result,
-      stream_perplexity(*session, tokens, [&](size_t n_done, const PerplexityResult&) {
-        if (progress) progress(n_done);
+      stream_perplexity(*session, tokens, [&](size_t, const PerplexityResult& so_far) {
+        if (progress) progress(so_far.nll);  // every token scored so far
       }));
   return std::move(result.nll);
 }
