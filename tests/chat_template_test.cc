@@ -215,13 +215,11 @@ TEST(ChatTemplateTest, ChoiceSaysWhichTemplateIsUsedInstead) {
   const TemplateChoice none = choose_template("");
   EXPECT_EQ(none.name, "plain");
   EXPECT_EQ(none.note,
-            "the model has no tokenizer.chat_template: using the plain template (a base model); "
-            "--template NAME picks another");
+            "the model has no tokenizer.chat_template: using the plain template (a base model)");
   const TemplateChoice unknown = choose_template("{{ '### Instruction:\\n' }}");
   EXPECT_EQ(unknown.name, "chatml");
   EXPECT_EQ(unknown.note,
-            "the model's tokenizer.chat_template is not one we recognise: using chatml; "
-            "--template NAME picks another");
+            "the model's tokenizer.chat_template is not one we recognise: using chatml");
 }
 
 TEST(PromptFileTest, ReadsAllMtBenchTurnsInOrder) {

@@ -323,7 +323,7 @@ TEST(ChatSessionTest, KeepSystemPinsTheOpeningAsSinks) {
   options.cache.policy = CachePolicy::kWindow;
   auto window = ChatSession::create(stories().model, *stories().tokenizer, options, pool);
   ASSERT_FALSE(window.ok());
-  EXPECT_EQ(window.error().message(), "--keep-system needs the streaming policy");
+  EXPECT_EQ(window.error().message(), "keep_system needs the streaming policy");
 }
 
 // Acceptance 1 (a CI-sized part of it): MT-Bench turns through S=4, W=256, memory constant.

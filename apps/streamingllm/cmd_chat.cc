@@ -151,7 +151,9 @@ Result<ChatOptions> options_from_flags(const ChatArgs& a, const Model& model) {
     o.template_name = a.template_name;
   } else {
     const ChatTemplateChoice choice = choose_chat_template(model.info().chat_template);
-    if (!choice.note.empty()) fmt::print(stderr, "note: {}\n", choice.note);
+    if (!choice.note.empty()) {
+      fmt::print(stderr, "note: {}; --template NAME picks another\n", choice.note);
+    }
     o.template_name = choice.name;
   }
   o.system = a.system;
@@ -177,6 +179,9 @@ Result<std::optional<SessionLock>> open_session_path(const ChatArgs& a) {
 Status check_flags(const ChatArgs& a) {
   if (a.keep_system && a.system.empty()) {
     return Error(ErrorCode::kInvalidInput, "--keep-system needs --system TEXT");
+  }
+  if (a.keep_system && a.cache.policy != "streaming") {
+    return Error(ErrorCode::kInvalidInput, "--keep-system needs --policy streaming");
   }
   for (const std::string& stop : a.stops) {
     if (stop.empty()) return Error(ErrorCode::kInvalidInput, "--stop: the text must not be empty");

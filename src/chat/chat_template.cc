@@ -200,14 +200,12 @@ std::string_view ChatTemplate::detect(std::string_view jinja) {
 TemplateChoice choose_template(std::string_view jinja) {
   if (jinja.empty()) {
     return {"plain",
-            "the model has no tokenizer.chat_template: using the plain template (a base model); "
-            "--template NAME picks another"};
+            "the model has no tokenizer.chat_template: using the plain template (a base "
+            "model)"};
   }
   const std::string_view detected = ChatTemplate::detect(jinja);
   if (!detected.empty()) return {std::string(detected), ""};
-  return {"chatml",
-          "the model's tokenizer.chat_template is not one we recognise: using chatml; "
-          "--template NAME picks another"};
+  return {"chatml", "the model's tokenizer.chat_template is not one we recognise: using chatml"};
 }
 
 std::string ChatTemplate::opening(std::string_view system) const {

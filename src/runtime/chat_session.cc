@@ -38,7 +38,7 @@ Result<std::unique_ptr<ChatSession>> ChatSession::create(const LlamaModel& model
   std::vector<TokenId> opening;
   if (options.keep_system) {
     if (session_options.policy != CachePolicy::kStreaming) {
-      return Error(ErrorCode::kInvalidInput, "--keep-system needs the streaming policy");
+      return Error(ErrorCode::kInvalidInput, "keep_system needs the streaming policy");
     }
     // Encoded as the start of turn 1 is, so that it is a prefix of turn 1's tokens.
     const bool add_bos = !chat_template.writes_bos() && vocab.add_bos && vocab.bos >= 0;

@@ -134,7 +134,7 @@ Status Session::feed(std::span<const TokenId> tokens, std::vector<float>* all_lo
                  "dense attention would exceed its context limit of " +
                      std::to_string(options_.window) + " tokens (" + std::to_string(n_seen_) +
                      " fed, " + std::to_string(tokens.size()) +
-                     " more asked); use --policy streaming for an endless stream");
+                     " more asked); the streaming policy runs an endless stream");
   }
   if (all_logits != nullptr) {
     const auto n_bytes = checked_bytes("the logits of " + std::to_string(tokens.size()) + " tokens",
