@@ -62,8 +62,12 @@ class Terminal {
     static int n_terminals = 0;
     tmux_ = "tmux -L sllm-chat-test-" + std::to_string(::getpid()) + "-" +
             std::to_string(n_terminals++) + " -f /dev/null ";
-    const std::string command =
-        std::string(SLLM_CLI_PATH) + " chat " + chat_args + "; echo \"[exit $?]\"; sleep 60";
+    // Ctrl-C goes to the whole foreground process group: the shell too. With a trap of its own
+    // the shell outlives it and prints the chat's exit code; without one, a shell that sees the
+    // signal before the chat has exited may die with it and take the pane (and the screen this
+    // test reads) along. The chat gets SIGINT at its default on exec, as from any shell.
+    const std::string command = "trap : INT; " + std::string(SLLM_CLI_PATH) + " chat " + chat_args +
+                                "; echo \"[exit $?]\"; sleep 60";
     const std::string start = tmux_ + "new-session -d -x 100 -y 50 -s chat " + test::quote(command);
     started_ = std::system(start.c_str()) == 0;
   }
