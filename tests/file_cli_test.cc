@@ -254,12 +254,13 @@ TEST(FileCliTest, SecondChatOnOneSessionFileRefuses) {
   FILE* first = ::popen((chat_cmd(session) + " > " + out + " 2> " + err).c_str(), "w");
   ASSERT_NE(first, nullptr);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (!fs::exists(session + ".lock") && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ASSERT_TRUE(fs::exists(session + ".lock"));
+  // The lock file is created, locked, then given the holder's pid: wait for the pid.
   std::string pid;
-  std::ifstream(session + ".lock") >> pid;
+  while (pid.empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::ifstream(session + ".lock") >> pid;
+  }
+  ASSERT_FALSE(pid.empty()) << "no lock file with a pid at " << session << ".lock";
 
   const auto second =
       run_cli("chat -m " + kModel + " --max-reply 4 --session " + session + " < /dev/null");
