@@ -67,21 +67,8 @@ std::string load_error(const std::string& path) {
   return engine.ok() ? "" : engine.error().message();
 }
 
-uint64_t peak_rss_bytes() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
-  }
-  return 0;
-}
-
-bool reset_peak_rss() {
-  std::FILE* f = std::fopen("/proc/self/clear_refs", "w");
-  if (f == nullptr) return false;
-  const bool ok = std::fputs("5", f) >= 0;
-  return std::fclose(f) == 0 && ok;
-}
+using test::peak_rss_bytes;
+using test::reset_peak_rss;
 
 TEST(HostileModel, UnmodifiedCopyLoads) { EXPECT_EQ(load_error(write_variant("copy", {})), ""); }
 

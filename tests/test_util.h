@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -15,6 +16,23 @@ inline std::string shared_path(const std::string& rel) {
 }
 
 inline std::string stories_gguf() { return shared_path("models/stories260K/stories260K.gguf"); }
+
+// This process's peak resident set (VmHWM) since the last reset_peak_rss(), in bytes (0 if
+// unknown); reset_peak_rss() says whether the kernel took the reset.
+inline uint64_t peak_rss_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+inline bool reset_peak_rss() {
+  std::FILE* f = std::fopen("/proc/self/clear_refs", "w");
+  if (f == nullptr) return false;
+  const bool ok = std::fputs("5", f) >= 0;
+  return std::fclose(f) == 0 && ok;
+}
 
 // A file's bytes, and a file of these bytes (for crafting damaged copies).
 inline std::vector<uint8_t> read_bytes(const std::string& path) {

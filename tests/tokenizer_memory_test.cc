@@ -95,22 +95,8 @@ TEST(SpmSegments, DefaultSegmentsGiveTheSameIdsOnMegabytes) {
             encode(*make_spm_tokenizer_for_test(vocab, 0), text));
 }
 
-// The peak resident set since the last reset_peak_rss(), in bytes (0 if unknown).
-uint64_t peak_rss_bytes() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
-  }
-  return 0;
-}
-
-bool reset_peak_rss() {
-  std::FILE* f = std::fopen("/proc/self/clear_refs", "w");
-  if (f == nullptr) return false;
-  const bool ok = std::fputs("5", f) >= 0;
-  return std::fclose(f) == 0 && ok;
-}
+using test::peak_rss_bytes;
+using test::reset_peak_rss;
 
 // Issue 8: a 50 MB prompt peaked at 2.1 GB. 24 MB of text now costs its escaped copy, the ids
 // and one segment's merge state: bounded here at 6 bytes per input byte (about 150 MB).
