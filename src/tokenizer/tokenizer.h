@@ -40,12 +40,29 @@ struct Vocab {
   bool add_bos = true;
   bool add_eos = false;
   bool add_space_prefix = true;  // SentencePiece's dummy prefix
+  // End of turn / end of message (from their GGUF keys, else found by text as llama.cpp does),
+  // the fill-in-the-middle ids that llama.cpp also stops on, and the resulting end-of-generation
+  // set, ascending (special_ids.cc). vocab_from_gguf fills them; a Vocab built by hand has eog
+  // empty, and end_of_generation_ids() falls back to EOS.
+  TokenId eot = -1, eom = -1, fim_pad = -1, fim_rep = -1, fim_sep = -1;
+  std::vector<TokenId> eog;
 
   size_t n_tokens() const { return tokens.size(); }
 };
 
 // Reads `tokenizer.ggml.*` from a GGUF file. Validates lengths and special ids.
 Result<Vocab> vocab_from_gguf(const GgufFile& gguf);
+
+// Reads the eot/eom/fim special ids of `tokenizer.ggml.*` into `vocab` (an id out of range is an
+// error naming the key), then finds those still absent by their text and computes vocab->eog,
+// as llama.cpp's llama_vocab::load does. `vocab` must already hold its tokens and bos/eos.
+Status read_end_of_generation(const GgufFile& gguf, Vocab* vocab);
+
+// The same computation without a file (the keys' ids as they are in `vocab`).
+void compute_end_of_generation(Vocab* vocab);
+
+// vocab.eog, or {eos} (or nothing) for a Vocab whose eog was never computed.
+std::vector<TokenId> end_of_generation_ids(const Vocab& vocab);
 
 class Tokenizer {
  public:

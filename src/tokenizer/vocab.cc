@@ -152,6 +152,7 @@ Result<Vocab> vocab_from_gguf(const GgufFile& gguf) {
   SLLM_RETURN_IF_ERROR(read_optional_bool(gguf, kAddSpacePrefixKey, &vocab.add_space_prefix));
 
   SLLM_RETURN_IF_ERROR(validate_vocab(vocab));
+  SLLM_RETURN_IF_ERROR(read_end_of_generation(gguf, &vocab));
   return vocab;
 }
 
