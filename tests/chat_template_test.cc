@@ -26,6 +26,9 @@ struct Expected {
   const char* name;
   SpecialTokenTexts special;
   const char* text;  // kConversation rendered with the generation prompt
+  // What a streaming chat feeds for it, where that differs (Gemma 4's empty thought channel
+  // stays in past turns); nullptr: the same as text.
+  const char* streamed = nullptr;
 };
 
 const SpecialTokenTexts kLlamaSpecial{"<s>", "</s>"};
@@ -69,6 +72,38 @@ const Expected kExpected[] = {
      "<start_of_turn>model\nHi, how can I help?<end_of_turn>\n<start_of_turn>user\nWhat is 2+2?"
      "<end_of_turn>\n<start_of_turn>model\nIt is 4.<end_of_turn>\n<start_of_turn>user\nThanks!"
      "<end_of_turn>\n<start_of_turn>model\n"},
+    // google/gemma-4 chat_template (thinking off): a system turn, <|turn>ROLE\n ... <turn|>\n, and
+    // the generation prompt's empty thought channel.
+    {"gemma4",
+     {"<bos>", "<eos>"},
+     "<bos><|turn>system\nYou are a helpful assistant.<turn|>\n<|turn>user\nHello!<turn|>\n"
+     "<|turn>model\nHi, how can I help?<turn|>\n<|turn>user\nWhat is 2+2?<turn|>\n"
+     "<|turn>model\nIt is 4.<turn|>\n<|turn>user\nThanks!<turn|>\n"
+     "<|turn>model\n<|channel>thought\n<channel|>",
+     "<bos><|turn>system\nYou are a helpful assistant.<turn|>\n<|turn>user\nHello!<turn|>\n"
+     "<|turn>model\n<|channel>thought\n<channel|>Hi, how can I help?<turn|>\n<|turn>user\n"
+     "What is 2+2?<turn|>\n<|turn>model\n<|channel>thought\n<channel|>It is 4.<turn|>\n"
+     "<|turn>user\nThanks!<turn|>\n<|turn>model\n<|channel>thought\n<channel|>"},
+    // mistralai/Mistral-7B-Instruct-v0.3: "[INST] " + content + "[/INST]", " " + reply + eos.
+    // (Its template puts the system message before the last user message; we put it before the
+    // first, as llama.cpp does: a streaming chat cannot move it.)
+    {"mistral-v3", kLlamaSpecial,
+     "<s>[INST] You are a helpful assistant.\n\nHello![/INST] Hi, how can I help?</s>"
+     "[INST] What is 2+2?[/INST] It is 4.</s>[INST] Thanks![/INST]"},
+    // mistralai/Mistral-Nemo-Instruct-2407: "[INST]" + content + "[/INST]", reply + eos.
+    {"mistral-v3-tekken", kLlamaSpecial,
+     "<s>[INST]You are a helpful assistant.\n\nHello![/INST]Hi, how can I help?</s>"
+     "[INST]What is 2+2?[/INST]It is 4.</s>[INST]Thanks![/INST]"},
+    // CohereForAI/c4ai-command-r-v01 (the template in ggml-vocab-command-r.gguf).
+    {"command-r",
+     {"<BOS_TOKEN>", "<|END_OF_TURN_TOKEN|>"},
+     "<BOS_TOKEN><|START_OF_TURN_TOKEN|><|SYSTEM_TOKEN|>You are a helpful assistant."
+     "<|END_OF_TURN_TOKEN|><|START_OF_TURN_TOKEN|><|USER_TOKEN|>Hello!<|END_OF_TURN_TOKEN|>"
+     "<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>Hi, how can I help?<|END_OF_TURN_TOKEN|>"
+     "<|START_OF_TURN_TOKEN|><|USER_TOKEN|>What is 2+2?<|END_OF_TURN_TOKEN|>"
+     "<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>It is 4.<|END_OF_TURN_TOKEN|>"
+     "<|START_OF_TURN_TOKEN|><|USER_TOKEN|>Thanks!<|END_OF_TURN_TOKEN|>"
+     "<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>"},
     {"vicuna", kLlamaSpecial,
      "You are a helpful assistant.\n\nUSER: Hello!\n\nASSISTANT: Hi, how can I help?</s>"
      "USER: What is 2+2?\n\nASSISTANT: It is 4.</s>USER: Thanks!\n\nASSISTANT: "},
@@ -107,7 +142,7 @@ TEST(ChatTemplateTest, TurnPiecesAddUpToTheRenderedConversation) {
         pieces += t.reply_lead() + kConversation[i + 1].content + t.end_of_reply();
       }
     }
-    EXPECT_EQ(pieces, e.text) << e.name;
+    EXPECT_EQ(pieces, e.streamed != nullptr ? e.streamed : e.text) << e.name;
   }
 }
 
@@ -127,7 +162,21 @@ TEST(ChatTemplateTest, WithoutASystemMessage) {
   EXPECT_EQ(*make("vicuna", kLlamaSpecial).render(messages, true),
             "USER: Hello!\n\nASSISTANT: Hi.</s>USER: Bye.\n\nASSISTANT: ");
   EXPECT_EQ(*make("plain", kLlamaSpecial).render(messages, true), "Hello! Hi. Bye.");
+  EXPECT_EQ(*make("mistral-v3", kLlamaSpecial).render(messages, true),
+            "<s>[INST] Hello![/INST] Hi.</s>[INST] Bye.[/INST]");
+  EXPECT_EQ(*make("mistral-v3-tekken", kLlamaSpecial).render(messages, true),
+            "<s>[INST]Hello![/INST]Hi.</s>[INST]Bye.[/INST]");
+  EXPECT_EQ(*make("command-r", {"<BOS_TOKEN>", "<|END_OF_TURN_TOKEN|>"}).render(messages, true),
+            "<BOS_TOKEN><|START_OF_TURN_TOKEN|><|USER_TOKEN|>Hello!<|END_OF_TURN_TOKEN|>"
+            "<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>Hi.<|END_OF_TURN_TOKEN|>"
+            "<|START_OF_TURN_TOKEN|><|USER_TOKEN|>Bye.<|END_OF_TURN_TOKEN|>"
+            "<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>");
+  EXPECT_EQ(*make("gemma4", {"<bos>", "<eos>"}).render(messages, true),
+            "<bos><|turn>user\nHello!<turn|>\n<|turn>model\nHi.<turn|>\n<|turn>user\nBye.<turn|>\n"
+            "<|turn>model\n<|channel>thought\n<channel|>");
   // Without the generation prompt the text ends with the user message.
+  EXPECT_EQ(*make("gemma4", {"<bos>", "<eos>"}).render(std::span(messages).first(1), false),
+            "<bos><|turn>user\nHello!<turn|>\n");
   EXPECT_EQ(*make("chatml", {}).render(std::span(messages).first(1), false),
             "<|im_start|>user\nHello!<|im_end|>\n");
 }
@@ -139,6 +188,13 @@ TEST(ChatTemplateTest, EndOfTurnTokens) {
   EXPECT_EQ(make("gemma", {"<bos>", "<eos>"}).end_of_turn(), "<end_of_turn>");
   EXPECT_EQ(make("phi3", kLlamaSpecial).end_of_turn(), "<|end|>");
   EXPECT_EQ(make("plain", kLlamaSpecial).end_of_turn(), "");
+  EXPECT_EQ(make("gemma4", {"<bos>", "<eos>"}).end_of_turn(), "<turn|>");
+  EXPECT_EQ(make("mistral-v3", kLlamaSpecial).end_of_turn(), "</s>");
+  EXPECT_EQ(make("mistral-v3-tekken", kLlamaSpecial).end_of_turn(), "</s>");
+  EXPECT_EQ(make("command-r", {"<BOS_TOKEN>", "<|END_OF_TURN_TOKEN|>"}).end_of_turn(),
+            "<|END_OF_TURN_TOKEN|>");
+  EXPECT_TRUE(make("command-r", {}).writes_bos());
+  EXPECT_TRUE(make("gemma4", {}).writes_bos());
   EXPECT_TRUE(make("llama2", kLlamaSpecial).writes_bos());
   EXPECT_FALSE(make("chatml", {}).writes_bos());
 }
@@ -170,7 +226,7 @@ TEST(ChatTemplateTest, UnknownNameListsTheKnownOnes) {
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.error().message(),
             "unknown chat template 'alpaca' (known: plain, llama2, llama3, chatml, mistral, "
-            "zephyr, phi3, gemma, vicuna)");
+            "zephyr, phi3, gemma, gemma4, mistral-v3, mistral-v3-tekken, command-r, vicuna)");
 }
 
 // Excerpts of the Jinja templates the families ship (their distinctive parts).
@@ -200,15 +256,64 @@ TEST(ChatTemplateTest, DetectsFamiliesFromTheirJinja) {
   EXPECT_EQ(ChatTemplate::detect("{{ '### Instruction:\\n' + message['content'] }}"), "");
 }
 
-// The Phi-3 vocabulary in ../shared carries the model's real chat template.
-TEST(ChatTemplateTest, DetectsPhi3FromTheRealGguf) {
-  auto gguf = GgufFile::open(test::shared_path("data/vocab/ggml-vocab-phi-3.gguf"));
-  ASSERT_TRUE(gguf.ok()) << gguf.error().message();
-  auto jinja = gguf->get_string("tokenizer.chat_template");
-  ASSERT_TRUE(jinja.ok()) << jinja.error().message();
-  EXPECT_EQ(ChatTemplate::detect(*jinja), "phi3");
-  EXPECT_EQ(choose_template(*jinja).name, "phi3");
-  EXPECT_EQ(choose_template(*jinja).note, "");
+// The published Mistral templates (mistralai/Mistral-7B-Instruct-v0.3, Mistral-Nemo-Instruct-2407)
+// and Meta's Llama 3.1 one, the parts that tell them apart.
+TEST(ChatTemplateTest, DetectsMistralVersionsAndLlama3FromTheirPublishedJinja) {
+  EXPECT_EQ(ChatTemplate::detect(
+                "{%- if tools is not none and (message == user_messages[-1]) %}{{- "
+                "\"[AVAILABLE_TOOLS] [\" }}{%- endif %}{%- if loop.last and system_message is "
+                "defined %}{{- \"[INST] \" + system_message + \"\\n\\n\" + message[\"content\"] + "
+                "\"[/INST]\" }}{%- else %}{{- \"[INST] \" + message[\"content\"] + \"[/INST]\" "
+                "}}{%- endif %}{{- \" \" + message[\"content\"]|trim + eos_token}}"),
+            "mistral-v3");
+  EXPECT_EQ(ChatTemplate::detect(
+                "{%- if tools is not none and (message == user_messages[-1]) %}{{- "
+                "\"[AVAILABLE_TOOLS][\" }}{%- endif %}{%- if loop.last and system_message is "
+                "defined %}{{- \"[INST]\" + system_message + \"\\n\\n\" + message[\"content\"] + "
+                "\"[/INST]\" }}{%- else %}{{- \"[INST]\" + message[\"content\"] + \"[/INST]\" "
+                "}}{%- endif %}{{- message[\"content\"] + eos_token}}"),
+            "mistral-v3-tekken");
+  // Without the tool-calling parts.
+  EXPECT_EQ(ChatTemplate::detect("{{ bos_token }}{% for message in messages %}{% if "
+                                 "message['role'] == 'user' %}{{ '[INST] ' + message['content'] + "
+                                 "'[/INST]' }}{% else %}{{ ' ' + message['content'] + eos_token "
+                                 "}}{% endif %}{% endfor %}"),
+            "mistral-v3");
+  EXPECT_EQ(ChatTemplate::detect("{{ bos_token }}{% for message in messages %}{% if "
+                                 "message['role'] == 'user' %}{{ '[INST]' + message['content'] + "
+                                 "'[/INST]' }}{% else %}{{ message['content'] + eos_token }}{% "
+                                 "endif %}{% endfor %}"),
+            "mistral-v3-tekken");
+  EXPECT_EQ(ChatTemplate::detect(
+                "{{- bos_token }}{{- \"<|start_header_id|>system<|end_header_id|>\\n\\n\" }}{%- "
+                "for message in messages %}{{- '<|start_header_id|>' + message['role'] + "
+                "'<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' }}{%- endfor "
+                "%}{%- if add_generation_prompt %}{{- "
+                "'<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}"),
+            "llama3");
+  EXPECT_EQ(ChatTemplate::detect("{{ '<|START_OF_TURN_TOKEN|><|USER_TOKEN|>' + content.strip() + "
+                                 "'<|END_OF_TURN_TOKEN|>' }}"),
+            "command-r");
+  EXPECT_EQ(ChatTemplate::detect("{{- '<|turn>' + role + '\\n' }}{{- '<turn|>\\n' -}}"), "gemma4");
+}
+
+// The vocabularies in ../shared that carry their model's real chat template.
+TEST(ChatTemplateTest, DetectsEachFamilyFromTheRealGguf) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"phi-3", "phi3"},     {"qwen2", "chatml"},        {"qwen35", "chatml"},
+      {"gemma-4", "gemma4"}, {"command-r", "command-r"},
+  };
+  for (const auto& [vocab, family] : cases) {
+    SCOPED_TRACE(vocab);
+    auto gguf =
+        GgufFile::open(test::shared_path(std::string("data/vocab/ggml-vocab-") + vocab + ".gguf"));
+    ASSERT_TRUE(gguf.ok()) << gguf.error().message();
+    auto jinja = gguf->get_string("tokenizer.chat_template");
+    ASSERT_TRUE(jinja.ok()) << jinja.error().message();
+    EXPECT_EQ(ChatTemplate::detect(*jinja), family);
+    EXPECT_EQ(choose_template(*jinja).name, family);
+    EXPECT_EQ(choose_template(*jinja).note, "");
+  }
 }
 
 TEST(ChatTemplateTest, ChoiceSaysWhichTemplateIsUsedInstead) {

@@ -9,7 +9,42 @@ namespace sllm::cli {
 
 namespace {
 
+std::string end_tokens_line(const std::vector<SpecialToken>& tokens) {
+  if (tokens.empty()) return "none";
+  std::string line;
+  for (const SpecialToken& t : tokens) {
+    line += fmt::format("{}{} '{}'", line.empty() ? "" : ", ", t.id, t.text);
+  }
+  return line;
+}
+
+std::string chat_template_line(const std::string& jinja) {
+  if (jinja.empty()) return "none";
+  const ChatTemplateChoice choice = choose_chat_template(jinja);
+  return choice.note.empty() ? "present (" + choice.name + ")"
+                             : "present (not recognised: chat uses " + choice.name + ")";
+}
+
+void print_vocabulary(const std::string& tokenizer_model, const std::string& pre, size_t n_tokens,
+                      TokenId bos, TokenId eos, const std::vector<SpecialToken>& end_tokens,
+                      const std::string& chat_template) {
+  out("tokenizer:      {} ({} tokens, bos {}, eos {})\n", tokenizer_model, n_tokens, bos, eos);
+  out("pre-tokenizer:  {}\n", pre);
+  out("end tokens:     {}\n", end_tokens_line(end_tokens));
+  out("chat template:  {}\n", chat_template_line(chat_template));
+}
+
 int info(const std::string& path) {
+  // The vocabulary first: a tokenizer-only file has nothing else to describe.
+  SLLM_CLI_ASSIGN(const VocabularyInfo v, Vocabulary::describe(path));
+  if (v.n_tensors == 0) {
+    out("file:           {} (GGUF v{}, no tensors, {} metadata keys)\n", path, v.gguf_version,
+        v.n_metadata);
+    out("weights:        none (a tokenizer-only file)\n");
+    print_vocabulary(v.tokenizer_model, v.pre_tokenizer, v.n_tokens, v.bos, v.eos,
+                     v.end_of_generation, v.chat_template);
+    return 0;
+  }
   SLLM_CLI_ASSIGN(auto model, Model::load(path));
   const ModelInfo& c = model->info();
   std::string type_list;
@@ -24,9 +59,8 @@ int info(const std::string& path) {
       c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn_dim);
   out("rope:           {} dims, base {}, {}\n", c.rope_dims, c.rope_freq_base, c.rope_layout);
   out("context:        {} (training length the file states)\n", c.n_ctx_train);
-  out("tokenizer:      {} ({} tokens, bos {}, eos {})\n", c.tokenizer_model, c.n_tokens, c.bos,
-      c.eos);
-  out("chat template:  {}\n", c.chat_template.empty() ? "none" : "present");
+  print_vocabulary(c.tokenizer_model, c.pre_tokenizer, c.n_tokens, c.bos, c.eos,
+                   c.end_of_generation, c.chat_template);
   out("kv bytes/token: {} (f32), {} (f16)\n", c.kv_bytes_per_token_f32, c.kv_bytes_per_token_f16);
   out("simd target:    {}\n", c.simd_target);
   return 0;

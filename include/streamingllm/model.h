@@ -15,6 +15,30 @@
 
 namespace sllm {
 
+// A special token of the vocabulary: its id and its stored text.
+struct SpecialToken {
+  TokenId id = -1;
+  std::string text;
+  bool operator==(const SpecialToken&) const = default;
+};
+
+// What `streamingllm info` prints of a model file's vocabulary (all of a tokenizer-only file).
+struct VocabularyInfo {
+  std::string path;
+  uint32_t gguf_version = 0;
+  size_t n_tensors = 0;  // 0: a tokenizer-only file, no weights
+  size_t n_metadata = 0;
+  std::string tokenizer_model;  // tokenizer.ggml.model: llama (SentencePiece), gpt2 (BPE), ...
+  std::string pre_tokenizer;    // tokenizer.ggml.pre; "default" when the file has none
+  size_t n_tokens = 0;
+  TokenId bos = -1;  // -1: none
+  TokenId eos = -1;
+  // The tokens that end a generation, ascending: EOS, end of turn (<|im_end|>, <|eot_id|> ...)
+  // and the others llama.cpp stops on. Generation and chat stop at each of them.
+  std::vector<SpecialToken> end_of_generation;
+  std::string chat_template;  // tokenizer.chat_template (Jinja source); "" if none
+};
+
 // What `streamingllm info` prints.
 struct ModelInfo {
   std::string path;
@@ -37,9 +61,11 @@ struct ModelInfo {
   double rope_freq_base = 0;
   std::string rope_layout;      // "adjacent pairs" or "half split (neox)"
   std::string tokenizer_model;  // tokenizer.ggml.model: llama (SentencePiece), ...
+  std::string pre_tokenizer;    // as VocabularyInfo
   size_t n_tokens = 0;          // tokens in the vocabulary
   TokenId bos = -1;             // -1: none
   TokenId eos = -1;
+  std::vector<SpecialToken> end_of_generation;  // as VocabularyInfo
   std::string chat_template;  // tokenizer.chat_template (Jinja source); "" if none
   size_t kv_bytes_per_token_f32 = 0;
   size_t kv_bytes_per_token_f16 = 0;
@@ -100,6 +126,9 @@ class Model {
 class Vocabulary {
  public:
   static Result<std::unique_ptr<Vocabulary>> load(const std::string& path);
+  // The file's vocabulary facts, without building its tokenizer: works for every tokenizer model
+  // the file may name, and for files with or without weights.
+  static Result<VocabularyInfo> describe(const std::string& path);
   ~Vocabulary();
   Vocabulary(const Vocabulary&) = delete;
   Vocabulary& operator=(const Vocabulary&) = delete;
@@ -108,6 +137,7 @@ class Vocabulary {
   Result<std::vector<TokenId>> tokenize(std::string_view text, bool add_bos = true,
                                         bool parse_special = false) const;
   size_t n_tokens() const;  // tokens in the vocabulary
+  const VocabularyInfo& info() const;
 
   struct Impl;
 

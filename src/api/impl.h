@@ -24,7 +24,7 @@ struct Model::Impl {
   // holds this mutex.
   mutable std::mutex compute;
   ModelInfo info;
-  std::vector<TokenId> end_tokens;  // tokens that end a generation: EOS (and end of turn)
+  std::vector<TokenId> end_tokens;  // the vocabulary's end-of-generation set
   mutable std::once_flag fingerprint_once;
   mutable Result<uint64_t> fingerprint = Error(ErrorCode::kInternal, "not computed");
 

@@ -12,6 +12,23 @@ namespace sllm {
 
 namespace {
 
+VocabularyInfo describe_vocab(const std::string& path, const GgufFile& g, const Vocab& v) {
+  VocabularyInfo info;
+  info.path = path;
+  info.gguf_version = g.version();
+  info.n_tensors = g.tensors().size();
+  info.n_metadata = g.metadata().size();
+  info.tokenizer_model = v.model;
+  info.pre_tokenizer = v.pre.empty() ? "default" : v.pre;
+  info.n_tokens = v.n_tokens();
+  info.bos = v.bos;
+  info.eos = v.eos;
+  for (const TokenId id : end_of_generation_ids(v))
+    info.end_of_generation.push_back({id, v.tokens[id]});
+  if (auto jinja = g.get_string("tokenizer.chat_template"); jinja.ok()) info.chat_template = *jinja;
+  return info;
+}
+
 ModelInfo describe(const std::string& path, const Engine& engine) {
   const GgufFile& g = engine.gguf;
   const ModelConfig& c = engine.model.config();
@@ -41,11 +58,14 @@ ModelInfo describe(const std::string& path, const Engine& engine) {
   info.rope_freq_base = c.rope.freq_base;
   info.rope_layout =
       c.rope.layout == RopeLayout::kAdjacentPairs ? "adjacent pairs" : "half split (neox)";
-  info.tokenizer_model = v.model;
-  info.n_tokens = v.n_tokens();
-  info.bos = v.bos;
-  info.eos = v.eos;
-  if (auto jinja = g.get_string("tokenizer.chat_template"); jinja.ok()) info.chat_template = *jinja;
+  VocabularyInfo vi = describe_vocab(path, g, v);
+  info.tokenizer_model = std::move(vi.tokenizer_model);
+  info.pre_tokenizer = std::move(vi.pre_tokenizer);
+  info.n_tokens = vi.n_tokens;
+  info.bos = vi.bos;
+  info.eos = vi.eos;
+  info.end_of_generation = std::move(vi.end_of_generation);
+  info.chat_template = std::move(vi.chat_template);
   info.kv_bytes_per_token_f32 = c.n_layers * 2 * c.kv_dim() * 4;
   info.kv_bytes_per_token_f16 = c.n_layers * 2 * c.kv_dim() * 2;
   info.simd_target = ops::simd_target_name();
@@ -70,8 +90,7 @@ Result<std::shared_ptr<Model>> Model::load(const std::string& path, const LoadOp
                                : std::max<size_t>(1, std::thread::hardware_concurrency());
   SLLM_ASSIGN_OR_RETURN(impl->pool, ThreadPool::create(n_threads));
   impl->info = describe(path, *impl->engine);
-  const Vocab& v = impl->engine->tokenizer->vocab();
-  if (v.eos >= 0) impl->end_tokens.push_back(v.eos);
+  impl->end_tokens = end_of_generation_ids(impl->engine->tokenizer->vocab());
   return std::shared_ptr<Model>(new Model(std::move(impl)));
 }
 
@@ -108,6 +127,7 @@ std::string Model::token_text(TokenId token) const {
 
 struct Vocabulary::Impl {
   std::unique_ptr<Tokenizer> tokenizer;
+  VocabularyInfo info;
 };
 
 Vocabulary::Vocabulary(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -117,9 +137,18 @@ Result<std::unique_ptr<Vocabulary>> Vocabulary::load(const std::string& path) {
   SLLM_ASSIGN_OR_RETURN(GgufFile gguf, GgufFile::open(path));
   SLLM_ASSIGN_OR_RETURN(Vocab vocab, vocab_from_gguf(gguf));
   auto impl = std::make_unique<Impl>();
+  impl->info = describe_vocab(path, gguf, vocab);
   SLLM_ASSIGN_OR_RETURN(impl->tokenizer, make_tokenizer(std::move(vocab)));
   return std::unique_ptr<Vocabulary>(new Vocabulary(std::move(impl)));
 }
+
+Result<VocabularyInfo> Vocabulary::describe(const std::string& path) {
+  SLLM_ASSIGN_OR_RETURN(GgufFile gguf, GgufFile::open(path));
+  SLLM_ASSIGN_OR_RETURN(Vocab vocab, vocab_from_gguf(gguf));
+  return describe_vocab(path, gguf, vocab);
+}
+
+const VocabularyInfo& Vocabulary::info() const { return impl_->info; }
 
 Result<std::vector<TokenId>> Vocabulary::tokenize(std::string_view text, bool add_bos,
                                                   bool parse_special) const {

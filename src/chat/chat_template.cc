@@ -17,6 +17,7 @@ struct ChatTemplate::Spec {
   std::string_view user_prefix = "";
   std::string_view user_suffix = "";
   std::string_view assistant_header = "";
+  std::string_view generation_suffix = "";
   std::string_view reply_lead = "";
   std::string_view end_of_reply = "";
   std::string_view end_of_turn = "";
@@ -103,6 +104,54 @@ constexpr std::array kSpecs = {
          .assistant_header = "<start_of_turn>model\n",
          .end_of_reply = "<end_of_turn>\n",
          .end_of_turn = "<end_of_turn>"},
+    // Gemma 4: new turn markers, and a real system turn. With thinking off, the generation prompt
+    // ends in an empty thought channel, which the template leaves out of past replies.
+    Spec{.name = "gemma4",
+         .writes_bos = true,
+         .start = "{bos}",
+         .system_prefix = "<|turn>system\n",
+         .system_suffix = "<turn|>\n",
+         .user_prefix = "<|turn>user\n",
+         .user_suffix = "<turn|>\n",
+         .assistant_header = "<|turn>model\n",
+         .generation_suffix = "<|channel>thought\n<channel|>",
+         .end_of_reply = "<turn|>\n",
+         .end_of_turn = "<turn|>"},
+    // Mistral v3 (Mistral 7B v0.3, Mixtral 8x22B): no space before [/INST]; the model writes the
+    // space in front of its answer. Mistral's template puts the system message in front of the
+    // LAST user message; a streaming chat cannot move it there, so, as llama.cpp does, it goes in
+    // front of the first.
+    Spec{.name = "mistral-v3",
+         .writes_bos = true,
+         .start = "{bos}",
+         .system_suffix = "\n\n",
+         .system_in_first_user = true,
+         .user_prefix = "[INST] ",
+         .user_suffix = "[/INST]",
+         .reply_lead = " ",
+         .end_of_reply = "{eos}",
+         .end_of_turn = "{eos}"},
+    // Mistral v3 with the Tekken tokenizer (Mistral Nemo): no spaces around the markers at all.
+    Spec{.name = "mistral-v3-tekken",
+         .writes_bos = true,
+         .start = "{bos}",
+         .system_suffix = "\n\n",
+         .system_in_first_user = true,
+         .user_prefix = "[INST]",
+         .user_suffix = "[/INST]",
+         .end_of_reply = "{eos}",
+         .end_of_turn = "{eos}"},
+    // Command-R (Cohere): its EOS is the end-of-turn token.
+    Spec{.name = "command-r",
+         .writes_bos = true,
+         .start = "{bos}",
+         .system_prefix = "<|START_OF_TURN_TOKEN|><|SYSTEM_TOKEN|>",
+         .system_suffix = "<|END_OF_TURN_TOKEN|>",
+         .user_prefix = "<|START_OF_TURN_TOKEN|><|USER_TOKEN|>",
+         .user_suffix = "<|END_OF_TURN_TOKEN|>",
+         .assistant_header = "<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>",
+         .end_of_reply = "<|END_OF_TURN_TOKEN|>",
+         .end_of_turn = "<|END_OF_TURN_TOKEN|>"},
     // The StreamingLLM demo's "USER: ...\n\nASSISTANT: " (Vicuna v1.1 with its separators).
     Spec{.name = "vicuna",
          .system_suffix = "\n\n",
@@ -166,6 +215,7 @@ ChatTemplate::ChatTemplate(const Spec& spec, const SpecialTokenTexts& special)
       user_prefix_(substitute(spec.user_prefix, special)),
       user_suffix_(substitute(spec.user_suffix, special)),
       assistant_header_(substitute(spec.assistant_header, special)),
+      generation_suffix_(substitute(spec.generation_suffix, special)),
       reply_lead_(substitute(spec.reply_lead, special)),
       end_of_reply_(substitute(spec.end_of_reply, special)),
       end_of_turn_(substitute(spec.end_of_turn, special)) {}
@@ -183,16 +233,35 @@ Result<ChatTemplate> ChatTemplate::from_name(std::string_view name,
                "unknown chat template '" + std::string(name) + "' (known: " + known + ")");
 }
 
-// Markers are checked most specific first: Phi-3 and Zephyr share <|user|>, Llama 2 and Mistral
-// share [INST] (only Llama 2 has <<SYS>>).
+// Markers are checked most specific first: Phi-3 and Zephyr share <|user|>; Llama 2 and the
+// Mistral versions share [INST], told apart as llama.cpp's llm_chat_detect_template does.
 std::string_view ChatTemplate::detect(std::string_view jinja) {
   if (contains_all(jinja, {"<|im_start|>"})) return "chatml";
+  if (contains_all(jinja, {"<|START_OF_TURN_TOKEN|>", "<|USER_TOKEN|>"})) return "command-r";
   if (contains_all(jinja, {"<|start_header_id|>", "<|end_header_id|>"})) return "llama3";
+  if (contains_all(jinja, {"<|turn>", "<turn|>"})) return "gemma4";
   if (contains_all(jinja, {"<start_of_turn>"})) return "gemma";
   if (contains_all(jinja, {"<|assistant|>", "<|end|>"})) return "phi3";
   if (contains_all(jinja, {"<|user|>", "<|assistant|>"})) return "zephyr";
-  if (contains_all(jinja, {"[INST]", "<<SYS>>"})) return "llama2";
-  if (contains_all(jinja, {"[INST]"})) return "mistral";
+  if (contains_all(jinja, {"[INST]"})) {
+    // Mistral's official v1/v3/v3-tekken templates (their tool-calling versions carry
+    // [AVAILABLE_TOOLS]; v1 writes ' [INST] ' + system_message).
+    if (contains_all(jinja, {"[AVAILABLE_TOOLS]"}) ||
+        contains_all(jinja, {"' [INST] ' + system_message"})) {
+      if (contains_all(jinja, {" [INST]"})) return "mistral";
+      if (contains_all(jinja, {"\"[INST]\""})) return "mistral-v3-tekken";
+      return "mistral-v3";
+    }
+    if (contains_all(jinja, {"<<SYS>>"})) return "llama2";
+    // Shorter templates of the same formats, without tools: "[INST]" alone is Tekken; "[INST] "
+    // with "[/INST]" (no space before it) is v3.
+    auto any = [&](std::string_view a, std::string_view b) {
+      return contains_all(jinja, {a}) || contains_all(jinja, {b});
+    };
+    if (any("\"[INST]\"", "'[INST]'")) return "mistral-v3-tekken";
+    if (any("\"[INST] \"", "'[INST] '") && any("\"[/INST]\"", "'[/INST]'")) return "mistral-v3";
+    return "mistral";
+  }
   if (contains_all(jinja, {"USER:", "ASSISTANT:"})) return "vicuna";
   return "";
 }
@@ -217,7 +286,8 @@ std::string ChatTemplate::opening(std::string_view system) const {
 }
 
 std::string ChatTemplate::user_turn(std::string_view content, bool first) const {
-  return (first ? "" : user_prefix_) + std::string(content) + user_suffix_ + assistant_header_;
+  return (first ? "" : user_prefix_) + std::string(content) + user_suffix_ + assistant_header_ +
+         generation_suffix_;
 }
 
 Result<std::string> ChatTemplate::render(std::span<const ChatMessage> messages,
@@ -245,7 +315,9 @@ Result<std::string> ChatTemplate::render(std::span<const ChatMessage> messages,
     }
     std::string turn = user_turn(messages[i].content, i == first);
     if (i + 1 == messages.size() && !add_generation_prompt) {
-      turn.resize(turn.size() - assistant_header_.size());
+      turn.resize(turn.size() - assistant_header_.size() - generation_suffix_.size());
+    } else if (i + 1 < messages.size()) {
+      turn.resize(turn.size() - generation_suffix_.size());  // a past reply's header
     }
     out += turn;
   }

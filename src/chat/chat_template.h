@@ -15,6 +15,9 @@
 //
 // The reply itself is what the model generates after user_turn(); reply_lead() is text the model
 // writes itself (Llama 2's space before the answer) and is only rendered for stored replies.
+// One exception: Gemma 4 ends its generation prompt with an empty thought channel that its
+// template leaves out of past replies; user_turn() has it (the model is answering now), render()
+// drops it from the turns that a stored reply follows.
 #pragma once
 
 #include <span>
@@ -95,7 +98,8 @@ class ChatTemplate {
                                        // header, instead of as a turn of its own
   std::string user_prefix_;            // around a user message
   std::string user_suffix_;
-  std::string assistant_header_;  // the generation prompt
+  std::string assistant_header_;   // the generation prompt ...
+  std::string generation_suffix_;  // ... and what follows it only when a reply is generated
   std::string reply_lead_;
   std::string end_of_reply_;
   std::string end_of_turn_;

@@ -68,7 +68,9 @@ ChatSession::ChatSession(const Tokenizer& tokenizer, const ChatOptions& options,
       stop_tokens_.push_back(id);
     }
   };
-  add_stop(vocab.eos);
+  // Every end-of-generation token of the vocabulary ends a reply (EOS, <|im_end|>, <|eot_id|>,
+  // ...), whichever template renders the chat.
+  for (const TokenId id : end_of_generation_ids(vocab)) add_stop(id);
   // The end-of-turn text is a stop token only if the vocabulary has it as one special token
   // (--template chatml on a vocabulary without <|im_end|> stops at EOS only).
   if (!template_.end_of_turn().empty()) {
