@@ -192,7 +192,9 @@ TEST(Vocab, ReadsPhi3SpecialIds) {
   EXPECT_EQ(vocab->eos, 32000);
   EXPECT_EQ(vocab->pad, 32000);
   EXPECT_EQ(vocab->tokens[32007], "<|end|>");
-  EXPECT_EQ(vocab->types[2], TokenType::kUserDefined);
+  // "</s>" is user-defined (type 4) in the file, but an end-of-generation text: llama.cpp makes
+  // it a control token, and so do we.
+  EXPECT_EQ(vocab->types[2], TokenType::kControl);
 }
 
 TEST(Vocab, Uint32MaxSpecialIdMeansNone) {
@@ -472,14 +474,31 @@ TEST_F(LlamaVocab, WithoutParseSpecialControlTextIsText) {
 }
 
 TEST(SpmTokenizer, UserDefinedTokensMatchEvenWithoutParseSpecial) {
-  // In Phi-3's vocab "</s>" is user-defined (type 4), "<|end|>" is control.
+  // Phi-3's vocab with <|placeholder1|> made user-defined; <|end|> is control.
+  Result<Vocab> vocab = load_vocab(vocab_path("phi-3"));
+  ASSERT_TRUE(vocab.ok()) << vocab.error().message();
+  vocab->types[32002] = TokenType::kUserDefined;
+  Result<std::unique_ptr<Tokenizer>> tokenizer = make_tokenizer(std::move(vocab).value());
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.error().message();
+  const std::vector<TokenId> ids =
+      encode_ok(**tokenizer, "a<|placeholder1|>b<|end|>", false, false);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), 32002), 1);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), 32007), 0);
+  const std::vector<TokenId> special =
+      encode_ok(**tokenizer, "a<|placeholder1|>b<|end|>", false, true);
+  EXPECT_EQ(special.back(), 32007);
+}
+
+// Phi-3's "</s>" is user-defined in the file but control in llama.cpp (an end-of-generation
+// text): only --special parses it. Ids from llama.cpp (node-llama-cpp's tokenize).
+TEST(SpmTokenizer, Phi3EndOfGenerationTextsAreControlTokens) {
   const Tokenizer* tokenizer = shared_tokenizer(vocab_path("phi-3"));
   ASSERT_NE(tokenizer, nullptr);
-  const std::vector<TokenId> ids = encode_ok(*tokenizer, "a</s>b<|end|>", false, false);
-  EXPECT_EQ(std::count(ids.begin(), ids.end(), 2), 1);
-  EXPECT_EQ(std::count(ids.begin(), ids.end(), 32007), 0);
-  const std::vector<TokenId> special = encode_ok(*tokenizer, "a</s>b<|end|>", false, true);
-  EXPECT_EQ(special.back(), 32007);
+  EXPECT_EQ(encode_ok(*tokenizer, "<s>Hi<|end|></s>", false, false),
+            (std::vector<TokenId>{529, 29879, 29958, 18567, 29966, 29989, 355, 29989, 2565, 29879,
+                                  29958}));
+  EXPECT_EQ(encode_ok(*tokenizer, "<s>Hi<|end|></s>", false, true),
+            (std::vector<TokenId>{1, 6324, 32007, 2}));
 }
 
 TEST_F(LlamaVocab, TokenBytes) {

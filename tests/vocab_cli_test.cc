@@ -103,5 +103,28 @@ TEST(InfoTest, BadVocabularyIsAnError) {
   EXPECT_NE(r.err.find("not_a_gguf.gguf"), std::string::npos) << r.err;
 }
 
+// Ids from llama.cpp (node-llama-cpp's tokenize with and without special tokens).
+TEST(TokenizeSpecialTest, ControlTokensAreTextUnlessSpecial) {
+  const std::string text = " -p '<s>Hi<|end|></s>'";
+  CliResult r = run_cli("tokenize -m " + vocab("phi-3") + text);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "529 29879 29958 18567 29966 29989 355 29989 2565 29879 29958\n");
+  r = run_cli("tokenize -m " + vocab("phi-3") + " --special" + text);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "1 6324 32007 2\n");
+  r = run_cli("tokenize -m " + vocab("llama-spm") + text);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "529 29879 29958 18567 29966 29989 355 29989 2565 29879 29958\n");
+  r = run_cli("tokenize -m " + vocab("llama-spm") + " --special" + text);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "1 6324 29966 29989 355 29989 29958 2\n");
+}
+
+TEST(TokenizeSpecialTest, NoParseSpecialIsGone) {
+  const CliResult r = run_cli("tokenize -m " + vocab("llama-spm") + " --no-parse-special -p x");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--no-parse-special"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace sllm::test

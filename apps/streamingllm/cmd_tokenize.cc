@@ -14,7 +14,7 @@ struct TokenizeArgs {
   std::string text;
   std::string file;
   bool bos = false;
-  bool no_parse_special = false;
+  bool special = false;
   CLI::Option* prompt_opt = nullptr;
   CLI::Option* file_opt = nullptr;
 };
@@ -27,7 +27,7 @@ int tokenize(const TokenizeArgs& a) {
   if (!a.file.empty()) {
     SLLM_CLI_ASSIGN(text, read_file(a.file));
   }
-  SLLM_CLI_ASSIGN(std::vector<TokenId> ids, vocabulary->tokenize(text, a.bos, !a.no_parse_special));
+  SLLM_CLI_ASSIGN(std::vector<TokenId> ids, vocabulary->tokenize(text, a.bos, a.special));
   std::string line;
   for (size_t i = 0; i < ids.size(); ++i) {
     if (i > 0) line += ' ';
@@ -49,8 +49,9 @@ Command add_tokenize(CLI::App& app) {
   a->file_opt = cmd->add_option("-f,--file", a->file, "Tokenize this file's bytes exactly")
                     ->check(CLI::ExistingFile);
   cmd->add_flag("--bos", a->bos, "Prepend the BOS token");
-  cmd->add_flag("--no-parse-special", a->no_parse_special,
-                "Treat texts such as <s> as plain text, not as special tokens");
+  cmd->add_flag("--special", a->special,
+                "Parse control tokens written in the text (<s>, <|im_end|>, ...) into their ids; "
+                "without it they are plain text");
   return [a] { return tokenize(*a); };
 }
 

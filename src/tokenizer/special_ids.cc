@@ -40,6 +40,47 @@ constexpr std::array<std::string_view, 5> kFimPadTexts = {"<|fim_pad|>", "<fim-p
 constexpr std::array<std::string_view, 5> kFimRepTexts = {"<|fim_repo|>", "<|repo_name|>",
                                                           "<fim-repo>", "<REPO>", "<reponame>"};
 constexpr std::array<std::string_view, 1> kFimSepTexts = {"<|file_sep|>"};
+// Not end tokens, but llama.cpp finds them by text too and makes them control tokens.
+constexpr std::array<std::string_view, 8> kFimPreTexts = {"<|fim_prefix|>",
+                                                          "<fim-prefix>",
+                                                          "<fim_prefix>",
+                                                          "<\xef\xbd\x9c"
+                                                          "fim\xe2\x96\x81"
+                                                          "begin\xef\xbd\x9c>",
+                                                          "<PRE>",
+                                                          "\xe2\x96\x81<PRE>",
+                                                          "<|code_prefix|>",
+                                                          "<|prefix|>"};
+constexpr std::array<std::string_view, 8> kFimSufTexts = {"<|fim_suffix|>",
+                                                          "<fim-suffix>",
+                                                          "<fim_suffix>",
+                                                          "<\xef\xbd\x9c"
+                                                          "fim\xe2\x96\x81"
+                                                          "hole\xef\xbd\x9c>",
+                                                          "<SUF>",
+                                                          "\xe2\x96\x81<SUF>",
+                                                          "<|code_suffix|>",
+                                                          "<|suffix|>"};
+constexpr std::array<std::string_view, 8> kFimMidTexts = {"<|fim_middle|>",
+                                                          "<fim-middle>",
+                                                          "<fim_middle>",
+                                                          "<\xef\xbd\x9c"
+                                                          "fim\xe2\x96\x81"
+                                                          "end\xef\xbd\x9c>",
+                                                          "<MID>",
+                                                          "\xe2\x96\x81<MID>",
+                                                          "<|code_middle|>",
+                                                          "<|middle|>"};
+// gpt-oss's message structure tokens, which llama.cpp always renders (user-defined).
+constexpr std::array<std::string_view, 4> kAlwaysRenderedTexts = {"<|channel|>", "<|message|>",
+                                                                  "<|start|>", "<|constrain|>"};
+constexpr std::string_view kFimPreKey = "tokenizer.ggml.fim_pre_token_id";
+constexpr std::string_view kFimSufKey = "tokenizer.ggml.fim_suf_token_id";
+constexpr std::string_view kFimMidKey = "tokenizer.ggml.fim_mid_token_id";
+// Older names of the same three keys.
+constexpr std::string_view kPrefixKey = "tokenizer.ggml.prefix_token_id";
+constexpr std::string_view kSuffixKey = "tokenizer.ggml.suffix_token_id";
+constexpr std::string_view kMiddleKey = "tokenizer.ggml.middle_token_id";
 
 // Tokens that end a generation whatever the keys say.
 constexpr std::array<std::string_view, 22> kEogTexts = {
@@ -73,14 +114,12 @@ constexpr std::string_view kFimPadKey = "tokenizer.ggml.fim_pad_token_id";
 constexpr std::string_view kFimRepKey = "tokenizer.ggml.fim_rep_token_id";
 constexpr std::string_view kFimSepKey = "tokenizer.ggml.fim_sep_token_id";
 
-// Like the bos/eos keys: -1 (or uint32 0xFFFFFFFF) means none; other ids must be in the vocab.
+// -1 (or uint32 0xFFFFFFFF) means none: the id keeps what it had (as in llama.cpp, where it
+// keeps its default); other ids must be in the vocab.
 Status read_id(const GgufFile& gguf, std::string_view key, size_t n_tokens, TokenId* id) {
   if (gguf.find(key) == nullptr) return {};
   SLLM_ASSIGN_OR_RETURN(const int64_t value, gguf.get_i64(key));
-  if (value == -1 || value == int64_t{UINT32_MAX}) {
-    *id = -1;
-    return {};
-  }
+  if (value == -1 || value == int64_t{UINT32_MAX}) return {};
   if (value < 0 || static_cast<uint64_t>(value) >= n_tokens) {
     return Error(ErrorCode::kFormat, std::string(key) + " = " + std::to_string(value) +
                                          " is out of range (the vocab has " +
@@ -101,6 +140,10 @@ class TextIndex {
     for (std::string_view t : kFimPadTexts) wanted.insert(t);
     for (std::string_view t : kFimRepTexts) wanted.insert(t);
     for (std::string_view t : kFimSepTexts) wanted.insert(t);
+    for (std::string_view t : kFimPreTexts) wanted.insert(t);
+    for (std::string_view t : kFimSufTexts) wanted.insert(t);
+    for (std::string_view t : kFimMidTexts) wanted.insert(t);
+    for (std::string_view t : kAlwaysRenderedTexts) wanted.insert(t);
     for (size_t i = 0; i < vocab.tokens.size(); ++i) {
       const std::string& text = vocab.tokens[i];
       if (wanted.contains(text)) ids_[text] = static_cast<TokenId>(i);
@@ -126,20 +169,46 @@ class TextIndex {
 
 }  // namespace
 
-void compute_end_of_generation(Vocab* vocab) {
+namespace {
+
+// A token that llama.cpp recognises by its text as a control token is one, whatever type the file
+// gives it: encoding then matches it only with parse_special, and decoding drops it (Phi-3's
+// </s> is user-defined in the file, so without this "</s>" typed as text would become EOS).
+void set_type(Vocab* vocab, TokenId id, TokenType type) {
+  if (id >= 0 && static_cast<size_t>(id) < vocab->types.size()) vocab->types[id] = type;
+}
+
+template <size_t N>
+void find_by_text(Vocab* vocab, const TextIndex& index,
+                  const std::array<std::string_view, N>& texts, TokenId* id) {
+  if (*id >= 0) return;
+  *id = index.first_of(texts);
+  set_type(vocab, *id, TokenType::kControl);
+}
+
+void compute(Vocab* vocab, TokenId fim_pre, TokenId fim_suf, TokenId fim_mid) {
   const TextIndex index(*vocab);
-  if (vocab->eot < 0) vocab->eot = index.first_of(kEotTexts);
-  if (vocab->eom < 0) vocab->eom = index.first_of(kEomTexts);
-  if (vocab->fim_pad < 0) vocab->fim_pad = index.first_of(kFimPadTexts);
-  if (vocab->fim_rep < 0) vocab->fim_rep = index.first_of(kFimRepTexts);
-  if (vocab->fim_sep < 0) vocab->fim_sep = index.first_of(kFimSepTexts);
+  find_by_text(vocab, index, kEotTexts, &vocab->eot);
+  find_by_text(vocab, index, kEomTexts, &vocab->eom);
+  find_by_text(vocab, index, kFimPreTexts, &fim_pre);
+  find_by_text(vocab, index, kFimSufTexts, &fim_suf);
+  find_by_text(vocab, index, kFimMidTexts, &fim_mid);
+  find_by_text(vocab, index, kFimPadTexts, &vocab->fim_pad);
+  find_by_text(vocab, index, kFimRepTexts, &vocab->fim_rep);
+  find_by_text(vocab, index, kFimSepTexts, &vocab->fim_sep);
 
   std::set<TokenId> eog;
   for (const TokenId id : {vocab->fim_pad, vocab->fim_rep, vocab->fim_sep}) {
     if (id >= 0) eog.insert(id);
   }
   for (std::string_view text : kEogTexts) {
-    if (const TokenId id = index.find(text); id >= 0) eog.insert(id);
+    if (const TokenId id = index.find(text); id >= 0) {
+      eog.insert(id);
+      set_type(vocab, id, TokenType::kControl);
+    }
+  }
+  for (std::string_view text : kAlwaysRenderedTexts) {
+    set_type(vocab, index.find(text), TokenType::kUserDefined);
   }
   // The ids the file names end a generation even when their text is unusual.
   for (const TokenId id : {vocab->eos, vocab->eot, vocab->eom}) {
@@ -155,12 +224,20 @@ void compute_end_of_generation(Vocab* vocab) {
   const bool has_call = has("<|call|>") || has("<|calls|>");
   if (has("<|end|>") && has_call && (has("<|return|>") || has("<|flush|>"))) {
     eog.erase(index.find("<|end|>"));
+    set_type(vocab, index.find("<|end|>"), TokenType::kUserDefined);
   }
   // Gemma 4 has a </s> that is not its end of sequence (it ends turns with <turn|>).
-  if (has("<|tool_response>") && has("</s>")) eog.erase(index.find("</s>"));
+  if (has("<|tool_response>") && has("</s>")) {
+    eog.erase(index.find("</s>"));
+    set_type(vocab, index.find("</s>"), TokenType::kNormal);
+  }
 
   vocab->eog.assign(eog.begin(), eog.end());
 }
+
+}  // namespace
+
+void compute_end_of_generation(Vocab* vocab) { compute(vocab, -1, -1, -1); }
 
 Status read_end_of_generation(const GgufFile& gguf, Vocab* vocab) {
   const size_t n = vocab->n_tokens();
@@ -169,7 +246,15 @@ Status read_end_of_generation(const GgufFile& gguf, Vocab* vocab) {
   SLLM_RETURN_IF_ERROR(read_id(gguf, kFimPadKey, n, &vocab->fim_pad));
   SLLM_RETURN_IF_ERROR(read_id(gguf, kFimRepKey, n, &vocab->fim_rep));
   SLLM_RETURN_IF_ERROR(read_id(gguf, kFimSepKey, n, &vocab->fim_sep));
-  compute_end_of_generation(vocab);
+  TokenId fim_pre = -1, fim_suf = -1, fim_mid = -1;
+  // llama.cpp reads the older names after the new ones: where both are present, they win.
+  SLLM_RETURN_IF_ERROR(read_id(gguf, kFimPreKey, n, &fim_pre));
+  SLLM_RETURN_IF_ERROR(read_id(gguf, kFimSufKey, n, &fim_suf));
+  SLLM_RETURN_IF_ERROR(read_id(gguf, kFimMidKey, n, &fim_mid));
+  SLLM_RETURN_IF_ERROR(read_id(gguf, kPrefixKey, n, &fim_pre));
+  SLLM_RETURN_IF_ERROR(read_id(gguf, kSuffixKey, n, &fim_suf));
+  SLLM_RETURN_IF_ERROR(read_id(gguf, kMiddleKey, n, &fim_mid));
+  compute(vocab, fim_pre, fim_suf, fim_mid);
   return {};
 }
 
