@@ -168,8 +168,14 @@ py::dict info_dict(const sllm::ModelInfo& i) {
   d["ffn_dim"] = i.ffn_dim;
   d["n_ctx_train"] = i.n_ctx_train;
   d["tokenizer_model"] = i.tokenizer_model;
+  d["pre_tokenizer"] = i.pre_tokenizer;
   d["bos"] = i.bos;
   d["eos"] = i.eos;
+  py::list end_tokens;  // (id, text) pairs; text as bytes: a token may be part of a character
+  for (const sllm::SpecialToken& t : i.end_of_generation) {
+    end_tokens.append(py::make_tuple(t.id, py::bytes(t.text)));
+  }
+  d["end_of_generation"] = end_tokens;
   d["chat_template"] = i.chat_template;
   d["kv_bytes_per_token_f32"] = i.kv_bytes_per_token_f32;
   d["kv_bytes_per_token_f16"] = i.kv_bytes_per_token_f16;

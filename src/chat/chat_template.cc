@@ -277,17 +277,40 @@ TemplateChoice choose_template(std::string_view jinja) {
   return {"chatml", "the model's tokenizer.chat_template is not one we recognise: using chatml"};
 }
 
+std::string join(const ChatPieces& pieces) {
+  std::string out;
+  for (const ChatPiece& p : pieces) out += p.text;
+  return out;
+}
+
+ChatPieces ChatTemplate::opening_pieces(std::string_view system) const {
+  ChatPieces out = {{start_, false}};
+  ChatPieces system_text;
+  if (!system.empty()) {
+    system_text = {{system_prefix_, false}, {std::string(system), true}, {system_suffix_, false}};
+  }
+  if (system_in_first_user_) {
+    out.push_back({user_prefix_, false});
+    out.insert(out.end(), system_text.begin(), system_text.end());
+  } else {
+    out.insert(out.end(), system_text.begin(), system_text.end());
+    out.push_back({user_prefix_, false});
+  }
+  return out;
+}
+
 std::string ChatTemplate::opening(std::string_view system) const {
-  std::string out = start_;
-  std::string system_text;
-  if (!system.empty()) system_text = system_prefix_ + std::string(system) + system_suffix_;
-  if (system_in_first_user_) return out + user_prefix_ + system_text;
-  return out + system_text + user_prefix_;
+  return join(opening_pieces(system));
+}
+
+ChatPieces ChatTemplate::user_turn_pieces(std::string_view content, bool first) const {
+  return {{first ? "" : user_prefix_, false},
+          {std::string(content), true},
+          {user_suffix_ + assistant_header_ + generation_suffix_, false}};
 }
 
 std::string ChatTemplate::user_turn(std::string_view content, bool first) const {
-  return (first ? "" : user_prefix_) + std::string(content) + user_suffix_ + assistant_header_ +
-         generation_suffix_;
+  return join(user_turn_pieces(content, first));
 }
 
 Result<std::string> ChatTemplate::render(std::span<const ChatMessage> messages,

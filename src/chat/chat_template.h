@@ -23,6 +23,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "streamingllm/error.h"
 
@@ -34,6 +35,16 @@ struct ChatMessage {
   ChatRole role = ChatRole::kUser;
   std::string content;
 };
+
+// Rendered chat text in pieces: the template's own text, where special-token texts such as
+// "<|im_end|>" are meant as those tokens, and message content, which is text whatever it
+// contains (a user typing "<|im_end|>" must not end their turn).
+struct ChatPiece {
+  std::string text;
+  bool content = false;  // a message's text (user or system), never parsed for special tokens
+};
+using ChatPieces = std::vector<ChatPiece>;
+std::string join(const ChatPieces& pieces);
 
 // The vocabulary's texts for the special tokens that templates write as {{ bos_token }} and
 // {{ eos_token }}.
@@ -59,10 +70,12 @@ class ChatTemplate {
   // Everything before the first user message's text: BOS when the template writes it, the system
   // message (if not empty) and the first user header. This is the prefix --keep-system pins.
   std::string opening(std::string_view system) const;
+  ChatPieces opening_pieces(std::string_view system) const;  // the same, in pieces
 
   // A user message and the generation prompt that the reply follows. The first user message's
   // header is part of opening(), so `first` leaves it out.
   std::string user_turn(std::string_view content, bool first) const;
+  ChatPieces user_turn_pieces(std::string_view content, bool first) const;  // in pieces
 
   // Text the model writes itself in front of its answer (rendered for stored replies only).
   const std::string& reply_lead() const { return reply_lead_; }

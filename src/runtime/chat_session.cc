@@ -42,8 +42,9 @@ Result<std::unique_ptr<ChatSession>> ChatSession::create(const LlamaModel& model
     }
     // Encoded as the start of turn 1 is, so that it is a prefix of turn 1's tokens.
     const bool add_bos = !chat_template.writes_bos() && vocab.add_bos && vocab.bos >= 0;
-    SLLM_ASSIGN_OR_RETURN(opening,
-                          tokenizer.encode(chat_template.opening(options.system), add_bos, true));
+    SLLM_ASSIGN_OR_RETURN(
+        opening, ChatEncoder(tokenizer).encode(chat_template.opening_pieces(options.system),
+                                               add_bos, vocab.add_space_prefix));
     session_options.n_sinks = std::max(session_options.n_sinks, opening.size());
   }
   SLLM_ASSIGN_OR_RETURN(std::unique_ptr<Session> session,
@@ -56,6 +57,7 @@ ChatSession::ChatSession(const Tokenizer& tokenizer, const ChatOptions& options,
                          ChatTemplate chat_template, std::unique_ptr<Session> session,
                          std::vector<TokenId> opening_tokens)
     : tokenizer_(&tokenizer),
+      encoder_(tokenizer),
       options_(options),
       template_(std::move(chat_template)),
       session_(std::move(session)),
@@ -84,19 +86,25 @@ bool ChatSession::is_stop_token(TokenId id) const {
   return std::find(stop_tokens_.begin(), stop_tokens_.end(), id) != stop_tokens_.end();
 }
 
-Result<std::vector<TokenId>> ChatSession::encode_turn(std::string_view text, bool at_start) const {
+Result<std::vector<TokenId>> ChatSession::encode_turn(const ChatPieces& pieces,
+                                                      bool at_start) const {
   const Vocab& vocab = tokenizer_->vocab();
-  // SentencePiece's dummy prefix stands for a leading space (see the header).
-  if (vocab.add_space_prefix && !text.empty() && text.front() == ' ') text.remove_prefix(1);
   const bool add_bos = at_start && !template_.writes_bos() && vocab.add_bos && vocab.bos >= 0;
-  return tokenizer_->encode(text, add_bos, /*parse_special=*/true);
+  // SentencePiece's dummy prefix stands for a leading space (see the header).
+  return encoder_.encode(pieces, add_bos, /*drop_leading_space=*/vocab.add_space_prefix);
 }
 
 Result<std::vector<TokenId>> ChatSession::turn_tokens(std::string_view user_text) const {
-  if (n_turns_ > 0) return encode_turn(pending_ + template_.user_turn(user_text, false), false);
-  const std::string turn = template_.user_turn(user_text, true);
-  SLLM_ASSIGN_OR_RETURN(std::vector<TokenId> ids,
-                        encode_turn(template_.opening(options_.system) + turn, true));
+  if (n_turns_ > 0) {
+    ChatPieces pieces = {{pending_, false}};
+    for (ChatPiece& p : template_.user_turn_pieces(user_text, false))
+      pieces.push_back(std::move(p));
+    return encode_turn(pieces, false);
+  }
+  const ChatPieces turn = template_.user_turn_pieces(user_text, true);
+  ChatPieces whole = template_.opening_pieces(options_.system);
+  whole.insert(whole.end(), turn.begin(), turn.end());
+  SLLM_ASSIGN_OR_RETURN(std::vector<TokenId> ids, encode_turn(whole, true));
   if (opening_tokens_.empty() ||
       (ids.size() >= opening_tokens_.size() &&
        std::equal(opening_tokens_.begin(), opening_tokens_.end(), ids.begin()))) {

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "chat/chat_template.h"
+#include "runtime/chat_encode.h"
 #include "runtime/session.h"
 #include "sampling/sampler.h"
 #include "streamingllm/chat.h"
@@ -66,8 +67,9 @@ class ChatSession {
   uint64_t n_turns() const { return n_turns_; }
   // Tokens of the opening pinned as sinks (keep_system), else 0.
   size_t n_pinned() const { return n_pinned_; }
-  // Tokens that end a reply when sampled: EOS, the template's end-of-turn token if the
-  // vocabulary has it, and BOS (a model that starts a new document has finished this one).
+  // Tokens that end a reply when sampled: the vocabulary's end-of-generation set (EOS, <|im_end|>,
+  // <|eot_id|> ...), the template's end-of-turn token if the vocabulary has it, and BOS (a model
+  // that starts a new document has finished this one).
   std::span<const TokenId> stop_tokens() const { return stop_tokens_; }
   // Text to feed in front of the next user turn: the closing of the last reply.
   const std::string& pending() const { return pending_; }
@@ -80,11 +82,13 @@ class ChatSession {
  private:
   ChatSession(const Tokenizer& tokenizer, const ChatOptions& options, ChatTemplate chat_template,
               std::unique_ptr<Session> session, std::vector<TokenId> opening_tokens);
-  Result<std::vector<TokenId>> encode_turn(std::string_view text, bool at_start) const;
+  // The template's special-token texts become tokens; the user's and system's text stays text.
+  Result<std::vector<TokenId>> encode_turn(const ChatPieces& pieces, bool at_start) const;
   Result<std::vector<TokenId>> turn_tokens(std::string_view user_text) const;
   bool is_stop_token(TokenId id) const;
 
   const Tokenizer* tokenizer_;
+  ChatEncoder encoder_;
   ChatOptions options_;
   ChatTemplate template_;
   std::unique_ptr<Session> session_;
