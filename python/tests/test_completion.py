@@ -59,6 +59,12 @@ def test_tokenize_and_detokenize(llm):
     assert llm.n_vocab() == 512 and llm.token_bos() == 1 and llm.token_eos() == 2
 
 
+def test_info_names_the_end_of_generation_tokens(llm):
+    info = llm._model.info
+    assert info["end_of_generation"] == [(2, b"</s>")]
+    assert info["pre_tokenizer"] == "default"
+
+
 def test_state_properties(llm):
     llm("", max_tokens=10, temperature=0)
     assert llm.n_tokens_seen == 11
