@@ -10,7 +10,8 @@
 //     not write it and the vocabulary asks for it;
 //   - turn k > 1 is the closing of the previous reply (end_of_reply(), from its end-of-turn token
 //     on if the model emitted that token itself) + user_turn(uk);
-//   - each turn is encoded with special tokens parsed, as llama.cpp encodes its chat deltas. A
+//   - each turn is encoded by a ChatEncoder: the template's special-token texts become tokens,
+//     the user's and system's text stays text (typing "<|im_end|>" cannot end a turn). A
 //     SentencePiece tokenizer puts a space (its "dummy prefix") in front of every encoded text,
 //     so a turn that starts with a space has that space dropped: it is not doubled.
 //
