@@ -94,6 +94,10 @@ const Expected kExpected[] = {
     {"mistral-v3-tekken", kLlamaSpecial,
      "<s>[INST]You are a helpful assistant.\n\nHello![/INST]Hi, how can I help?</s>"
      "[INST]What is 2+2?[/INST]It is 4.</s>[INST]Thanks![/INST]"},
+    // mistralai/Mistral-Large-Instruct-2411: "[SYSTEM_PROMPT] " + content + "[/SYSTEM_PROMPT]".
+    {"mistral-v7", kLlamaSpecial,
+     "<s>[SYSTEM_PROMPT] You are a helpful assistant.[/SYSTEM_PROMPT][INST] Hello![/INST] Hi, how "
+     "can I help?</s>[INST] What is 2+2?[/INST] It is 4.</s>[INST] Thanks![/INST]"},
     // CohereForAI/c4ai-command-r-v01 (the template in ggml-vocab-command-r.gguf).
     {"command-r",
      {"<BOS_TOKEN>", "<|END_OF_TURN_TOKEN|>"},
@@ -226,7 +230,8 @@ TEST(ChatTemplateTest, UnknownNameListsTheKnownOnes) {
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.error().message(),
             "unknown chat template 'alpaca' (known: plain, llama2, llama3, chatml, mistral, "
-            "zephyr, phi3, gemma, gemma4, mistral-v3, mistral-v3-tekken, command-r, vicuna)");
+            "zephyr, phi3, gemma, gemma4, mistral-v3, mistral-v3-tekken, mistral-v7, command-r, "
+            "vicuna)");
 }
 
 // Excerpts of the Jinja templates the families ship (their distinctive parts).
@@ -294,6 +299,23 @@ TEST(ChatTemplateTest, DetectsMistralVersionsAndLlama3FromTheirPublishedJinja) {
   EXPECT_EQ(ChatTemplate::detect("{{ '<|START_OF_TURN_TOKEN|><|USER_TOKEN|>' + content.strip() + "
                                  "'<|END_OF_TURN_TOKEN|>' }}"),
             "command-r");
+  // mistralai/Mistral-Large-Instruct-2411's template, whole.
+  EXPECT_EQ(
+      ChatTemplate::detect(
+          "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}{{ "
+          "'[INST] "
+          "' + message['content'] + '[/INST]' }}{% elif message['role'] == 'system' %}{{ "
+          "'[SYSTEM_PROMPT] ' + message['content'] + '[/SYSTEM_PROMPT]' }}{% elif message['role'] "
+          "== 'assistant' %}{{ ' ' + message['content'] + eos_token }}{% else %}{{ "
+          "raise_exception('Only user, system and assistant roles are supported!') }}{% endif %}{% "
+          "endfor %}"),
+      "mistral-v7");
+  // Mistral-7B-Instruct-v0.2's 'v1' template with a system prompt: ' [INST] ' + system_message.
+  EXPECT_EQ(
+      ChatTemplate::detect("{%- if loop.first and system_message is defined %}{{- ' [INST] ' "
+                           "+ system_message + '\\n\\n' + message['content'] + ' [/INST]' "
+                           "}}{%- else %}{{- ' [INST] ' + message['content'] + ' [/INST]' }}"),
+      "mistral");
   EXPECT_EQ(ChatTemplate::detect("{{- '<|turn>' + role + '\\n' }}{{- '<turn|>\\n' -}}"), "gemma4");
 }
 

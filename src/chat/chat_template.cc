@@ -141,6 +141,17 @@ constexpr std::array kSpecs = {
          .user_suffix = "[/INST]",
          .end_of_reply = "{eos}",
          .end_of_turn = "{eos}"},
+    // Mistral v7 (Mistral Large 2411, Small 3): v3 with a system prompt of its own.
+    Spec{.name = "mistral-v7",
+         .writes_bos = true,
+         .start = "{bos}",
+         .system_prefix = "[SYSTEM_PROMPT] ",
+         .system_suffix = "[/SYSTEM_PROMPT]",
+         .user_prefix = "[INST] ",
+         .user_suffix = "[/INST]",
+         .reply_lead = " ",
+         .end_of_reply = "{eos}",
+         .end_of_turn = "{eos}"},
     // Command-R (Cohere): its EOS is the end-of-turn token.
     Spec{.name = "command-r",
          .writes_bos = true,
@@ -244,6 +255,7 @@ std::string_view ChatTemplate::detect(std::string_view jinja) {
   if (contains_all(jinja, {"<|assistant|>", "<|end|>"})) return "phi3";
   if (contains_all(jinja, {"<|user|>", "<|assistant|>"})) return "zephyr";
   if (contains_all(jinja, {"[INST]"})) {
+    if (contains_all(jinja, {"[SYSTEM_PROMPT]"})) return "mistral-v7";
     // Mistral's official v1/v3/v3-tekken templates (their tool-calling versions carry
     // [AVAILABLE_TOOLS]; v1 writes ' [INST] ' + system_message).
     if (contains_all(jinja, {"[AVAILABLE_TOOLS]"}) ||
