@@ -100,7 +100,8 @@ Command add_run(CLI::App& app) {
   add_number(*cmd, "-n,--n-predict", a->n_predict,
              {int64_t{-1}, std::numeric_limits<int64_t>::max()},
              "Tokens to generate; -1 = until Ctrl-C");
-  cmd->add_flag("--ignore-eos", a->ignore_eos, "Keep generating after end-of-sequence");
+  cmd->add_flag("--ignore-eos", a->ignore_eos,
+                "Keep generating after an end-of-generation token (EOS, <|eot_id|>, ...)");
   a->sampling.add(*cmd);
   a->cache.add(*cmd);
   return [a] { return run(*a); };
