@@ -73,7 +73,8 @@ const Expected kExpected[] = {
      "<end_of_turn>\n<start_of_turn>model\nIt is 4.<end_of_turn>\n<start_of_turn>user\nThanks!"
      "<end_of_turn>\n<start_of_turn>model\n"},
     // google/gemma-4 chat_template (thinking off): a system turn, <|turn>ROLE\n ... <turn|>\n, and
-    // the generation prompt's empty thought channel.
+    // the generation prompt's empty thought channel. The template in ggml-vocab-gemma-4.gguf,
+    // run by a Jinja engine, gives this very text (peer/chat_templates.mjs).
     {"gemma4",
      {"<bos>", "<eos>"},
      "<bos><|turn>system\nYou are a helpful assistant.<turn|>\n<|turn>user\nHello!<turn|>\n"
@@ -98,7 +99,8 @@ const Expected kExpected[] = {
     {"mistral-v7", kLlamaSpecial,
      "<s>[SYSTEM_PROMPT] You are a helpful assistant.[/SYSTEM_PROMPT][INST] Hello![/INST] Hi, how "
      "can I help?</s>[INST] What is 2+2?[/INST] It is 4.</s>[INST] Thanks![/INST]"},
-    // CohereForAI/c4ai-command-r-v01 (the template in ggml-vocab-command-r.gguf).
+    // CohereForAI/c4ai-command-r-v01: the template in ggml-vocab-command-r.gguf, run by a Jinja
+    // engine, gives this very text (peer/chat_templates.mjs; so does qwen2's for chatml).
     {"command-r",
      {"<BOS_TOKEN>", "<|END_OF_TURN_TOKEN|>"},
      "<BOS_TOKEN><|START_OF_TURN_TOKEN|><|SYSTEM_TOKEN|>You are a helpful assistant."
