@@ -232,7 +232,9 @@ TEST_P(PeerGolden, TokenizesLikeLlamaCpp) {
     if (ids_digest(*ids, from, to).substr(0, 16) != c.blocks[b]) {
       FAIL() << "ids differ from llama.cpp's in block " << b << " (ids " << from << ".." << to - 1
              << " of " << ids->size() << ", llama.cpp has " << c.count << "); ours from index "
-             << from << ": " << ids_text(*ids, from, 12);
+             << from << ": " << ids_text(*ids, from, 12)
+             << "; the exact index: scripts/peer_tokenize.py --vocab " << c.vocab << " --text "
+             << fs::path(c.rel).filename().string();
     }
   }
   EXPECT_EQ(ids->size(), c.count) << "token count differs from llama.cpp's";
