@@ -11,7 +11,8 @@ With --write-goldens, writes tests/data/tokenizer_goldens/VOCAB.txt from llama.c
 ours gives), for tests/tokenizer_peer_golden_test.cc. Needs node and `cd peer && npm ci`; ours is
 build/release/bench/tokenizer_tool (public API only). Not part of the default test suite.
 
-    python3 scripts/peer_tokenize.py [--vocab NAME]... [--text SUBSTRING]... [--write-goldens]
+    python3 scripts/peer_tokenize.py [--vocab NAME]... [--text SUBSTRING]... [--file PATH]...
+        [--write-goldens]
 """
 import argparse
 import glob
@@ -39,13 +40,15 @@ def vocabularies(only):
     return out
 
 
-def texts(only):
-    """(root, relative path, absolute path): root 'shared' is ../shared, 'source' the project."""
+def texts(only, extra):
+    """(root, relative path, absolute path): root 'shared' is ../shared, 'source' the project,
+    'extra' a file named with --file (compared, never written to the goldens)."""
     out = [("shared", os.path.relpath(p, SHARED), p)
            for p in sorted(glob.glob(os.path.join(SHARED, "data", "text", "*.txt")))]
     out += [("source", os.path.relpath(p, ROOT), p)
             for p in sorted(glob.glob(os.path.join(ROOT, "tests", "data", "texts", "*.txt")))]
-    return [t for t in out if not only or any(s in t[1] for s in only)]
+    out = [t for t in out if not only or any(s in t[1] for s in only)]
+    return out + [("extra", p, os.path.abspath(p)) for p in extra]
 
 
 def prefix(data, max_bytes):
@@ -129,6 +132,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--vocab", action="append", default=[], help="only this vocabulary (repeatable)")
     ap.add_argument("--text", action="append", default=[], help="only texts whose path has this")
+    ap.add_argument("--file", action="append", default=[], help="also compare on this file")
     ap.add_argument("--write-goldens", action="store_true")
     ap.add_argument("--goldens-dir", default=os.path.join(ROOT, "tests", "data", "tokenizer_goldens"))
     ap.add_argument("--prefix-bytes", type=int, default=65536)
@@ -140,8 +144,8 @@ def main():
         sys.exit(f"peer_tokenize.py: no node-llama-cpp in {a.peer_dir}: run `cd peer && npm ci`")
     if not a.no_ours and not os.access(a.tool, os.X_OK):
         sys.exit(f"peer_tokenize.py: {a.tool} missing: build the tokenizer_tool target (or --no-ours)")
-    vocabs, txts = vocabularies(set(a.vocab)), texts(a.text)
-    if a.write_goldens and (a.vocab or a.text):
+    vocabs, txts = vocabularies(set(a.vocab)), texts(a.text, a.file)
+    if a.write_goldens and (a.vocab or a.text or a.file):
         sys.exit("peer_tokenize.py: --write-goldens writes every (vocabulary, text): no filters")
     data = {t[2]: open(t[2], "rb").read() for t in txts}
     long_files = [t[2] for t in txts if len(data[t[2]]) > a.prefix_bytes]
