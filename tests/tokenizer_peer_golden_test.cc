@@ -179,17 +179,19 @@ std::string ids_text(const std::vector<sllm::TokenId>& ids, size_t from, size_t 
   return out;
 }
 
+// Loaded once per process (a vocabulary that fails to load fails the same way every time).
 const sllm::Vocabulary* vocabulary(const std::string& name, std::string* error) {
-  static std::map<std::string, std::unique_ptr<sllm::Vocabulary>> loaded;
+  static std::map<std::string, sllm::Result<std::unique_ptr<sllm::Vocabulary>>> loaded;
   auto it = loaded.find(name);
-  if (it != loaded.end()) return it->second.get();
-  const fs::path path = kShared / "data" / "vocab" / ("ggml-vocab-" + name + ".gguf");
-  auto v = sllm::Vocabulary::load(path.string());
-  if (!v.ok()) {
-    *error = v.error().message();
+  if (it == loaded.end()) {
+    const fs::path path = kShared / "data" / "vocab" / ("ggml-vocab-" + name + ".gguf");
+    it = loaded.emplace(name, sllm::Vocabulary::load(path.string())).first;
+  }
+  if (!it->second.ok()) {
+    *error = it->second.error().message();
     return nullptr;
   }
-  return (loaded[name] = std::move(*v)).get();
+  return it->second->get();
 }
 
 class PeerGolden : public ::testing::TestWithParam<GoldenCase> {};
