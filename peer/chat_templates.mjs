@@ -3,22 +3,10 @@
 // tests/chat_template_test.cc (system + three user turns + two replies, generation prompt on).
 // The expected strings of gemma4 and command-r in that test equal this output:
 //   node peer/chat_templates.mjs ../shared/data/vocab/ggml-vocab-{gemma-4,command-r,qwen2}.gguf
-// Modules come from peer/node_modules when installed there, else from $SLLM_PEER_DIR/node_modules
-// (default /work/peer).
+// Modules come from peer/node_modules (`cd peer && npm ci`).
 import path from "path";
-import {pathToFileURL} from "url";
-
-async function load(name, entry) {
-  try {
-    return await import(name);
-  } catch {
-    const dir = process.env.SLLM_PEER_DIR ?? "/work/peer";
-    return await import(pathToFileURL(path.join(dir, "node_modules", name, entry)).href);
-  }
-}
-
-const {readGgufFileInfo} = await load("node-llama-cpp", "dist/index.js");
-const {Template} = await load("@huggingface/jinja", "dist/index.js");
+import {Template} from "@huggingface/jinja";
+import {readGgufFileInfo} from "node-llama-cpp";
 
 const conversation = [
   {role: "system", content: "You are a helpful assistant."},

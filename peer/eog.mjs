@@ -2,22 +2,9 @@
 // (node-llama-cpp's isEogToken over every token id) with its EOS and EOT ids, one JSON line each.
 // Goldens for tests/eog_test.cc come from this script:
 //   node peer/eog.mjs ../shared/data/vocab/ggml-vocab-*.gguf
-// node-llama-cpp is imported from peer/node_modules when installed there (npm install in peer/),
-// else from $SLLM_PEER_DIR/node_modules (default /work/peer).
+// node-llama-cpp comes from peer/node_modules (`cd peer && npm ci`).
 import path from "path";
-import {pathToFileURL} from "url";
-
-async function loadPeer() {
-  try {
-    return await import("node-llama-cpp");
-  } catch {
-    const dir = process.env.SLLM_PEER_DIR ?? "/work/peer";
-    const entry = path.join(dir, "node_modules/node-llama-cpp/dist/index.js");
-    return await import(pathToFileURL(entry).href);
-  }
-}
-
-const {getLlama} = await loadPeer();
+import {getLlama} from "node-llama-cpp";
 const llama = await getLlama({gpu: false, build: "never", logLevel: "error"});
 for (const file of process.argv.slice(2)) {
   const model = await llama.loadModel({modelPath: file, vocabOnly: true});
