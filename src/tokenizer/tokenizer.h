@@ -1,7 +1,7 @@
 // Tokenizers built from a plain Vocab (read from GGUF `tokenizer.ggml.*` metadata).
 //
-// SentencePiece-style (`tokenizer.ggml.model = llama`) is implemented now; byte-level BPE
-// (`gpt2`) will implement the same interface.
+// SentencePiece (`tokenizer.ggml.model = llama`), byte-level BPE (`gpt2`, with the pre-tokenizer
+// of `tokenizer.ggml.pre`) and Gemma 4's BPE (`gemma4`), each as llama.cpp tokenizes.
 #pragma once
 
 #include <cstdint>
@@ -79,9 +79,13 @@ class Tokenizer {
 // token, special ids -1 or in range, byte tokens spelled <0xXX>. Errors name the GGUF key.
 Status validate_vocab(const Vocab& vocab);
 
-// Validates the vocab and picks the tokenizer for `vocab.model`: "llama" -> SentencePiece.
-// Other models fail with kUnsupported.
+// Validates the vocab and picks the tokenizer for `vocab.model`: "llama" -> SentencePiece,
+// "gpt2" and "gemma4" -> BPE. Other models, and unknown pre-tokenizers, fail with kUnsupported.
 Result<std::unique_ptr<Tokenizer>> make_tokenizer(Vocab vocab);
+
+// The BPE tokenizer on its own ("gpt2" or "gemma4"); `vocab` must pass validate_vocab. Checks
+// the merges (kFormat naming tokenizer.ggml.merges[i]) and the pre-tokenizer.
+Result<std::unique_ptr<Tokenizer>> make_bpe_tokenizer(Vocab vocab);
 
 // The SentencePiece tokenizer on its own (make_tokenizer's choice for "llama"); `vocab` must pass
 // validate_vocab.
