@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tokenizer/flat_map.h"
 #include "tokenizer/pretokenize.h"
 #include "tokenizer/special_split.h"
 #include "tokenizer/tokenizer.h"
@@ -25,12 +26,6 @@ namespace {
 constexpr std::string_view kMergesKey = "tokenizer.ggml.merges";
 constexpr std::string_view kSpaceMarker = "\xE2\x96\x81";  // U+2581, gemma4's space
 constexpr char kHexDigits[] = "0123456789ABCDEF";
-
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-using TokenMap = std::unordered_map<std::string, TokenId, StringHash, std::equal_to<>>;
 
 // GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves, the other 68 bytes
 // for U+0100.. in byte order. Returns each byte's character as UTF-8.
@@ -59,27 +54,51 @@ const std::array<std::string, 256>& byte_chars() {
   return table;
 }
 
-// The inverse: a character (UTF-8) to its byte.
-const std::unordered_map<std::string, uint8_t>& char_bytes() {
-  static const std::unordered_map<std::string, uint8_t> map = [] {
-    std::unordered_map<std::string, uint8_t> m;
-    for (int b = 0; b < 256; ++b) m[byte_chars()[static_cast<size_t>(b)]] = static_cast<uint8_t>(b);
-    return m;
+// The inverse, by code point: the byte a character stands for, -1 if none. All of GPT-2's
+// characters are below U+0144, so one or two UTF-8 bytes.
+constexpr uint32_t kMaxByteChar = 0x144;
+const std::array<int16_t, kMaxByteChar>& char_bytes() {
+  static const std::array<int16_t, kMaxByteChar> table = [] {
+    std::array<int16_t, kMaxByteChar> t;
+    t.fill(-1);
+    for (int b = 0; b < 256; ++b) {
+      const std::string& c = byte_chars()[static_cast<size_t>(b)];
+      const uint32_t cp = c.size() == 1 ? static_cast<uint8_t>(c[0])
+                                        : ((static_cast<uint8_t>(c[0]) & 0x1Fu) << 6) |
+                                              (static_cast<uint8_t>(c[1]) & 0x3Fu);
+      t[cp] = static_cast<int16_t>(b);
+    }
+    return t;
   }();
-  return map;
+  return table;
+}
+
+// The byte that the character at `offset` of `text` (valid UTF-8) stands for, -1 if none;
+// `n_bytes` gets the character's length.
+int byte_of_char(std::string_view text, size_t offset, size_t& n_bytes) {
+  const auto lead = static_cast<uint8_t>(text[offset]);
+  n_bytes = std::min(utf8_char_length(lead), text.size() - offset);
+  uint32_t cp = lead;
+  if (n_bytes == 2) {
+    cp = ((lead & 0x1Fu) << 6) | (static_cast<uint8_t>(text[offset + 1]) & 0x3Fu);
+  } else if (n_bytes != 1) {
+    return -1;
+  }
+  return cp < kMaxByteChar ? char_bytes()[cp] : -1;
 }
 
 // llama.cpp's llama_decode_text: each character back to its byte; a character outside the
 // mapping is spelled out the way llama.cpp does.
 std::string decode_byte_level(std::string_view text) {
   std::string out;
+  out.reserve(text.size());
   for (size_t offset = 0; offset < text.size();) {
-    const Utf8Char c = next_utf8_char(text, offset);
-    const std::string ch(text.substr(offset, c.n_bytes));
-    offset += c.n_bytes;
-    const auto it = char_bytes().find(ch);
-    if (it != char_bytes().end()) {
-      out += static_cast<char>(it->second);
+    size_t n_bytes = 0;
+    const int byte = byte_of_char(text, offset, n_bytes);
+    const std::string_view ch = text.substr(offset, n_bytes);
+    offset += n_bytes;
+    if (byte >= 0) {
+      out += static_cast<char>(byte);
       continue;
     }
     out += "[UNK_BYTE_0x";
@@ -148,10 +167,7 @@ class BpeTokenizer final : public Tokenizer {
   TokenType type(size_t id) const {
     return vocab_.types.empty() ? TokenType::kNormal : vocab_.types[id];
   }
-  TokenId find(std::string_view text) const {
-    const auto it = ids_.find(text);
-    return it == ids_.end() ? -1 : it->second;
-  }
+  TokenId find(std::string_view text) const { return ids_.find(text); }
   Status encode_fragment(std::string_view text, std::vector<TokenId>& ids) const;
   void encode_word(std::string_view word, std::vector<TokenId>& ids,
                    std::vector<Symbol>& symbols) const;
@@ -159,22 +175,22 @@ class BpeTokenizer final : public Tokenizer {
 
   const PreTokenizerSpec& spec_;
   std::unique_ptr<PreTokenizer> pre_;
-  TokenMap ids_;      // token text -> id (a duplicate text: its last id, as llama.cpp)
-  TokenMap raw_ids_;  // byte_encode + ignore_merges: a token's bytes -> id
-  std::unordered_map<uint64_t, Merge> merges_;  // (left id, right id) -> rank, result
-  std::array<TokenId, 256> unit_ids_{};         // byte_encode: the token of each byte's character
-  std::array<TokenId, 256> byte_tokens_{};      // !byte_encode: the <0xXX> token of each byte
-  std::vector<std::string> pieces_;             // what token_bytes returns
+  TextIndex ids_;                       // token text -> id (a duplicate: its last id, as llama.cpp)
+  std::vector<std::string> raw_texts_;  // byte_encode + ignore_merges: each token's bytes
+  TextIndex raw_ids_;                   // bytes -> id over raw_texts_
+  U64Map<Merge> merges_;                // (left id, right id) -> rank, result
+  std::array<TokenId, 256> unit_ids_{};     // byte_encode: the token of each byte's character
+  std::array<TokenId, 256> byte_tokens_{};  // !byte_encode: the <0xXX> token of each byte
+  std::vector<std::string> pieces_;         // what token_bytes returns
   std::vector<TokenId> specials_;
 };
 
 Status BpeTokenizer::init() {
   const size_t n_tokens = vocab_.n_tokens();
-  ids_.reserve(n_tokens);
+  ids_.build(vocab_.tokens);
   pieces_.resize(n_tokens);
   for (size_t id = 0; id < n_tokens; ++id) {
     const std::string& text = vocab_.tokens[id];
-    ids_[text] = static_cast<TokenId>(id);
     switch (type(id)) {
       case TokenType::kNormal:
         pieces_[id] = spec_.byte_encode ? decode_byte_level(text) : [&] {
@@ -206,21 +222,23 @@ Status BpeTokenizer::init() {
   if (spec_.byte_encode && spec_.ignore_merges) {
     // Byte-level encoding is one-to-one, so a word's encoding is a token exactly when the
     // word's bytes are that token's decoding (for tokens made only of encoded bytes).
-    for (const auto& [text, id] : ids_) {
+    // (A token with other characters can never equal a word's encoding: it stays "".)
+    raw_texts_.resize(n_tokens);
+    for (size_t id = 0; id < n_tokens; ++id) {
+      const std::string& text = vocab_.tokens[id];
       std::string raw;
-      bool encoded = true;
-      for (size_t offset = 0; offset < text.size() && encoded;) {
-        const Utf8Char c = next_utf8_char(text, offset);
-        const auto it = char_bytes().find(std::string(text.substr(offset, c.n_bytes)));
-        if (c.status != Utf8Status::kValid || it == char_bytes().end()) {
-          encoded = false;
-        } else {
-          raw += static_cast<char>(it->second);
+      raw.reserve(text.size());
+      for (size_t offset = 0, n_bytes = 0; offset < text.size(); offset += n_bytes) {
+        const int byte = byte_of_char(text, offset, n_bytes);
+        if (byte < 0) {
+          raw.clear();
+          break;
         }
-        offset += c.n_bytes;
+        raw += static_cast<char>(byte);
       }
-      if (encoded) raw_ids_.emplace(std::move(raw), id);
+      raw_texts_[id] = std::move(raw);
     }
+    raw_ids_.build(raw_texts_);
   }
   for (size_t b = 0; b < 256; ++b) {
     unit_ids_[b] = find(byte_chars()[b]);
@@ -230,6 +248,7 @@ Status BpeTokenizer::init() {
   specials_ = special_tokens_of(vocab_);
 
   merges_.reserve(vocab_.merges.size());
+  std::string joined;
   for (size_t i = 0; i < vocab_.merges.size(); ++i) {
     const std::string& merge = vocab_.merges[i];
     const std::string where = std::string(kMergesKey) + "[" + std::to_string(i) + "] = '" + merge;
@@ -251,8 +270,9 @@ Status BpeTokenizer::init() {
       return Error(ErrorCode::kFormat, std::string(kMergesKey) + " has too many entries");
     }
     // A repeated pair keeps its first (lowest) rank, as llama.cpp's emplace does.
-    merges_.emplace(pair_key(left_id, right_id),
-                    Merge{static_cast<int32_t>(i), find(std::string(left) + std::string(right))});
+    joined.assign(left);
+    joined.append(right);
+    merges_.emplace(pair_key(left_id, right_id), Merge{static_cast<int32_t>(i), find(joined)});
   }
   return {};
 }
@@ -276,11 +296,7 @@ void BpeTokenizer::emit_unknown(std::string_view piece, std::vector<TokenId>& id
 void BpeTokenizer::encode_word(std::string_view word, std::vector<TokenId>& ids,
                                std::vector<Symbol>& symbols) const {
   if (spec_.ignore_merges) {
-    const TokenId id = spec_.byte_encode ? [&] {
-      const auto it = raw_ids_.find(word);
-      return it == raw_ids_.end() ? TokenId{-1} : it->second;
-    }()
-                                         : find(word);
+    const TokenId id = spec_.byte_encode ? raw_ids_.find(word) : find(word);
     if (id >= 0) {
       ids.push_back(id);
       return;
@@ -318,9 +334,9 @@ void BpeTokenizer::encode_word(std::string_view word, std::vector<TokenId>& ids,
     const Symbol& r = symbols[static_cast<size_t>(right)];
     // Only tokens can be merged: every merge names two tokens (checked when loading).
     if (l.id < 0 || r.id < 0) return;
-    const auto it = merges_.find(pair_key(l.id, r.id));
-    if (it == merges_.end()) return;
-    queue.push({it->second.rank, left, right, end_of(right) - l.offset, it->second.result});
+    const Merge* merge = merges_.find(pair_key(l.id, r.id));
+    if (merge == nullptr) return;
+    queue.push({merge->rank, left, right, end_of(right) - l.offset, merge->result});
   };
   for (int32_t i = 1; i < static_cast<int32_t>(symbols.size()); ++i) propose(i - 1, i);
 

@@ -1,0 +1,264 @@
+// The BPE tokenizers (gpt2, gemma4) on small hand-made vocabularies: merge order, special
+// tokens, gemma4's rules, decoding, and the errors of malformed vocabularies and inputs.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gguf/gguf.h"
+#include "test_util.h"
+#include "tokenizer/pretokenize.h"
+#include "tokenizer/tokenizer.h"
+
+namespace sllm {
+namespace {
+
+// A byte-level vocab: "Ġ" is GPT-2's character for the space byte.
+const std::vector<std::string> kTokens = {
+    "a", "b", "c", "\xC4\xA0", "ab", "abc", "Ġa", "<|endoftext|>", "<u>"};
+const std::vector<int32_t> kTypes = {1, 1, 1, 1, 1, 1, 1, 3, 4};
+
+class BpeVocabFile : public ::testing::Test {
+ protected:
+  BpeVocabFile() {
+    writer_.set("tokenizer.ggml.model", GgufValue::str("gpt2"));
+    writer_.set("tokenizer.ggml.pre", GgufValue::str("gpt-2"));
+    writer_.set("tokenizer.ggml.tokens", GgufValue::string_array(kTokens));
+    writer_.set("tokenizer.ggml.token_type", GgufValue::i32_array(kTypes));
+    // "Ġ a" would merge first if merging went left to right; rank decides.
+    writer_.set("tokenizer.ggml.merges", GgufValue::string_array({"a b", "ab c", "Ġ a"}));
+    writer_.set("tokenizer.ggml.eos_token_id", GgufValue::u32(7));
+  }
+
+  // Writes the file, loads the vocab and makes its tokenizer; the error message, "" if none.
+  std::string load_error() {
+    const std::string path = ::testing::TempDir() + "bpe_tokenizer_test_" +
+                             ::testing::UnitTest::GetInstance()->current_test_info()->name() +
+                             ".gguf";
+    const Status written = writer_.write(path);
+    EXPECT_TRUE(written.ok()) << (written.ok() ? "" : written.error().message());
+    Result<GgufFile> gguf = GgufFile::open(path);
+    std::remove(path.c_str());
+    if (!gguf.ok()) return gguf.error().message();
+    Result<Vocab> vocab = vocab_from_gguf(gguf.value());
+    if (!vocab.ok()) {
+      code_ = vocab.error().code();
+      return vocab.error().message();
+    }
+    Result<std::unique_ptr<Tokenizer>> tokenizer = make_tokenizer(std::move(vocab).value());
+    if (!tokenizer.ok()) {
+      code_ = tokenizer.error().code();
+      return tokenizer.error().message();
+    }
+    tokenizer_ = std::move(tokenizer).value();
+    return "";
+  }
+
+  std::vector<TokenId> encode(std::string_view text, bool parse_special = false) {
+    Result<std::vector<TokenId>> ids = tokenizer_->encode(text, false, parse_special);
+    EXPECT_TRUE(ids.ok()) << (ids.ok() ? "" : ids.error().message());
+    return ids.ok() ? ids.value() : std::vector<TokenId>{};
+  }
+
+  GgufWriter writer_;
+  ErrorCode code_ = ErrorCode::kInternal;
+  std::unique_ptr<Tokenizer> tokenizer_;
+};
+
+TEST_F(BpeVocabFile, MergesByRankNotPosition) {
+  ASSERT_EQ(load_error(), "");
+  // "abc" -> a b c -> ab c -> abc; " ab" -> Ġ a b: (a b) has rank 0, (Ġ a) rank 2 -> Ġ ab.
+  EXPECT_EQ(encode("abc ab"), (std::vector<TokenId>{5, 3, 4}));
+  EXPECT_EQ(tokenizer_->decode({5, 3, 4}), "abc ab");
+}
+
+TEST_F(BpeVocabFile, ControlTokensOnlyWithParseSpecialUserDefinedAlways) {
+  ASSERT_EQ(load_error(), "");
+  EXPECT_EQ(encode("a<|endoftext|>", true), (std::vector<TokenId>{0, 7}));
+  // Without parse_special it is text: "<|", "endoftext", "|>" are words of characters this
+  // vocab lacks, dropped as llama.cpp drops bytes without a token.
+  EXPECT_EQ(encode("ab<|endoftext|>cab", false), (std::vector<TokenId>{4, 2, 4}));
+  EXPECT_EQ(encode("b<u>", false), (std::vector<TokenId>{1, 8}));
+  EXPECT_EQ(tokenizer_->decode({1, 8, 7}), "b<u>");  // control tokens print nothing
+}
+
+TEST_F(BpeVocabFile, DefaultsFollowLlamaCpp) {
+  writer_.set("tokenizer.ggml.pre", GgufValue::str("llama-bpe"));
+  ASSERT_EQ(load_error(), "");
+  EXPECT_TRUE(tokenizer_->vocab().add_bos);  // llama3 adds a BOS unless the file says not
+  EXPECT_EQ(tokenizer_->vocab().eos, 7);
+}
+
+TEST_F(BpeVocabFile, InvalidUtf8NamesTheByteOffset) {
+  ASSERT_EQ(load_error(), "");
+  Result<std::vector<TokenId>> ids = tokenizer_->encode("ab\xC3(", false, false);
+  ASSERT_FALSE(ids.ok());
+  EXPECT_EQ(ids.error().code(), ErrorCode::kInvalidInput);
+  EXPECT_EQ(ids.error().message().rfind("invalid UTF-8 at byte 2", 0), 0u) << ids.error().message();
+}
+
+TEST_F(BpeVocabFile, MergeWithoutSpace) {
+  writer_.set("tokenizer.ggml.merges", GgufValue::string_array({"a b", "abc"}));
+  EXPECT_EQ(load_error(),
+            "tokenizer.ggml.merges[1] = 'abc' is not two tokens separated by a space");
+  EXPECT_EQ(code_, ErrorCode::kFormat);
+}
+
+TEST_F(BpeVocabFile, MergeWithEmptyHalf) {
+  writer_.set("tokenizer.ggml.merges", GgufValue::string_array({"a "}));
+  EXPECT_EQ(load_error(), "tokenizer.ggml.merges[0] = 'a ' is not two tokens separated by a space");
+}
+
+TEST_F(BpeVocabFile, MergeNamingAnUnknownToken) {
+  writer_.set("tokenizer.ggml.merges", GgufValue::string_array({"a b", "ab x"}));
+  EXPECT_EQ(load_error(),
+            "tokenizer.ggml.merges[1] = 'ab x' names 'x', which is not in tokenizer.ggml.tokens");
+  EXPECT_EQ(code_, ErrorCode::kFormat);
+}
+
+TEST_F(BpeVocabFile, MissingMerges) {
+  GgufWriter writer;
+  writer.set("tokenizer.ggml.model", GgufValue::str("gpt2"));
+  writer.set("tokenizer.ggml.tokens", GgufValue::string_array(kTokens));
+  writer_ = std::move(writer);
+  EXPECT_EQ(load_error(),
+            "tokenizer.ggml.merges is missing or empty (a 'gpt2' tokenizer needs its BPE merges)");
+  EXPECT_EQ(code_, ErrorCode::kFormat);
+}
+
+TEST_F(BpeVocabFile, MergesOfTheWrongType) {
+  writer_.set("tokenizer.ggml.merges", GgufValue::u32(3));
+  EXPECT_NE(load_error().find("tokenizer.ggml.merges"), std::string::npos);
+}
+
+TEST_F(BpeVocabFile, TokenTypesOfAnotherLength) {
+  writer_.set("tokenizer.ggml.token_type", GgufValue::i32_array({1, 1, 1}));
+  EXPECT_EQ(load_error(), "tokenizer.ggml.token_type has 3 entries, expected 9 (one per token)");
+  EXPECT_EQ(code_, ErrorCode::kFormat);
+}
+
+TEST_F(BpeVocabFile, ScoresOfAnotherLength) {
+  writer_.set("tokenizer.ggml.scores", GgufValue::f32_array({0, 0}));
+  EXPECT_EQ(load_error(), "tokenizer.ggml.scores has 2 entries, expected 9 (one per token)");
+}
+
+TEST_F(BpeVocabFile, EmptyVocab) {
+  writer_.set("tokenizer.ggml.tokens", GgufValue::string_array({}));
+  writer_.set("tokenizer.ggml.token_type", GgufValue::i32_array({}));
+  EXPECT_EQ(load_error(), "tokenizer.ggml.tokens is empty");
+  EXPECT_EQ(code_, ErrorCode::kFormat);
+}
+
+TEST_F(BpeVocabFile, SpecialIdOutOfRange) {
+  writer_.set("tokenizer.ggml.bos_token_id", GgufValue::u32(9));
+  EXPECT_EQ(load_error(),
+            "tokenizer.ggml.bos_token_id = 9 is out of range (the vocab has 9 tokens)");
+  EXPECT_EQ(code_, ErrorCode::kFormat);
+}
+
+TEST_F(BpeVocabFile, UnknownPreTokenizerIsNamedWithTheSupportedOnes) {
+  writer_.set("tokenizer.ggml.pre", GgufValue::str("no-such-pre"));
+  const std::string error = load_error();
+  EXPECT_EQ(code_, ErrorCode::kUnsupported);
+  EXPECT_EQ(error.rfind("tokenizer.ggml.pre = 'no-such-pre' is not a supported pre-tokenizer "
+                        "(supported: default, llama3, ",
+                        0),
+            0u)
+      << error;
+  for (const char* name :
+       {"gpt-2", "llama-bpe", "qwen2", "qwen35", "deepseek-llm", "deepseek-coder", "falcon", "mpt",
+        "starcoder", "refact", "command-r", "smollm", "tekken"}) {
+    EXPECT_NE(error.find(std::string(", ") + name), std::string::npos) << name;
+  }
+}
+
+TEST_F(BpeVocabFile, PreTokenizerOnASentencePieceVocab) {
+  writer_.set("tokenizer.ggml.model", GgufValue::str("llama"));
+  writer_.set("tokenizer.ggml.pre", GgufValue::str("qwen2"));
+  EXPECT_EQ(load_error(),
+            "tokenizer.ggml.pre = 'qwen2' is a BPE pre-tokenizer, but tokenizer.ggml.model = "
+            "'llama' (SentencePiece) has none");
+  EXPECT_EQ(code_, ErrorCode::kFormat);
+}
+
+TEST_F(BpeVocabFile, UnknownModel) {
+  writer_.set("tokenizer.ggml.model", GgufValue::str("rwkv"));
+  EXPECT_EQ(load_error(),
+            "tokenizer.ggml.model = 'rwkv' is not supported (supported: llama, gpt2, gemma4)");
+  EXPECT_EQ(code_, ErrorCode::kUnsupported);
+}
+
+// Gemma 4: spaces become "▁", only newlines cut words, a newline run that is a token stays whole,
+// bytes without a token become <0xXX> tokens, and a BOS is added even if the file says not.
+TEST_F(BpeVocabFile, Gemma4) {
+  GgufWriter writer;
+  writer.set("tokenizer.ggml.model", GgufValue::str("gemma4"));
+  writer.set("tokenizer.ggml.tokens",
+             GgufValue::string_array({"<bos>", "a", "\xE2\x96\x81",
+                                      "\xE2\x96\x81"
+                                      "a",
+                                      "\n", "\n\n", "<0xC3>", "<0xA9>", "\n\n\n"}));
+  writer.set("tokenizer.ggml.token_type", GgufValue::i32_array({3, 1, 1, 1, 1, 1, 6, 6, 1}));
+  writer.set("tokenizer.ggml.merges", GgufValue::string_array({"\xE2\x96\x81 a", "\n \n"}));
+  writer.set("tokenizer.ggml.bos_token_id", GgufValue::u32(0));
+  writer.set("tokenizer.ggml.add_bos_token", GgufValue::boolean(false));
+  writer_ = std::move(writer);
+  ASSERT_EQ(load_error(), "");
+  EXPECT_TRUE(tokenizer_->vocab().add_bos);
+  // "\n\n\n" is a token although no merge makes it; "\n\n\n\n" is not: merged as \n\n \n\n.
+  EXPECT_EQ(encode("a a\n\n\n\xC3\xA9\n\n\n\n"), (std::vector<TokenId>{1, 3, 8, 6, 7, 5, 5}));
+  EXPECT_EQ(tokenizer_->decode({0, 1, 3, 8, 6, 7, 5, 5}), "a a\n\n\n\xC3\xA9\n\n\n\n");
+}
+
+// The pre-tokenizer's words, for the regex rules llama.cpp's own matching has.
+std::vector<std::string> words(const std::string& pre, std::string_view text) {
+  const PreTokenizerSpec* spec = find_pre_tokenizer(pre);
+  EXPECT_NE(spec, nullptr) << pre;
+  if (spec == nullptr) return {};
+  Result<std::unique_ptr<PreTokenizer>> pt = PreTokenizer::create(*spec);
+  EXPECT_TRUE(pt.ok());
+  Result<std::vector<uint32_t>> ends = pt.value()->split(text);
+  EXPECT_TRUE(ends.ok());
+  std::vector<std::string> out;
+  uint32_t begin = 0;
+  for (const uint32_t end : ends.value()) {
+    out.emplace_back(text.substr(begin, end - begin));
+    begin = end;
+  }
+  return out;
+}
+
+TEST(PreTokenizer, EveryPatternCompiles) {
+  for (const char* pre :
+       {"default", "llama-bpe", "deepseek-llm", "deepseek-coder", "falcon", "gpt-2", "starcoder",
+        "qwen2", "qwen35", "tekken", "gpt-4o", "bloom", "viking"}) {
+    const PreTokenizerSpec* spec = find_pre_tokenizer(pre);
+    ASSERT_NE(spec, nullptr) << pre;
+    Result<std::unique_ptr<PreTokenizer>> pt = PreTokenizer::create(*spec);
+    EXPECT_TRUE(pt.ok()) << pre << ": " << (pt.ok() ? "" : pt.error().message());
+  }
+}
+
+TEST(PreTokenizer, WhitespaceIsLlamaCppsSet) {
+  // U+0085 (NEL) is whitespace to llama.cpp: "\s+(?!\S)" leaves the last one to the word.
+  EXPECT_EQ(words("gpt-2",
+                  "a\xC2\x85\xC2\x85"
+                  "b"),
+            (std::vector<std::string>{"a", "\xC2\x85", "\xC2\x85", "b"}));
+  // Llama 3: \s*[\r\n]+ takes the spaces before a newline.
+  EXPECT_EQ(words("llama-bpe", "x  \n\ny"), (std::vector<std::string>{"x", "  \n\n", "y"}));
+  // Digits in threes (llama3) or one by one (qwen2).
+  EXPECT_EQ(words("llama-bpe", "12345"), (std::vector<std::string>{"123", "45"}));
+  EXPECT_EQ(words("qwen2", "123"), (std::vector<std::string>{"1", "2", "3"}));
+}
+
+TEST(PreTokenizer, IdeographicSpaceIsNotCjkOrPunctuation) {
+  // llama.cpp maps U+3000 to \v before matching, so deepseek's ranges that span it miss it.
+  EXPECT_EQ(words("deepseek-coder", "\xE4\xB8\x80\xE3\x80\x80\xE4\xB8\x80"),
+            (std::vector<std::string>{"\xE4\xB8\x80", "\xE3\x80\x80", "\xE4\xB8\x80"}));
+}
+
+}  // namespace
+}  // namespace sllm
