@@ -9,6 +9,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <queue>
 #include <string>
 #include <unordered_map>
@@ -121,20 +122,20 @@ struct Symbol {
 };
 constexpr int32_t kMerged = -2;
 
-// A candidate merge; n_bytes is the pair's length when proposed: if it changed, it is stale.
+// A candidate merge of a symbol and the one after it, 16 bytes. order is rank << 32 | left: the
+// lowest rank first, among equal ranks the leftmost, as llama.cpp's llm_bigram_bpe. n_bytes is
+// the pair's length when proposed: a symbol only grows to the right, so the pair at `left` has
+// the same length later only if neither side changed.
 struct Bigram {
-  int32_t rank;
-  int32_t left;
-  int32_t right;
+  uint64_t order;
   uint32_t n_bytes;
   TokenId result;
+
+  int32_t left() const { return static_cast<int32_t>(order & 0xFFFFFFFFu); }
 };
 
-// Lowest rank on top; among equal ranks the leftmost, as llama.cpp's llm_bigram_bpe.
 struct BigramOrder {
-  bool operator()(const Bigram& a, const Bigram& b) const {
-    return a.rank > b.rank || (a.rank == b.rank && a.left > b.left);
-  }
+  bool operator()(const Bigram& a, const Bigram& b) const { return a.order > b.order; }
 };
 
 struct Merge {
@@ -311,6 +312,7 @@ void BpeTokenizer::encode_word(std::string_view word, std::vector<TokenId>& ids,
   }
 
   symbols.clear();
+  symbols.reserve(word.size());
   for (size_t offset = 0; offset < word.size();) {
     const auto lead = static_cast<uint8_t>(word[offset]);
     const size_t n_bytes =
@@ -327,34 +329,46 @@ void BpeTokenizer::encode_word(std::string_view word, std::vector<TokenId>& ids,
                     : symbols[static_cast<size_t>(next)].offset;
   };
 
-  std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue;
-  auto propose = [&](int32_t left, int32_t right) {
-    if (left < 0 || right < 0) return;
+  // The first candidates are heapified at once (linear), not pushed one by one.
+  std::vector<Bigram> initial;
+  initial.reserve(symbols.size() + 16);
+  auto candidate = [&](int32_t left, int32_t right) -> std::optional<Bigram> {
+    if (left < 0 || right < 0) return std::nullopt;
     const Symbol& l = symbols[static_cast<size_t>(left)];
     const Symbol& r = symbols[static_cast<size_t>(right)];
     // Only tokens can be merged: every merge names two tokens (checked when loading).
-    if (l.id < 0 || r.id < 0) return;
+    if (l.id < 0 || r.id < 0) return std::nullopt;
     const Merge* merge = merges_.find(pair_key(l.id, r.id));
-    if (merge == nullptr) return;
-    queue.push({merge->rank, left, right, end_of(right) - l.offset, merge->result});
+    if (merge == nullptr) return std::nullopt;
+    return Bigram{
+        (uint64_t{static_cast<uint32_t>(merge->rank)} << 32) | static_cast<uint32_t>(left),
+        end_of(right) - l.offset, merge->result};
   };
-  for (int32_t i = 1; i < static_cast<int32_t>(symbols.size()); ++i) propose(i - 1, i);
+  for (int32_t i = 1; i < static_cast<int32_t>(symbols.size()); ++i) {
+    if (const std::optional<Bigram> b = candidate(i - 1, i)) initial.push_back(*b);
+  }
+  std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue(BigramOrder{},
+                                                                      std::move(initial));
+  auto propose = [&](int32_t left, int32_t right) {
+    if (const std::optional<Bigram> b = candidate(left, right)) queue.push(*b);
+  };
 
   while (!queue.empty()) {
     const Bigram bigram = queue.top();
     queue.pop();
-    Symbol& left = symbols[static_cast<size_t>(bigram.left)];
-    Symbol& right = symbols[static_cast<size_t>(bigram.right)];
-    if (left.prev == kMerged || right.prev == kMerged ||
-        end_of(bigram.right) - left.offset != bigram.n_bytes) {
+    const int32_t index = bigram.left();
+    Symbol& left = symbols[static_cast<size_t>(index)];
+    if (left.prev == kMerged || left.next < 0 ||
+        end_of(left.next) - left.offset != bigram.n_bytes) {
       continue;
     }
+    Symbol& right = symbols[static_cast<size_t>(left.next)];
     left.next = right.next;
     left.id = bigram.result;
     right.prev = kMerged;
-    if (left.next >= 0) symbols[static_cast<size_t>(left.next)].prev = bigram.left;
-    propose(left.prev, bigram.left);
-    propose(bigram.left, left.next);
+    if (left.next >= 0) symbols[static_cast<size_t>(left.next)].prev = index;
+    propose(left.prev, index);
+    propose(index, left.next);
   }
 
   for (int32_t i = 0; i >= 0; i = symbols[static_cast<size_t>(i)].next) {
