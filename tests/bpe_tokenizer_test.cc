@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gguf/gguf.h"
@@ -210,6 +211,68 @@ TEST_F(BpeVocabFile, Gemma4) {
   // "\n\n\n" is a token although no merge makes it; "\n\n\n\n" is not: merged as \n\n \n\n.
   EXPECT_EQ(encode("a a\n\n\n\xC3\xA9\n\n\n\n"), (std::vector<TokenId>{1, 3, 8, 6, 7, 5, 5}));
   EXPECT_EQ(tokenizer_->decode({0, 1, 3, 8, 6, 7, 5, 5}), "a a\n\n\n\xC3\xA9\n\n\n\n");
+}
+
+std::unique_ptr<Tokenizer> shared_vocab(const std::string& name) {
+  Result<GgufFile> gguf =
+      GgufFile::open(test::shared_path("data/vocab/ggml-vocab-" + name + ".gguf"));
+  EXPECT_TRUE(gguf.ok());
+  if (!gguf.ok()) return nullptr;
+  Result<Vocab> vocab = vocab_from_gguf(gguf.value());
+  EXPECT_TRUE(vocab.ok());
+  if (!vocab.ok()) return nullptr;
+  Result<std::unique_ptr<Tokenizer>> tokenizer = make_tokenizer(std::move(vocab).value());
+  EXPECT_TRUE(tokenizer.ok());
+  return tokenizer.ok() ? std::move(tokenizer).value() : nullptr;
+}
+
+// A byte-level token can end inside a UTF-8 character: the StreamDecoder holds the bytes back
+// until the character is whole, and adds no space in front (no dummy prefix in BPE).
+TEST(BpeStreamDecoder, PrintsWholeCharactersOnly) {
+  const std::unique_ptr<Tokenizer> tokenizer = shared_vocab("gpt-2");
+  ASSERT_NE(tokenizer, nullptr);
+  const std::string text = " \xE2\x98\x83\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E ok";  // " ☃日本語 ok"
+  Result<std::vector<TokenId>> ids = tokenizer->encode(text, false, false);
+  ASSERT_TRUE(ids.ok());
+  StreamDecoder decoder(*tokenizer);
+  std::string printed;
+  size_t held_back = 0;
+  for (const TokenId id : ids.value()) {
+    const std::string piece = decoder.push(id);
+    if (piece.empty()) ++held_back;
+    // A printed piece ends on a character boundary: its last byte is ASCII or a continuation.
+    if (!piece.empty()) {
+      const auto last = static_cast<unsigned char>(piece.back());
+      EXPECT_TRUE(last < 0x80 || (last & 0xC0) == 0x80) << "a piece ends in a lead byte";
+    }
+    printed += piece;
+  }
+  printed += decoder.flush();
+  EXPECT_GT(held_back, 0u) << "no token ended inside a character: the test proves nothing";
+  EXPECT_EQ(printed, text);
+}
+
+// encode is const and may run on several threads at once (PCRE2 match state is per thread).
+TEST(BpeThreads, ConcurrentEncodesAgree) {
+  const std::unique_ptr<Tokenizer> tokenizer = shared_vocab("llama-bpe");
+  ASSERT_NE(tokenizer, nullptr);
+  std::string text;
+  for (int i = 0; i < 200; ++i)
+    text += "Thread " + std::to_string(i) + " says h\xC3\xA9llo, world!\n";
+  Result<std::vector<TokenId>> expected = tokenizer->encode(text, false, false);
+  ASSERT_TRUE(expected.ok());
+  std::vector<std::vector<TokenId>> got(4);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < got.size(); ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 5; ++round) {
+        Result<std::vector<TokenId>> ids = tokenizer->encode(text, false, false);
+        if (ids.ok()) got[t] = ids.value();
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const std::vector<TokenId>& ids : got) EXPECT_EQ(ids, expected.value());
 }
 
 // The pre-tokenizer's words, for the regex rules llama.cpp's own matching has.
