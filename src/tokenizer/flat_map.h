@@ -63,7 +63,8 @@ class TextIndex {
   size_t mask_ = 0;
 };
 
-// uint64 key (never ~0) -> Value; the first insertion of a key wins.
+// uint64 key (never ~0) -> Value; the first insertion of a key wins. It does not grow: reserve(n)
+// first, then insert at most n keys (the table is then at most half full).
 template <typename Value>
 class U64Map {
  public:
