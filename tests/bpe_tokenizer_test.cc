@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "gguf/gguf.h"
@@ -250,6 +252,50 @@ TEST(BpeStreamDecoder, PrintsWholeCharactersOnly) {
   printed += decoder.flush();
   EXPECT_GT(held_back, 0u) << "no token ended inside a character: the test proves nothing";
   EXPECT_EQ(printed, text);
+}
+
+// Random text from many scripts, controls and unusual whitespace (a fixed LCG, so the same
+// text each run) comes back from decode(encode(x)) for the byte-level and gemma4 vocabularies,
+// which have a token for every byte.
+TEST(BpeRoundTrip, RandomUnicodeText) {
+  constexpr std::pair<uint32_t, uint32_t> kRanges[] = {
+      {0x00, 0x7F},       {0xA0, 0x24F},    {0x370, 0x52F},      {0x590, 0x6FF},
+      {0x900, 0x97F},     {0x1F00, 0x1FFF}, {0x2000, 0x206F},    {0x3000, 0x30FF},
+      {0x4E00, 0x4FFF},   {0xAC00, 0xAD00}, {0xFF00, 0xFFEF},    {0x1F300, 0x1F6FF},
+      {0x1D400, 0x1D7FF}, {0xE000, 0xE0FF}, {0x10FF00, 0x10FFFF}};
+  std::string text;
+  uint64_t x = 12345;
+  auto next = [&x] {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<uint32_t>(x >> 33);
+  };
+  while (text.size() < 20000) {
+    const auto& [lo, hi] = kRanges[next() % std::size(kRanges)];
+    const uint32_t cp = lo + next() % (hi - lo + 1);
+    if (cp < 0x80) {
+      text += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      text += static_cast<char>(0xC0 | (cp >> 6));
+      text += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+      text += static_cast<char>(0xE0 | (cp >> 12));
+      text += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      text += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+      text += static_cast<char>(0xF0 | (cp >> 18));
+      text += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+      text += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      text += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+    if (next() % 6 == 0) text += ' ';
+  }
+  for (const char* name : {"gpt-2", "qwen35", "deepseek-llm", "gemma-4"}) {
+    const std::unique_ptr<Tokenizer> tokenizer = shared_vocab(name);
+    ASSERT_NE(tokenizer, nullptr);
+    Result<std::vector<TokenId>> ids = tokenizer->encode(text, false, false);
+    ASSERT_TRUE(ids.ok()) << name << ": " << ids.error().message();
+    EXPECT_EQ(tokenizer->decode(ids.value()), text) << name;
+  }
 }
 
 // encode is const and may run on several threads at once (PCRE2 match state is per thread).
