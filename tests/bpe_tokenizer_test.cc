@@ -195,9 +195,10 @@ TEST_F(BpeVocabFile, UnknownModel) {
 
 // Gemma 4: spaces become "▁", only newlines cut words, a newline run that is a token stays whole,
 // bytes without a token become <0xXX> tokens, and a BOS is added even if the file says not.
-TEST_F(BpeVocabFile, Gemma4) {
+GgufWriter gemma4_writer(const std::string& model, const std::string& pre) {
   GgufWriter writer;
-  writer.set("tokenizer.ggml.model", GgufValue::str("gemma4"));
+  writer.set("tokenizer.ggml.model", GgufValue::str(model));
+  if (!pre.empty()) writer.set("tokenizer.ggml.pre", GgufValue::str(pre));
   writer.set("tokenizer.ggml.tokens",
              GgufValue::string_array({"<bos>", "a", "\xE2\x96\x81",
                                       "\xE2\x96\x81"
@@ -207,12 +208,24 @@ TEST_F(BpeVocabFile, Gemma4) {
   writer.set("tokenizer.ggml.merges", GgufValue::string_array({"\xE2\x96\x81 a", "\n \n"}));
   writer.set("tokenizer.ggml.bos_token_id", GgufValue::u32(0));
   writer.set("tokenizer.ggml.add_bos_token", GgufValue::boolean(false));
-  writer_ = std::move(writer);
+  return writer;
+}
+
+TEST_F(BpeVocabFile, Gemma4) {
+  writer_ = gemma4_writer("gemma4", "");
   ASSERT_EQ(load_error(), "");
   EXPECT_TRUE(tokenizer_->vocab().add_bos);
   // "\n\n\n" is a token although no merge makes it; "\n\n\n\n" is not: merged as \n\n \n\n.
   EXPECT_EQ(encode("a a\n\n\n\xC3\xA9\n\n\n\n"), (std::vector<TokenId>{1, 3, 8, 6, 7, 5, 5}));
   EXPECT_EQ(tokenizer_->decode({0, 1, 3, 8, 6, 7, 5, 5}), "a a\n\n\n\xC3\xA9\n\n\n\n");
+}
+
+// llama.cpp gives a gpt2 vocab whose pre is "gemma4" the same tokenizer.
+TEST_F(BpeVocabFile, Gpt2WithGemma4PreIsGemma4) {
+  writer_ = gemma4_writer("gpt2", "gemma4");
+  ASSERT_EQ(load_error(), "");
+  EXPECT_TRUE(tokenizer_->vocab().add_bos);
+  EXPECT_EQ(encode("a a\n\n\n\xC3\xA9\n\n\n\n"), (std::vector<TokenId>{1, 3, 8, 6, 7, 5, 5}));
 }
 
 std::unique_ptr<Tokenizer> shared_vocab(const std::string& name) {

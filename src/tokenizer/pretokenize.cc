@@ -186,15 +186,6 @@ PreTokenizer::~PreTokenizer() {
   for (Compiled& c : regexes_) pcre2_code_free(c.code);
 }
 
-const PreTokenizerSpec* find_pre_tokenizer(std::string_view pre) {
-  for (const Entry& entry : table()) {
-    for (const std::string_view name : entry.names) {
-      if (name == pre) return &entry.spec;
-    }
-  }
-  return nullptr;
-}
-
 const PreTokenizerSpec& gemma4_pre_tokenizer() {
   static const PreTokenizerSpec spec = {"gemma4",
                                         {"[^\\n]+|[\\n]+"},
@@ -203,6 +194,17 @@ const PreTokenizerSpec& gemma4_pre_tokenizer() {
                                         /*byte_encode=*/false,
                                         /*escape_whitespace=*/true};
   return spec;
+}
+
+const PreTokenizerSpec* find_pre_tokenizer(std::string_view pre) {
+  // llama.cpp gives a gpt2 vocab with these names Gemma 4's pre-tokenizer too.
+  if (pre == "gemma4" || pre == "granite-embed-multi-311m") return &gemma4_pre_tokenizer();
+  for (const Entry& entry : table()) {
+    for (const std::string_view name : entry.names) {
+      if (name == pre) return &entry.spec;
+    }
+  }
+  return nullptr;
 }
 
 std::string supported_pre_tokenizers() {
@@ -214,7 +216,7 @@ std::string supported_pre_tokenizers() {
       out += name;
     }
   }
-  return out;
+  return out + ", gemma4, granite-embed-multi-311m";
 }
 
 Result<std::unique_ptr<PreTokenizer>> PreTokenizer::create(const PreTokenizerSpec& spec) {

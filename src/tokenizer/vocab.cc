@@ -160,7 +160,10 @@ Result<Vocab> vocab_from_gguf(const GgufFile& gguf) {
   SLLM_RETURN_IF_ERROR(read_optional_bool(gguf, kAddEosKey, &vocab.add_eos));
   SLLM_RETURN_IF_ERROR(read_optional_bool(gguf, kAddSpacePrefixKey, &vocab.add_space_prefix));
   // As llama.cpp (PR 21500): Gemma 4 files that say add_bos_token = false still get a BOS.
-  if (vocab.model == "gemma4") vocab.add_bos = true;
+  if (vocab.model == "gemma4" ||
+      (vocab.model == "gpt2" && find_pre_tokenizer(vocab.pre) == &gemma4_pre_tokenizer())) {
+    vocab.add_bos = true;
+  }
 
   SLLM_RETURN_IF_ERROR(validate_vocab(vocab));
   return vocab;
