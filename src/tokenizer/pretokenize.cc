@@ -101,6 +101,28 @@ const std::vector<Entry>& table() {
       {{"gpt-4o", "llama4", "kanana2", "talkie", "minimax-m2"}, {"gpt-4o", {kGpt4o}}},
       {{"poro-chat", "bloom", "gpt3-finnish"}, {"bloom", {kPoro}}},
       {{"viking"}, {"viking", {kPoro, R"(\p{N})"}}},
+      // Not among the issue's families and without test vocabularies here: the patterns are
+      // llama.cpp's, checked only to compile.
+      // clang-format off
+      {{"deepseek-v3", "hunyuan-dense", "joyai-llm"},
+       {"deepseek-v3",
+        {"\\p{N}{1,3}",
+         "[\\x{4E00}-\\x{9FA5}\\x{3040}-\\x{309F}\\x{30A0}-\\x{30FF}]+",
+         "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"}}},
+      {{"seed-coder"},
+       {"seed-coder",
+        {"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1}| ?[^\\s\\p{L}\\p{N}\\r\\n]+|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}}},
+      {{"minicpm5"},
+       {"minicpm5",
+        {"\\p{N}{1,3}",
+         "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}+| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}, /*ignore_merges=*/true}},
+      {{"exaone-moe"},
+       {"exaone-moe",
+        {"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?(?:\\p{L}\\p{M}*(?: \\p{L}\\p{M}*)*)+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]?|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+"}}},
+      {{"bailingmoe", "bailingmoe2", "llada-moe"},
+       {"bailingmoe",
+        {"'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+"}}},
+      // clang-format on
   };
   return entries;
 }
