@@ -319,7 +319,7 @@ TEST(BpeRoundTrip, RandomUnicodeText) {
 
 // encode is const and may run on several threads at once (PCRE2 match state is per thread).
 TEST(BpeThreads, ConcurrentEncodesAgree) {
-  const std::unique_ptr<Tokenizer> tokenizer = shared_vocab("llama-bpe");
+  const std::unique_ptr<Tokenizer> tokenizer = shared_vocab("gpt-2");
   ASSERT_NE(tokenizer, nullptr);
   std::string text;
   for (int i = 0; i < 200; ++i)

@@ -118,17 +118,15 @@ TEST_P(VocabGolden, EveryCaseMatchesLlamaCpp) {
               cases.size(), round_tripped);
 }
 
-// `streamingllm tokenize -m FILE -f INPUT` on the longest case of each vocabulary whose ids do not
-// depend on parsing special tokens (the CLI's default for that may differ from the test's).
+// `streamingllm tokenize -m FILE -f INPUT` on the longest case of each vocabulary without '<' or
+// '[': no special token can be written in it, so the CLI's default for parsing them (which may
+// differ from the test's) does not matter. The CLI alone loads the vocabulary (slow under ASan).
 TEST_P(VocabGolden, CliTokenizeAgrees) {
   const std::string name = GetParam();
-  const std::unique_ptr<Tokenizer> tokenizer = load(name);
-  ASSERT_NE(tokenizer, nullptr);
   const std::vector<GoldenCase> cases = read_cases(name);
   const GoldenCase* chosen = nullptr;
   for (const GoldenCase& c : cases) {
-    Result<std::vector<TokenId>> special = tokenizer->encode(c.text, false, true);
-    if (!special.ok() || special.value() != c.ids || c.text.empty()) continue;
+    if (c.text.empty() || c.text.find_first_of("<[") != std::string::npos) continue;
     if (chosen == nullptr || c.text.size() > chosen->text.size()) chosen = &c;
   }
   ASSERT_NE(chosen, nullptr);
@@ -195,13 +193,11 @@ std::string long_word(bool letters, size_t n_bytes) {
 }
 
 TEST(VocabGoldenLongWord, MegabyteWithoutSpaces) {
-  // 100 kB under the sanitizers (slow there), 1 MB otherwise.
+  // Under the sanitizers (slow there) 100 kB and gpt-2 only; 1 MB of four vocabularies otherwise.
   const std::vector<LongWordCase> cases =
       test::kSanitizedBuild
           ? std::vector<LongWordCase>{{"gpt-2", false, 100000, 25000, 619850000},
-                                      {"gpt-2", true, 100000, 59547, 387967680},
-                                      {"llama-bpe", true, 100000, 53787, 641269673},
-                                      {"gemma-4", true, 100000, 50774, 3542261646}}
+                                      {"gpt-2", true, 100000, 59547, 387967680}}
           : std::vector<LongWordCase>{{"gpt-2", false, 1000000, 250000, 6198500000},
                                       {"gpt-2", true, 1000000, 595951, 3853340494},
                                       {"llama-bpe", false, 1000000, 125000, 8817500000},
@@ -210,8 +206,10 @@ TEST(VocabGoldenLongWord, MegabyteWithoutSpaces) {
                                       {"qwen2", true, 1000000, 540284, 6004434713},
                                       {"gemma-4", false, 1000000, 125000, 16102500000},
                                       {"gemma-4", true, 1000000, 507873, 35533270909}};
+  std::map<std::string, std::unique_ptr<Tokenizer>> loaded;
   for (const LongWordCase& c : cases) {
-    const std::unique_ptr<Tokenizer> tokenizer = load(c.vocab);
+    std::unique_ptr<Tokenizer>& tokenizer = loaded[c.vocab];
+    if (tokenizer == nullptr) tokenizer = load(c.vocab);
     ASSERT_NE(tokenizer, nullptr);
     const std::string text = long_word(c.letters, c.n_bytes);
     const auto start = std::chrono::steady_clock::now();
