@@ -61,7 +61,8 @@ class Tokenizer {
   virtual Result<std::vector<TokenId>> encode(std::string_view text, bool add_bos,
                                               bool parse_special) const = 0;
 
-  // The bytes a token stands for: "▁" becomes a space, byte tokens <0xAB> become that byte,
+  // The bytes a token stands for: "▁" becomes a space (SentencePiece, gemma4), GPT-2's
+  // byte-level characters become their bytes (gpt2), byte tokens <0xAB> become that byte,
   // control tokens are empty. May be part of a UTF-8 character.
   virtual std::string token_bytes(TokenId id) const = 0;
 
