@@ -206,16 +206,17 @@ TEST(Vocab, Uint32MaxSpecialIdMeansNone) {
   EXPECT_EQ(vocab->bos, 1);
 }
 
-TEST(Vocab, Gpt2IsReadButNotSupportedYet) {
+TEST(Vocab, Gpt2IsReadAndTokenized) {
   Result<Vocab> vocab = load_vocab(vocab_path("gpt-2"));
   ASSERT_TRUE(vocab.ok()) << vocab.error().message();
   EXPECT_EQ(vocab->model, "gpt2");
   EXPECT_FALSE(vocab->merges.empty());
   EXPECT_FALSE(vocab->add_space_prefix);
   Result<std::unique_ptr<Tokenizer>> tokenizer = make_tokenizer(std::move(vocab).value());
-  ASSERT_FALSE(tokenizer.ok());
-  EXPECT_EQ(tokenizer.error().code(), ErrorCode::kUnsupported);
-  EXPECT_EQ(tokenizer.error().message(), "tokenizer model 'gpt2' is not supported yet");
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.error().message();
+  // GPT-2's "Hello world" (llama.cpp and HF agree).
+  EXPECT_EQ(encode_ok(**tokenizer, "Hello world", false, false),
+            (std::vector<TokenId>{15496, 995}));
 }
 
 // A minimal SentencePiece GGUF whose metadata a test then breaks.

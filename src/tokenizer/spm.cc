@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tokenizer/special_split.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
 
@@ -82,18 +83,6 @@ struct BigramOrder {
   }
 };
 
-// A run of the input that is either plain text or one special token: 16 bytes, as a text made
-// only of special tokens has one fragment per few bytes.
-struct Fragment {
-  static constexpr size_t kSpecial = ~size_t{0};  // n_bytes of a special token; offset is its id
-  static Fragment text(size_t offset, size_t n_bytes) { return {offset, n_bytes}; }
-  static Fragment special(TokenId id) { return {static_cast<size_t>(id), kSpecial}; }
-  TokenId token() const { return n_bytes == kSpecial ? static_cast<TokenId>(offset) : -1; }
-
-  size_t offset;
-  size_t n_bytes;
-};
-
 class SpmTokenizer final : public Tokenizer {
  public:
   SpmTokenizer(Vocab vocab, size_t segment_bytes);
@@ -110,7 +99,6 @@ class SpmTokenizer final : public Tokenizer {
     const auto it = ids_.find(text);
     return it == ids_.end() ? -1 : it->second;
   }
-  std::vector<Fragment> split_special(std::string_view text, bool parse_special) const;
   Status encode_text(std::string_view text, std::vector<TokenId>& ids) const;
   Status encode_segment(std::string_view text, std::vector<TokenId>& ids) const;
   // Whether some vocab entry could be formed across byte position p of `text` (starting at or
@@ -153,15 +141,9 @@ SpmTokenizer::SpmTokenizer(Vocab vocab, size_t segment_bytes)
       case TokenType::kUndefined:
         break;
     }
-    if ((t == TokenType::kControl || t == TokenType::kUserDefined || t == TokenType::kUnknown) &&
-        !text.empty()) {
-      special_tokens_.push_back(id);
-    }
   }
   if (max_token_bytes_ > kMaxSegmentableTokenBytes) segment_bytes_ = 0;
-  std::stable_sort(special_tokens_.begin(), special_tokens_.end(), [&](TokenId a, TokenId b) {
-    return vocab_.tokens[a].size() > vocab_.tokens[b].size();
-  });
+  special_tokens_ = special_tokens_of(vocab_);
 
   // llama.cpp's byte_to_token: the <0xXX> token, else a token that is the byte itself; we add
   // <unk> as the last resort so that a vocab without byte tokens still encodes everything.
@@ -177,37 +159,6 @@ SpmTokenizer::SpmTokenizer(Vocab vocab, size_t segment_bytes)
 std::string SpmTokenizer::token_bytes(TokenId id) const {
   if (id < 0 || static_cast<size_t>(id) >= pieces_.size()) return {};
   return pieces_[id];
-}
-
-// llama.cpp's tokenizer_st_partition: each special token, longest first, cuts every text
-// fragment it occurs in.
-std::vector<Fragment> SpmTokenizer::split_special(std::string_view text, bool parse_special) const {
-  std::vector<Fragment> fragments = {Fragment::text(0, text.size())};
-  std::vector<Fragment> split;
-  for (const TokenId special : special_tokens_) {
-    if (!parse_special && type(special) != TokenType::kUserDefined) continue;
-    const std::string& needle = vocab_.tokens[special];
-    if (text.find(needle) == std::string_view::npos) continue;  // no copy of the list for it
-    split.clear();
-    for (const Fragment& fragment : fragments) {
-      if (fragment.token() >= 0) {
-        split.push_back(fragment);
-        continue;
-      }
-      const std::string_view haystack = text.substr(fragment.offset, fragment.n_bytes);
-      size_t start = 0;
-      for (size_t pos; (pos = haystack.find(needle, start)) != std::string_view::npos;) {
-        if (pos > start) split.push_back(Fragment::text(fragment.offset + start, pos - start));
-        split.push_back(Fragment::special(special));
-        start = pos + needle.size();
-      }
-      if (start < haystack.size()) {
-        split.push_back(Fragment::text(fragment.offset + start, haystack.size() - start));
-      }
-    }
-    fragments.swap(split);
-  }
-  return fragments;
 }
 
 bool SpmTokenizer::straddled(std::string_view text, size_t from, size_t p) const {
@@ -345,7 +296,7 @@ Result<std::vector<TokenId>> SpmTokenizer::encode(std::string_view text, bool ad
   // llama.cpp puts the dummy prefix in front of every text fragment that starts the input or
   // follows a special token: a text after "<s>" is a new SentencePiece "sentence".
   bool after_special = true;
-  for (const Fragment& fragment : split_special(text, parse_special)) {
+  for (const Fragment& fragment : split_special(text, vocab_, special_tokens_, parse_special)) {
     if (fragment.token() >= 0) {
       ids.push_back(fragment.token());
       after_special = true;

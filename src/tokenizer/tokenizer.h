@@ -1,7 +1,7 @@
 // Tokenizers built from a plain Vocab (read from GGUF `tokenizer.ggml.*` metadata).
 //
-// SentencePiece-style (`tokenizer.ggml.model = llama`) is implemented now; byte-level BPE
-// (`gpt2`) will implement the same interface.
+// SentencePiece (`tokenizer.ggml.model = llama`), byte-level BPE (`gpt2`, with the pre-tokenizer
+// of `tokenizer.ggml.pre`) and Gemma 4's BPE (`gemma4`), each as llama.cpp tokenizes.
 #pragma once
 
 #include <cstdint>
@@ -78,7 +78,8 @@ class Tokenizer {
   virtual Result<std::vector<TokenId>> encode(std::string_view text, bool add_bos,
                                               bool parse_special) const = 0;
 
-  // The bytes a token stands for: "▁" becomes a space, byte tokens <0xAB> become that byte,
+  // The bytes a token stands for: "▁" becomes a space (SentencePiece, gemma4), GPT-2's
+  // byte-level characters become their bytes (gpt2), byte tokens <0xAB> become that byte,
   // control tokens are empty. May be part of a UTF-8 character.
   virtual std::string token_bytes(TokenId id) const = 0;
 
@@ -96,9 +97,13 @@ class Tokenizer {
 // token, special ids -1 or in range, byte tokens spelled <0xXX>. Errors name the GGUF key.
 Status validate_vocab(const Vocab& vocab);
 
-// Validates the vocab and picks the tokenizer for `vocab.model`: "llama" -> SentencePiece.
-// Other models fail with kUnsupported.
+// Validates the vocab and picks the tokenizer for `vocab.model`: "llama" -> SentencePiece,
+// "gpt2" and "gemma4" -> BPE. Other models, and unknown pre-tokenizers, fail with kUnsupported.
 Result<std::unique_ptr<Tokenizer>> make_tokenizer(Vocab vocab);
+
+// The BPE tokenizer on its own ("gpt2" or "gemma4"); `vocab` must pass validate_vocab. Checks
+// the merges (kFormat naming tokenizer.ggml.merges[i]) and the pre-tokenizer.
+Result<std::unique_ptr<Tokenizer>> make_bpe_tokenizer(Vocab vocab);
 
 // The SentencePiece tokenizer on its own (make_tokenizer's choice for "llama"); `vocab` must pass
 // validate_vocab.

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "gguf/gguf.h"
+#include "tokenizer/pretokenize.h"
 #include "tokenizer/tokenizer.h"
 
 namespace sllm {
@@ -140,6 +141,14 @@ Result<Vocab> vocab_from_gguf(const GgufFile& gguf) {
   } else {
     vocab.add_bos = false;
     vocab.add_space_prefix = false;
+    // llama.cpp's defaults for BPE: GPT-2's <|endoftext|> (11 in its test vocab) as BOS and
+    // EOS, and a BOS for the pre-tokenizers that want one (llama3, tekken).
+    if (vocab.model == "gpt2") {
+      if (vocab.n_tokens() > 11) vocab.bos = vocab.eos = 11;
+      if (const PreTokenizerSpec* spec = find_pre_tokenizer(vocab.pre)) {
+        vocab.add_bos = spec->add_bos;
+      }
+    }
   }
   vocab.add_eos = false;
 
@@ -150,6 +159,11 @@ Result<Vocab> vocab_from_gguf(const GgufFile& gguf) {
   SLLM_RETURN_IF_ERROR(read_optional_bool(gguf, kAddBosKey, &vocab.add_bos));
   SLLM_RETURN_IF_ERROR(read_optional_bool(gguf, kAddEosKey, &vocab.add_eos));
   SLLM_RETURN_IF_ERROR(read_optional_bool(gguf, kAddSpacePrefixKey, &vocab.add_space_prefix));
+  // As llama.cpp (PR 21500): Gemma 4 files that say add_bos_token = false still get a BOS.
+  if (vocab.model == "gemma4" ||
+      (vocab.model == "gpt2" && find_pre_tokenizer(vocab.pre) == &gemma4_pre_tokenizer())) {
+    vocab.add_bos = true;
+  }
 
   SLLM_RETURN_IF_ERROR(validate_vocab(vocab));
   SLLM_RETURN_IF_ERROR(read_end_of_generation(gguf, &vocab));
@@ -158,9 +172,11 @@ Result<Vocab> vocab_from_gguf(const GgufFile& gguf) {
 
 Result<std::unique_ptr<Tokenizer>> make_tokenizer(Vocab vocab) {
   SLLM_RETURN_IF_ERROR(validate_vocab(vocab));
+  // SentencePiece has no pre-tokenizer: llama.cpp ignores tokenizer.ggml.pre there, and so do we.
   if (vocab.model == "llama") return make_spm_tokenizer(std::move(vocab));
-  return Error(ErrorCode::kUnsupported,
-               "tokenizer model '" + vocab.model + "' is not supported yet");
+  if (vocab.model == "gpt2" || vocab.model == "gemma4") return make_bpe_tokenizer(std::move(vocab));
+  return Error(ErrorCode::kUnsupported, key_str(kModelKey) + " = '" + vocab.model +
+                                            "' is not supported (supported: llama, gpt2, gemma4)");
 }
 
 }  // namespace sllm
