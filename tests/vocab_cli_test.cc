@@ -58,7 +58,7 @@ INSTANTIATE_TEST_SUITE_P(
                  "chat template:  present (chatml)\n"},
         InfoCase{"gemma-4",
                  "tokenizer:      gemma4 (262144 tokens, bos 2, eos 1)\n"
-                 "pre-tokenizer:  default\n"
+                 "pre-tokenizer:  gemma4\n"
                  "end tokens:     1 '<eos>', 50 '<|tool_response>', 106 '<turn|>'\n"
                  "chat template:  present (gemma4)\n"},
         InfoCase{"phi-3",

@@ -19,7 +19,8 @@ VocabularyInfo describe_vocab(const std::string& path, const GgufFile& g, const 
   info.n_tensors = g.tensors().size();
   info.n_metadata = g.metadata().size();
   info.tokenizer_model = v.model;
-  info.pre_tokenizer = v.pre.empty() ? "default" : v.pre;
+  // Gemma 4's tokenizer has its own pre-tokenizer whatever tokenizer.ggml.pre says (llama.cpp).
+  info.pre_tokenizer = v.model == "gemma4" ? "gemma4" : v.pre.empty() ? "default" : v.pre;
   info.n_tokens = v.n_tokens();
   info.bos = v.bos;
   info.eos = v.eos;
