@@ -41,6 +41,7 @@ ModelInfo describe(const std::string& path, const Engine& engine) {
   info.rope_freq_base = c.rope.freq_base;
   info.rope_layout =
       c.rope.layout == RopeLayout::kAdjacentPairs ? "adjacent pairs" : "half split (neox)";
+  info.rope_scaling = c.rope_scaling;
   info.tokenizer_model = v.model;
   info.n_tokens = v.n_tokens();
   info.bos = v.bos;
