@@ -247,6 +247,39 @@ TEST(PeerGreedyCli, PrintIdsAndTopLogprobsMatchTheApi) {
   EXPECT_EQ(both.err, "error: --prompt and --prompt-ids exclude each other: give one of them\n");
 }
 
+// Scaled rope keeps the split-query identity exact: with a cache larger than the stream the
+// streaming policy computes dense attention's logits bit for bit (every scaling variant).
+TEST(PeerGreedyStreaming, LargerCacheEqualsDenseBitForBitWithScaledRope) {
+  for (const std::string scaling : {"llama3", "yarn", "linear"}) {
+    MakeModelOptions o;
+    o.vocab = test::shared_path("data/vocab/ggml-vocab-llama-spm.gguf");
+    o.n_embd = 32;
+    o.n_head = 2;
+    o.n_head_kv = 1;
+    o.rope_base = 500000.0;
+    o.rope_scaling = scaling;
+    o.rope_factor = 4.0f;
+    const std::string path = test::temp_dir() + "/stream_" + scaling + ".gguf";
+    ASSERT_TRUE(make_model(o, path).ok());
+    auto model = Model::load(path, {.n_threads = 1});
+    ASSERT_TRUE(model.ok());
+    auto dense_opts = CacheOptions::for_policy(CachePolicy::kDense, 256, 0);
+    auto stream_opts = CacheOptions::for_policy(CachePolicy::kStreaming, 256, 4);
+    ASSERT_TRUE(dense_opts.ok() && stream_opts.ok());
+    auto dense = Stream::create(*model, *dense_opts);
+    auto streaming = Stream::create(*model, *stream_opts);
+    ASSERT_TRUE(dense.ok() && streaming.ok());
+    TokenId token = 1;
+    for (int i = 0; i < 100; ++i) {
+      ASSERT_TRUE((*dense)->feed({&token, 1}).ok());
+      ASSERT_TRUE((*streaming)->feed({&token, 1}).ok());
+      const auto a = (*dense)->logits(), b = (*streaming)->logits();
+      ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size_bytes()), 0) << scaling << " token " << i;
+      token = static_cast<TokenId>(std::max_element(a.begin(), a.end()) - a.begin());
+    }
+  }
+}
+
 TEST(MakeModel, AnotherSeedGivesOtherWeights) {
   MakeModelOptions o;
   o.vocab = test::shared_path("data/vocab/ggml-vocab-llama-spm.gguf");
