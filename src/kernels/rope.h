@@ -28,7 +28,7 @@ struct RopeSpec {
   // Linear and YaRN scaling and llama.cpp's rope_freqs factors all come down to such a per-pair
   // multiplier, so every angle stays linear in the position and the cache's relative-position
   // identities hold unchanged.
-  std::vector<double> freq_mul;
+  std::vector<double> freq_mul{};
   // cos and sin are multiplied by it (YaRN's magnitude scaling; llama.cpp's attn_factor). Queries
   // and keys are both rotated once, so attention scores scale by mscale^2 as in llama.cpp.
   float mscale = 1.0f;
