@@ -14,6 +14,8 @@ RopeAngles::RopeAngles(const RopeSpec& spec)
                             -2.0 * static_cast<double>(i) / static_cast<double>(spec.rope_dim));
     if (!spec.freq_mul.empty()) inv_freq_[i] *= spec.freq_mul[i];
   }
+  // Folded into inv_freq_: the cache's size check counts inv_freq_, cos_ and sin_ per angle set.
+  spec_.freq_mul = std::vector<double>();
   set_position(0);
 }
 
