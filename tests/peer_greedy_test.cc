@@ -242,6 +242,11 @@ TEST(PeerGreedyCli, PrintIdsAndTopLogprobsMatchTheApi) {
   const auto bad = test::run_cli("run -m " + test::quote(cli) + " --prompt-ids '1 x 3' -n 1");
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_EQ(bad.err, "error: --prompt-ids: 'x' (id 1) is not a token id (an integer >= 0)\n");
+  const auto top_alone =
+      test::run_cli("run -m " + test::quote(cli) + " --prompt-ids 1 -n 1 --print-top-logprobs 2");
+  EXPECT_EQ(top_alone.exit_code, 1);
+  EXPECT_EQ(top_alone.err,
+            "error: --print-top-logprobs needs --print-ids (it prints after the ids)\n");
   const auto both = test::run_cli("run -m " + test::quote(cli) + " -p hi --prompt-ids 1 -n 1");
   EXPECT_EQ(both.exit_code, 1);
   EXPECT_EQ(both.err, "error: --prompt and --prompt-ids exclude each other: give one of them\n");
