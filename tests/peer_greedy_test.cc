@@ -139,10 +139,14 @@ TEST_P(PeerGreedy, MakeModelIsDeterministicAndDecodesAsLlamaCpp) {
   const std::string a = test::temp_dir() + "/" + GetParam() + "_a.gguf";
   const std::string b = test::temp_dir() + "/" + GetParam() + "_b.gguf";
   ASSERT_TRUE(make_model(options, a).ok());
-  ASSERT_TRUE(make_model(options, b).ok());
   const std::vector<uint8_t> bytes_a = test::read_bytes(a);
   EXPECT_GT(bytes_a.size(), 1000u);
-  EXPECT_TRUE(bytes_a == test::read_bytes(b)) << "same options, different bytes";
+  // Under the sanitizers the 128k-token model (66 MB) takes many seconds to write: there the
+  // smaller models check determinism.
+  if (!test::kSanitizedBuild || bytes_a.size() < (size_t{20} << 20)) {
+    ASSERT_TRUE(make_model(options, b).ok());
+    EXPECT_TRUE(bytes_a == test::read_bytes(b)) << "same options, different bytes";
+  }
 
   std::string model_path = a;
   if (auto loaded = Model::load(a); !loaded.ok()) {
@@ -275,7 +279,7 @@ TEST(PeerGreedyStreaming, LargerCacheEqualsDenseBitForBitWithScaledRope) {
     auto streaming = Stream::create(*model, *stream_opts);
     ASSERT_TRUE(dense.ok() && streaming.ok());
     TokenId token = 1;
-    for (int i = 0; i < 100; ++i) {
+    for (int i = 0; i < (test::kSanitizedBuild ? 40 : 100); ++i) {
       ASSERT_TRUE((*dense)->feed({&token, 1}).ok());
       ASSERT_TRUE((*streaming)->feed({&token, 1}).ok());
       const auto a = (*dense)->logits(), b = (*streaming)->logits();

@@ -26,21 +26,17 @@ Status ModelBuilder::matrix(const std::string& name, size_t n_rows, size_t n_col
   // A uniform variable on [-a, a] has standard deviation a / sqrt(3).
   const float a = std * std::sqrt(3.0f);
   const size_t n = n_rows * n_cols;
-  std::vector<uint8_t> bytes;
+  const std::vector<uint64_t> dims = {n_cols, n_rows};
   if (matrix_type_ == TensorType::kF16) {
-    bytes.resize(n * 2);
-    for (size_t i = 0; i < n; ++i) {
-      const uint16_t h = quant::f32_to_f16(a * rng_.uniform());
-      std::memcpy(bytes.data() + i * 2, &h, 2);
-    }
-  } else {
-    bytes.resize(n * 4);
-    for (size_t i = 0; i < n; ++i) {
-      const float f = a * rng_.uniform();
-      std::memcpy(bytes.data() + i * 4, &f, 4);
-    }
+    std::vector<uint16_t> h(n);
+    for (uint16_t& x : h) x = quant::f32_to_f16(a * rng_.uniform());
+    return writer_.add_tensor(name, matrix_type_, dims,
+                              {reinterpret_cast<const uint8_t*>(h.data()), n * 2});
   }
-  return writer_.add_tensor(name, matrix_type_, {n_cols, n_rows}, bytes);
+  std::vector<float> f(n);
+  for (float& x : f) x = a * rng_.uniform();
+  return writer_.add_tensor(name, matrix_type_, dims,
+                            {reinterpret_cast<const uint8_t*>(f.data()), n * 4});
 }
 
 Status ModelBuilder::vector(const std::string& name, size_t n, float center, float spread) {
