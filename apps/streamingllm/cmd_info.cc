@@ -57,7 +57,8 @@ int info(const std::string& path) {
   out("tensor types:   {}\n", type_list);
   out("dims:           dim {}, layers {}, heads {}, kv heads {}, head dim {}, ffn {}\n", c.dim,
       c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn_dim);
-  out("rope:           {} dims, base {}, {}\n", c.rope_dims, c.rope_freq_base, c.rope_layout);
+  out("rope:           {} dims, base {}, {}{}\n", c.rope_dims, c.rope_freq_base, c.rope_layout,
+      c.rope_scaling.empty() ? "" : ", " + c.rope_scaling);
   out("context:        {} (training length the file states)\n", c.n_ctx_train);
   print_vocabulary(c.tokenizer_model, c.pre_tokenizer, c.n_tokens, c.bos, c.eos,
                    c.end_of_generation, c.chat_template);

@@ -1,5 +1,7 @@
-// `streamingllm convert` and `streamingllm quantize`: write GGUF files.
+// `streamingllm convert`, `quantize` and `make-model`: write GGUF files.
 #include <fmt/core.h>
+
+#include <limits>
 
 #include "cli_options.h"
 #include "commands.h"
@@ -40,6 +42,43 @@ Command add_quantize(CLI::App& app) {
   return [a] {
     SLLM_CLI_CHECK(quantize(a->in, a->out, a->type));
     fmt::print(stderr, "wrote {}\n", a->out);
+    return 0;
+  };
+}
+
+Command add_make_model(CLI::App& app) {
+  auto o = std::make_shared<MakeModelOptions>();
+  auto out = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand(
+      "make-model", "Write a small GGUF with random weights and a real tokenizer (for tests)");
+  cmd->add_option("--arch", o->arch, "Architecture: " + make_model_architectures())
+      ->capture_default_str();
+  cmd->add_option("--vocab", o->vocab, "Vocabulary GGUF whose tokenizer.* keys are copied")
+      ->required()
+      ->check(CLI::ExistingFile);
+  add_number(*cmd, "--n-embd", o->n_embd, {size_t{1}, size_t{1} << 16}, "Embedding length");
+  add_number(*cmd, "--n-layer", o->n_layer, {size_t{1}, size_t{1024}}, "Blocks");
+  add_number(*cmd, "--n-head", o->n_head, {size_t{1}, size_t{1024}}, "Attention heads");
+  add_number(*cmd, "--n-head-kv", o->n_head_kv, {size_t{0}, size_t{1024}},
+             "Key/value heads (0: --n-head)");
+  add_number(*cmd, "--n-ff", o->n_ff, {size_t{0}, size_t{1} << 18},
+             "Feed-forward length (0: about 8/3 n-embd)");
+  add_number(*cmd, "--ctx", o->n_ctx, {size_t{1}, size_t{1} << 24}, "context_length");
+  add_number(*cmd, "--rope-base", o->rope_base, {1.0, 1e12, true}, "rope.freq_base");
+  cmd->add_option("--rope-scaling", o->rope_scaling,
+                  "none, linear, yarn, or llama3 (the rope_freqs factors of Llama 3.1)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"none", "linear", "yarn", "llama3"}));
+  add_number(*cmd, "--rope-factor", o->rope_factor, {1.0f, 1024.0f}, "Rope scaling factor");
+  add_number(*cmd, "--seed", o->seed, {uint64_t{0}, std::numeric_limits<uint64_t>::max()},
+             "Random seed (same seed, same bytes)");
+  cmd->add_option("--type", o->type, "Weight matrices: f32 or f16")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"f32", "f16"}));
+  cmd->add_option("-o,--output", *out, "Output GGUF")->required();
+  return [o, out] {
+    SLLM_CLI_CHECK(make_model(*o, *out));
+    fmt::print(stderr, "wrote {}\n", *out);
     return 0;
   };
 }

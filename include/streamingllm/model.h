@@ -60,6 +60,7 @@ struct ModelInfo {
   size_t rope_dims = 0;
   double rope_freq_base = 0;
   std::string rope_layout;      // "adjacent pairs" or "half split (neox)"
+  std::string rope_scaling;     // "" or e.g. "rope_freqs factors", "yarn x4", "linear x2"
   std::string tokenizer_model;  // tokenizer.ggml.model: llama (SentencePiece), ...
   std::string pre_tokenizer;    // as VocabularyInfo
   size_t n_tokens = 0;          // tokens in the vocabulary

@@ -25,6 +25,35 @@ Status quantize(const std::string& in, const std::string& out, std::string_view 
 Status convert_llama2c(const std::string& checkpoint_path, const std::string& tokenizer_path,
                        const std::string& out_gguf);
 
+// A small model with random weights for tests and cross-checks against llama.cpp: real metadata
+// and a real tokenizer (every `tokenizer.*` key of a vocabulary GGUF, as llama.cpp's
+// tokenizer-only files in ../shared/data/vocab/ hold them), tensors named and shaped as
+// llama.cpp expects. The same options give the same bytes.
+struct MakeModelOptions {
+  std::string arch = "llama";  // general.architecture; make_model_architectures() lists them
+  std::string vocab;           // GGUF whose tokenizer.* keys are copied; n_vocab is its size
+  size_t n_embd = 64;
+  size_t n_layer = 2;
+  size_t n_head = 4;
+  size_t n_head_kv = 0;  // 0: n_head
+  size_t n_ff = 0;       // 0: about 8/3 n_embd, rounded up to a multiple of 32
+  size_t n_ctx = 2048;   // <arch>.context_length
+  double rope_base = 10000.0;
+  // "none"; "linear" or "yarn" (<arch>.rope.scaling.* keys, factor rope_factor); "llama3" (the
+  // rope_freqs.weight factors tensor as llama.cpp's converter computes it for Llama 3.1: factor
+  // rope_factor, low/high frequency factors 1 and 4, original context 8192).
+  std::string rope_scaling = "none";
+  float rope_factor = 8.0f;
+  uint64_t seed = 1;
+  std::string type = "f32";  // weight matrices: f32 or f16 (vectors stay f32)
+};
+
+// "llama" (the architectures make_model() writes), comma-separated.
+std::string make_model_architectures();
+
+// Writes `out` (atomically). Errors name the option or the vocabulary key that is wrong.
+Status make_model(const MakeModelOptions& options, const std::string& out);
+
 // A whole file's bytes. Never blocks on a FIFO and refuses what is not a regular file.
 Result<std::string> read_file(const std::string& path);
 

@@ -59,6 +59,7 @@ ModelInfo describe(const std::string& path, const Engine& engine) {
   info.rope_freq_base = c.rope.freq_base;
   info.rope_layout =
       c.rope.layout == RopeLayout::kAdjacentPairs ? "adjacent pairs" : "half split (neox)";
+  info.rope_scaling = c.rope_scaling;
   VocabularyInfo vi = describe_vocab(path, g, v);
   info.tokenizer_model = std::move(vi.tokenizer_model);
   info.pre_tokenizer = std::move(vi.pre_tokenizer);

@@ -8,10 +8,14 @@ namespace sllm {
 RopeAngles::RopeAngles(const RopeSpec& spec)
     : spec_(spec), inv_freq_(spec.rope_dim / 2), cos_(spec.rope_dim / 2), sin_(spec.rope_dim / 2) {
   assert(spec.rope_dim % 2 == 0 && spec.rope_dim <= spec.head_dim);
+  assert(spec.freq_mul.empty() || spec.freq_mul.size() == spec.rope_dim / 2);
   for (size_t i = 0; i < inv_freq_.size(); ++i) {
     inv_freq_[i] = std::pow(spec.freq_base,
                             -2.0 * static_cast<double>(i) / static_cast<double>(spec.rope_dim));
+    if (!spec.freq_mul.empty()) inv_freq_[i] *= spec.freq_mul[i];
   }
+  // Folded into inv_freq_: the cache's size check counts inv_freq_, cos_ and sin_ per angle set.
+  spec_.freq_mul = std::vector<double>();
   set_position(0);
 }
 
@@ -25,8 +29,8 @@ void RopeAngles::set_position(uint64_t pos) {
   const long double p = static_cast<long double>(pos);
   for (size_t i = 0; i < inv_freq_.size(); ++i) {
     const long double angle = p * inv_freq_[i];
-    cos_[i] = static_cast<float>(std::cos(angle));
-    sin_[i] = static_cast<float>(std::sin(angle));
+    cos_[i] = static_cast<float>(std::cos(angle)) * spec_.mscale;
+    sin_[i] = static_cast<float>(std::sin(angle)) * spec_.mscale;
   }
 }
 

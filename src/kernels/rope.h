@@ -24,6 +24,14 @@ struct RopeSpec {
   size_t rope_dim = 0;         // leading dims of each head that are rotated (<= head_dim, even)
   double freq_base = 10000.0;  // theta
   RopeLayout layout = RopeLayout::kAdjacentPairs;
+  // Pair i turns at base^(-2i / rope_dim) * freq_mul[i] radians per position (empty: all 1).
+  // Linear and YaRN scaling and llama.cpp's rope_freqs factors all come down to such a per-pair
+  // multiplier, so every angle stays linear in the position and the cache's relative-position
+  // identities hold unchanged.
+  std::vector<double> freq_mul{};
+  // cos and sin are multiplied by it (YaRN's magnitude scaling; llama.cpp's attn_factor). Queries
+  // and keys are both rotated once, so attention scores scale by mscale^2 as in llama.cpp.
+  float mscale = 1.0f;
 };
 
 // cos/sin of every pair's angle at one position: [rope_dim / 2] each.

@@ -1,12 +1,15 @@
 #include "model/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <limits>
 #include <string_view>
+#include <vector>
 
 #include "gguf/gguf.h"
+#include "kernels/ops.h"
 
 namespace sllm {
 
@@ -62,6 +65,94 @@ Result<bool> get_float(const GgufFile& gguf, const std::string& key, float lo, b
 // Tensors every block has (qwen2 adds three biases): a count that the file's tensors cannot
 // cover is refused before anything is sized from it.
 constexpr uint64_t kTensorsPerBlock = 9;
+
+// llama.cpp's rope scaling (llama_model::load_hparams, llama_context's yarn set-up and ggml's
+// rope_yarn), as one multiplier per pair and a magnitude scale: the scaling types "none",
+// "linear" and "yarn", the factor, attn_factor, YaRN's ramp between original_context_length's
+// correction dims, and the rope_freqs factors tensor (Llama 3.1's llama3 scaling, baked in by the
+// converter), which divides each pair's frequency.
+Status read_rope_scaling(const GgufFile& gguf, const std::string& p, ModelConfig& c) {
+  RopeSpec& rope = c.rope;
+  const size_t n_pairs = rope.rope_dim / 2;
+  std::string type = "linear";  // llama.cpp's default; with no factor it scales nothing
+  if (gguf.find(p + "rope.scaling.type") != nullptr) {
+    SLLM_ASSIGN_OR_RETURN(type, gguf.get_string(p + "rope.scaling.type"));
+  }
+  if (type != "none" && type != "linear" && type != "yarn") {
+    return Error(ErrorCode::kUnsupported, gguf.path() + ": metadata '" + p +
+                                              "rope.scaling.type' = '" + type +
+                                              "' is not supported (supported: none, linear, yarn)");
+  }
+  float factor = 0.0f;
+  SLLM_ASSIGN_OR_RETURN(const bool has_factor, get_float(gguf, p + "rope.scaling.factor", 0.0f,
+                                                         false, 1e6f, "in [0, 1e6]", &factor));
+  if (!has_factor) {
+    SLLM_RETURN_IF_ERROR(
+        get_float(gguf, p + "rope.scale_linear", 0.0f, false, 1e6f, "in [0, 1e6]", &factor));
+  }
+  float freq_scale = factor == 0.0f ? 1.0f : 1.0f / factor;
+  if (type == "none") freq_scale = 1.0f;
+  float attn_factor = 1.0f;
+  SLLM_RETURN_IF_ERROR(get_float(gguf, p + "rope.scaling.attn_factor", 0.0f, true, 1e6f,
+                                 "in (0, 1e6]", &attn_factor));
+
+  std::vector<double> mul(n_pairs, static_cast<double>(freq_scale));
+  float mscale = attn_factor;
+  if (type == "yarn") {
+    uint64_t n_ctx_orig = c.n_ctx_train;
+    if (gguf.find(p + "rope.scaling.original_context_length") != nullptr) {
+      SLLM_ASSIGN_OR_RETURN(n_ctx_orig, get_size(gguf, p + "rope.scaling.original_context_length"));
+    }
+    if (n_ctx_orig == 0) {
+      return bad(gguf, "yarn rope scaling needs '" + p +
+                           "rope.scaling.original_context_length' or '" + p + "context_length'");
+    }
+    // ggml_rope_yarn_corr_dims with llama.cpp's beta_fast = 32, beta_slow = 1.
+    const auto corr_dim = [&](float n_rot) {
+      return static_cast<float>(rope.rope_dim) *
+             std::log(static_cast<float>(n_ctx_orig) / (n_rot * 2.0f * 3.14159265358979f)) /
+             (2.0f * std::log(static_cast<float>(rope.freq_base)));
+    };
+    const float low = std::max(0.0f, std::floor(corr_dim(32.0f)));
+    const float high = std::min(static_cast<float>(rope.rope_dim - 1), std::ceil(corr_dim(1.0f)));
+    for (size_t i = 0; i < n_pairs; ++i) {
+      const float y = (static_cast<float>(i) - low) / std::max(0.001f, high - low);
+      const float ramp = 1.0f - std::min(1.0f, std::max(0.0f, y));
+      mul[i] = static_cast<double>(freq_scale * (1.0f - ramp) + ramp);
+    }
+    // llama_context divides its attn_factor by ggml's own 1 + 0.1 ln(1 / freq_scale) and ggml
+    // multiplies it back; what remains is get_mscale(factor) = 1 + 0.1 ln(factor) when > 1.
+    const float f = 1.0f / freq_scale;
+    mscale = attn_factor * (f <= 1.0f ? 1.0f : 1.0f + 0.1f * std::log(f));
+  }
+  if (const GgufTensorInfo* t = gguf.find_tensor("rope_freqs.weight"); t != nullptr) {
+    if (t->dims != std::vector<uint64_t>{n_pairs}) {
+      return bad(gguf, "tensor 'rope_freqs.weight' must be [" + std::to_string(n_pairs) +
+                           "] (rope dimensions / 2)");
+    }
+    std::vector<float> ff(n_pairs);
+    ops::dequantize_row(t->type, t->data, ff.data(), n_pairs);
+    for (size_t i = 0; i < n_pairs; ++i) {
+      if (!std::isfinite(ff[i]) || ff[i] <= 0.0f) {
+        return bad(gguf, "tensor 'rope_freqs.weight' [" + std::to_string(i) +
+                             "] = " + float_string(ff[i]) + " is not a finite number > 0");
+      }
+      mul[i] /= static_cast<double>(ff[i]);
+    }
+    c.rope_scaling = "rope_freqs factors";
+  }
+  if (type != "none" && (freq_scale != 1.0f || type == "yarn")) {
+    c.rope_scaling = (c.rope_scaling.empty() ? "" : c.rope_scaling + " + ") + type + " x" +
+                     float_string(1.0f / freq_scale);
+  }
+  bool all_one = mscale == 1.0f;
+  for (const double m : mul) all_one = all_one && m == 1.0;
+  if (!all_one) {
+    rope.freq_mul = std::move(mul);
+    rope.mscale = mscale;
+  }
+  return {};
+}
 
 }  // namespace
 
@@ -146,6 +237,7 @@ Result<ModelConfig> config_from_gguf(const GgufFile& gguf) {
   if (has_base) c.rope.freq_base = freq_base;
   c.rope.layout = arch->rope_layout;
   c.qkv_bias = arch->qkv_bias;
+  SLLM_RETURN_IF_ERROR(read_rope_scaling(gguf, p, c));
 
   const GgufTensorInfo* embd = gguf.find_tensor("token_embd.weight");
   if (embd == nullptr) return bad(gguf, "missing tensor 'token_embd.weight'");

@@ -24,7 +24,8 @@ struct ModelConfig {
   size_t n_ctx_train = 0;    // <arch>.context_length (what the GGUF claims; 0 if absent)
   float rms_eps = 1e-5f;     // <arch>.attention.layer_norm_rms_epsilon
   bool qkv_bias = false;     // qwen2 has biases on q, k, v
-  RopeSpec rope;             // dims, base, layout
+  RopeSpec rope;             // dims, base, layout, scaling
+  std::string rope_scaling;  // what scales the rope ("" when nothing), for `info`
 
   size_t q_dim() const { return n_heads * head_dim; }
   size_t kv_dim() const { return n_kv_heads * head_dim; }

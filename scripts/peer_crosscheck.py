@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Cross-checks streamingllm's greedy decoding against llama.cpp's on random-weight models.
+
+For each case below: `streamingllm make-model` writes the model, `streamingllm run --print-ids
+--print-top-logprobs 5` decodes 64 greedy tokens from a prompt given as token ids (dense cache,
+no tokenizer involved), and peer/greedy.mjs does the same with llama.cpp (node-llama-cpp 3.21.1,
+CPU). It checks that the ids are equal and that the top-5 log-probabilities of the first 8 steps
+agree within 1e-3, and prints the top-1 margins (logprob[top1] - logprob[top2] = the logit gap)
+over the 64 steps. With --write-goldens it writes the peer's output and the model's options to
+tests/data/peer_greedy_<case>.json, which tests/peer_greedy_test.cc checks in the default suite.
+
+  scripts/peer_crosscheck.py [--bin build/release/apps/streamingllm/streamingllm]
+                             [--case NAME ...] [--write-goldens]
+
+Needs node and node-llama-cpp 3.21.1 (see peer/greedy.mjs for where it is looked up).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VOCAB_DIR = os.path.join(os.path.dirname(ROOT), "shared", "data", "vocab")
+N_TOKENS, TOP_K, TOP_STEPS, TOLERANCE = 64, 5, 8, 1e-3
+
+# make-model options (as MakeModelOptions names them) and a prompt of token ids per case.
+CASES = {
+    # Llama 3 / 3.1: byte-level BPE vocabulary, rope base 500000, the rope_freqs factors, GQA.
+    "llama3": dict(
+        options=dict(arch="llama", vocab="ggml-vocab-llama-bpe.gguf", n_embd=64, n_layer=2,
+                     n_head=4, n_head_kv=2, n_ff=160, n_ctx=2048, rope_base=500000.0,
+                     rope_scaling="llama3", rope_factor=8.0, seed=1, type="f32"),
+        prompt=[128000, 791, 4062, 14198, 39935, 35308, 927, 279, 16053, 5679, 13]),
+    # Llama 2: SentencePiece vocabulary, rope base 10000, no scaling, one kv head per head.
+    "llama2": dict(
+        options=dict(arch="llama", vocab="ggml-vocab-llama-spm.gguf", n_embd=64, n_layer=2,
+                     n_head=4, n_head_kv=4, n_ff=172, n_ctx=2048, rope_base=10000.0,
+                     rope_scaling="none", rope_factor=8.0, seed=4, type="f32"),
+        prompt=[1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889]),
+    # Rope scaling variants llama.cpp reads from metadata (live check only).
+    "llama-yarn": dict(
+        options=dict(arch="llama", vocab="ggml-vocab-llama-spm.gguf", n_embd=64, n_layer=2,
+                     n_head=4, n_head_kv=2, n_ff=172, n_ctx=4096, rope_base=10000.0,
+                     rope_scaling="yarn", rope_factor=4.0, seed=4, type="f32"),
+        prompt=[1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889]),
+    "llama-linear": dict(
+        options=dict(arch="llama", vocab="ggml-vocab-llama-spm.gguf", n_embd=64, n_layer=2,
+                     n_head=4, n_head_kv=4, n_ff=172, n_ctx=4096, rope_base=10000.0,
+                     rope_scaling="linear", rope_factor=2.0, seed=5, type="f32"),
+        prompt=[1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889]),
+}
+
+FLAGS = dict(arch="--arch", n_embd="--n-embd", n_layer="--n-layer", n_head="--n-head",
+             n_head_kv="--n-head-kv", n_ff="--n-ff", n_ctx="--ctx", rope_base="--rope-base",
+             rope_scaling="--rope-scaling", rope_factor="--rope-factor", seed="--seed",
+             type="--type")
+
+
+def make_model(binary, options, out):
+    cmd = [binary, "make-model", "--vocab", os.path.join(VOCAB_DIR, options["vocab"]), "-o", out]
+    for key, flag in FLAGS.items():
+        cmd += [flag, str(options[key])]
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+def run_ours(binary, model, prompt):
+    """Our greedy ids and, per step, the top-5 [id, logprob] pairs; None if we cannot load it."""
+    proc = subprocess.run(
+        [binary, "run", "-m", model, "--prompt-ids", " ".join(map(str, prompt)), "-n",
+         str(N_TOKENS), "--ignore-eos", "--temp", "0", "--policy", "dense", "-t", "1",
+         "--print-ids", "--print-top-logprobs", str(TOP_K)],
+        capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"  streamingllm run failed: {proc.stderr.strip()}")
+        return None, None
+    out = proc.stdout.splitlines()
+    ids = [int(x) for x in out[0].split()]
+    top = [[[int(p.split(":")[0]), float(p.split(":")[1])] for p in line.split()]
+           for line in out[1:]]
+    return ids, top
+
+
+def run_peer(model, prompt):
+    out = subprocess.run(
+        ["node", os.path.join(ROOT, "peer", "greedy.mjs"), model, " ".join(map(str, prompt)),
+         str(N_TOKENS), str(TOP_K), str(TOP_STEPS)],
+        check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def max_logprob_diff(ours, peer):
+    """Max |difference| over the peer's top-k of each step, matched by id."""
+    worst = 0.0
+    for step, row in enumerate(peer):
+        mine = dict((i, lp) for i, lp in ours[step])
+        for token, lp in row:
+            if token not in mine:
+                return float("inf")
+            worst = max(worst, abs(mine[token] - lp))
+    return worst
+
+
+def write_golden(name, case, peer):
+    golden = dict(case=name, options=case["options"], prompt=case["prompt"], ids=peer["ids"],
+                  top=peer["top"],
+                  source="llama.cpp via node-llama-cpp 3.21.1 (peer/greedy.mjs), CPU, 1 thread")
+    path = os.path.join(ROOT, "tests", "data", f"peer_greedy_{name}.json")
+    with open(path, "w") as f:
+        json.dump(golden, f, indent=1)
+        f.write("\n")
+    print(f"  wrote {os.path.relpath(path, ROOT)}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bin", default=os.path.join(ROOT, "build", "release", "apps",
+                                                      "streamingllm", "streamingllm"))
+    parser.add_argument("--case", action="append", choices=sorted(CASES))
+    parser.add_argument("--write-goldens", action="store_true",
+                        help="write the goldens of the cases that pass")
+    parser.add_argument("--peer-only-goldens", action="store_true",
+                        help="with --write-goldens: also where streamingllm cannot load the file "
+                             "(a tokenizer it does not support yet)")
+    args = parser.parse_args()
+    failed = False
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.case or list(CASES):
+            case = CASES[name]
+            model = os.path.join(tmp, name + ".gguf")
+            make_model(args.bin, case["options"], model)
+            ids, top = run_ours(args.bin, model, case["prompt"])
+            peer = run_peer(model, case["prompt"])
+            if ids is None:
+                failed = True
+                print(f"{name}: peer only (ids {peer['ids'][:8]}...) | FAIL")
+                if args.write_goldens and args.peer_only_goldens:
+                    write_golden(name, case, peer)
+                continue
+            margins = [row[0][1] - row[1][1] for row in top[:N_TOKENS]]
+            same = ids == peer["ids"]
+            diff = max_logprob_diff(top, peer["top"])
+            ok = same and diff <= TOLERANCE
+            failed |= not ok
+            first = next((i for i, (a, b) in enumerate(zip(ids, peer["ids"])) if a != b), None)
+            print(f"{name}: ids {'equal' if same else f'differ from step {first}'} "
+                  f"({len(ids)} tokens, {len(set(ids))} distinct) | max |logprob diff| top-{TOP_K} "
+                  f"x {TOP_STEPS} steps {diff:.2e} | top-1 margin mean "
+                  f"{sum(margins) / len(margins):.3f} min {min(margins):.4f} | "
+                  f"{'OK' if ok else 'FAIL'}")
+            if not same:
+                print(f"  ours {ids}\n  peer {peer['ids']}")
+            if args.write_goldens and ok:
+                write_golden(name, case, peer)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

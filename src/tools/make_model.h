@@ -1,0 +1,73 @@
+// Random-weight models (streamingllm make-model): the shared part and one table entry per
+// architecture. An architecture adds its metadata and tensors to a GgufWriter through a
+// ModelBuilder; everything else (options, vocabulary, RNG, encoding, writing) is shared.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gguf/gguf.h"
+#include "streamingllm/error.h"
+#include "streamingllm/tools.h"
+#include "util/tensor_type.h"
+
+namespace sllm::make_model_detail {
+
+// SplitMix64: a fixed, portable sequence (std::*_distribution differ between libraries).
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : state_(seed) {}
+  uint64_t next();
+  float uniform();  // [-1, 1)
+
+ private:
+  uint64_t state_;
+};
+
+// The options with defaults resolved, and what the vocabulary gave.
+struct ModelShape {
+  MakeModelOptions options;
+  size_t n_vocab = 0;
+  size_t head_dim = 0;
+};
+
+class ModelBuilder {
+ public:
+  ModelBuilder(const ModelShape& shape, GgufWriter& writer, TensorType matrix_type)
+      : shape_(shape), writer_(writer), matrix_type_(matrix_type), rng_(shape.options.seed) {}
+
+  const ModelShape& shape() const { return shape_; }
+  const MakeModelOptions& options() const { return shape_.options; }
+  void set(std::string key, GgufValue value) { writer_.set(std::move(key), std::move(value)); }
+
+  // A weight matrix [n_rows, n_cols] (GGUF dims {n_cols, n_rows}) of uniform values with
+  // standard deviation `std`, in the matrix type.
+  Status matrix(const std::string& name, size_t n_rows, size_t n_cols, float std);
+  // A vector (f32) of `center` +- `spread` (uniform).
+  Status vector(const std::string& name, size_t n, float center, float spread);
+  // A vector (f32) of the given values.
+  Status values(const std::string& name, const std::vector<float>& v);
+
+ private:
+  const ModelShape& shape_;
+  GgufWriter& writer_;
+  TensorType matrix_type_;
+  Rng rng_;
+};
+
+// One architecture: its name and what it adds (metadata under "<arch>.", tensors).
+struct ArchWriter {
+  std::string_view name;
+  Status (*build)(ModelBuilder& b);
+};
+
+Status build_llama(ModelBuilder& b);
+
+// Llama 3.1's rope_freqs factors (llama.cpp's convert_hf_to_gguf.py, rope_type "llama3").
+std::vector<float> llama3_rope_factors(size_t rope_dim, double base, float factor,
+                                       float low_freq_factor, float high_freq_factor,
+                                       float original_context);
+
+}  // namespace sllm::make_model_detail

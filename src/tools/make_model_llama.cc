@@ -1,0 +1,65 @@
+// make-model's "llama": Llama 2 / Llama 3 style files, tensors and keys as llama.cpp's
+// convert_hf_to_gguf.py writes them (llama.cpp src/models/llama.cpp loads them).
+#include <cmath>
+
+#include "tools/make_model.h"
+
+namespace sllm::make_model_detail {
+
+// Scales: every projection keeps unit variance (std 1 / sqrt(fan_in)), so activations neither
+// vanish nor blow up over the layers; queries and keys a bit larger so that attention is not
+// uniform; the output head large enough (logits with standard deviation about 12) that greedy
+// decoding has clear top-1 margins, far above the rounding differences between two engines.
+Status build_llama(ModelBuilder& b) {
+  const MakeModelOptions& o = b.options();
+  const ModelShape& s = b.shape();
+  const std::string p = "llama.";
+  const auto u32 = [](size_t v) { return GgufValue::u32(static_cast<uint32_t>(v)); };
+  b.set("general.alignment", GgufValue::u32(32));
+  b.set(p + "vocab_size", u32(s.n_vocab));
+  b.set(p + "context_length", u32(o.n_ctx));
+  b.set(p + "embedding_length", u32(o.n_embd));
+  b.set(p + "block_count", u32(o.n_layer));
+  b.set(p + "feed_forward_length", u32(o.n_ff));
+  b.set(p + "rope.dimension_count", u32(s.head_dim));
+  b.set(p + "attention.head_count", u32(o.n_head));
+  b.set(p + "attention.head_count_kv", u32(o.n_head_kv));
+  b.set(p + "attention.layer_norm_rms_epsilon", GgufValue::f32(1e-5f));
+  b.set(p + "rope.freq_base", GgufValue::f32(static_cast<float>(o.rope_base)));
+  if (o.rope_scaling == "linear" || o.rope_scaling == "yarn") {
+    b.set(p + "rope.scaling.type", GgufValue::str(o.rope_scaling));
+    b.set(p + "rope.scaling.factor", GgufValue::f32(o.rope_factor));
+  }
+  if (o.rope_scaling == "yarn") {
+    // context_length is the extended one, as in YaRN-extended models.
+    const auto original = static_cast<size_t>(static_cast<float>(o.n_ctx) / o.rope_factor);
+    b.set(p + "rope.scaling.original_context_length", u32(original > 0 ? original : 1));
+  }
+
+  const size_t d = o.n_embd, q_dim = o.n_head * s.head_dim, kv_dim = o.n_head_kv * s.head_dim;
+  const float in_std = 1.0f / std::sqrt(static_cast<float>(d));
+  const float ff_std = 1.0f / std::sqrt(static_cast<float>(o.n_ff));
+  if (o.rope_scaling == "llama3") {
+    SLLM_RETURN_IF_ERROR(
+        b.values("rope_freqs.weight",
+                 llama3_rope_factors(s.head_dim, o.rope_base, o.rope_factor, 1.0f, 4.0f, 8192.0f)));
+  }
+  SLLM_RETURN_IF_ERROR(b.matrix("token_embd.weight", s.n_vocab, d, 1.0f));
+  for (size_t l = 0; l < o.n_layer; ++l) {
+    const std::string blk = "blk." + std::to_string(l) + ".";
+    SLLM_RETURN_IF_ERROR(b.vector(blk + "attn_norm.weight", d, 1.0f, 0.2f));
+    SLLM_RETURN_IF_ERROR(b.matrix(blk + "attn_q.weight", q_dim, d, 1.5f * in_std));
+    SLLM_RETURN_IF_ERROR(b.matrix(blk + "attn_k.weight", kv_dim, d, 1.5f * in_std));
+    SLLM_RETURN_IF_ERROR(b.matrix(blk + "attn_v.weight", kv_dim, d, in_std));
+    SLLM_RETURN_IF_ERROR(b.matrix(blk + "attn_output.weight", d, q_dim,
+                                  1.0f / std::sqrt(static_cast<float>(q_dim))));
+    SLLM_RETURN_IF_ERROR(b.vector(blk + "ffn_norm.weight", d, 1.0f, 0.2f));
+    SLLM_RETURN_IF_ERROR(b.matrix(blk + "ffn_gate.weight", o.n_ff, d, in_std));
+    SLLM_RETURN_IF_ERROR(b.matrix(blk + "ffn_down.weight", d, o.n_ff, ff_std));
+    SLLM_RETURN_IF_ERROR(b.matrix(blk + "ffn_up.weight", o.n_ff, d, in_std));
+  }
+  SLLM_RETURN_IF_ERROR(b.vector("output_norm.weight", d, 1.0f, 0.2f));
+  return b.matrix("output.weight", s.n_vocab, d, 12.0f * in_std);
+}
+
+}  // namespace sllm::make_model_detail
