@@ -90,12 +90,16 @@ def _run(fn, interrupt):
             box["error"] = e
 
     t = threading.Thread(target=target, name="streamingllm", daemon=True)
-    t.start()
+    # A Ctrl-C can land while start() waits for the worker to run: the worker is launched by then,
+    # so it must be interrupted too, or it would run on (endlessly, with max_tokens=-1) holding the
+    # model. A worker that has not reached fn() yet stops after its first token or prompt chunk.
     try:
+        t.start()
         t.join()
-    except KeyboardInterrupt:
+    except BaseException:
         interrupt.set()
-        t.join()
+        if t.is_alive():
+            t.join()
         raise
     if "error" in box:
         raise box["error"]
@@ -115,8 +119,8 @@ def _stream_run(fn, interrupt, on_piece, on_done):
             q.put(("error", e))
 
     t = threading.Thread(target=target, name="streamingllm", daemon=True)
-    t.start()
     try:
+        t.start()  # inside the try: a Ctrl-C during start() interrupts the worker too (see _run)
         while True:
             kind, value = q.get()
             if kind == "text":
@@ -128,7 +132,8 @@ def _stream_run(fn, interrupt, on_piece, on_done):
                 raise value
     finally:
         interrupt.set()
-        t.join()
+        if t.is_alive():
+            t.join()
 
 
 def _as_bytes(text, what):

@@ -27,3 +27,33 @@ def test_sigint_raises_keyboard_interrupt(model_path):
     lines = r.stdout.splitlines()
     assert lines[0].startswith("interrupted after") and lines[0].endswith("True"), r.stdout
     assert lines[1] == "Once upon a time,"
+
+
+def test_ctrl_c_while_the_worker_starts_stops_it(model_path):
+    # The race a loaded machine hit: SIGINT landing inside Thread.start() (before the wait for the
+    # worker) left an endless generation running and holding the model, so the next call hung.
+    # Thread.start is made to raise right after launching the worker, every time it can happen.
+    script = textwrap.dedent(f"""
+        import threading
+        import streamingllm
+        llm = streamingllm.Llama({model_path!r}, n_threads=1)
+        real_start = threading.Thread.start
+        def start_then_ctrl_c(self):
+            real_start(self)
+            raise KeyboardInterrupt
+        for stream in (False, True):
+            threading.Thread.start = start_then_ctrl_c
+            try:
+                out = llm("", max_tokens=-1, temperature=0.8, stream=stream)
+                if stream:
+                    next(out)
+            except KeyboardInterrupt:
+                print("interrupted", stream)
+            threading.Thread.start = real_start
+            print(llm("", max_tokens=5, temperature=0)["choices"][0]["text"])
+    """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["interrupted False", "Once upon a time,",
+                                     "interrupted True", "Once upon a time,"], r.stdout
