@@ -128,7 +128,7 @@ ppl "${BOOK_ARGS[@]}" --compare window,streaming --cache 128 -b $BATCH --tokens 
 # special-token parsing); the stream's BOS is token 0.
 start=1
 for f in "${BOOKS[@]}"; do
-  n=$("$BIN" tokenize -m "$MODEL" -f "$f" --no-parse-special | wc -w)
+  n=$("$BIN" tokenize -m "$MODEL" -f "$f" | wc -w)
   echo "$(basename "$f" .txt) $start $((start + n))"
   start=$((start + n))
 done >"$RAW/book_ranges.txt"
