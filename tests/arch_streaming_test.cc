@@ -86,37 +86,52 @@ std::string temp_dir() {
   return dir;
 }
 
-// Each case's model file, written once per test binary.
-const std::string& model_path(const ArchCase& c) {
+// A case's model, written once per test binary and loaded once (the loads dominate the tests'
+// time under the sanitizers): through the public API (the engine under test) and as an Engine
+// (its forward pass, for the naive reference), with the first tokens of a book (BOS first) as
+// its tokenizer reads them.
+struct Loaded {
+  std::string path;
+  std::shared_ptr<Model> model;
+  std::unique_ptr<Engine> engine;
+  std::vector<TokenId> tokens;  // kMaxTokens
+
+  std::vector<TokenId> first(size_t n) const {
+    if (n > tokens.size()) throw std::runtime_error("not enough tokens: " + std::to_string(n));
+    return {tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(n)};
+  }
+};
+
+const size_t kMaxTokens = length(20000, 2000);
+
+const Loaded& loaded(const ArchCase& c) {
   static std::mutex mutex;
-  static std::map<std::string, std::string> paths;
+  static std::map<std::string, std::unique_ptr<Loaded>> cases;
   const std::lock_guard lock(mutex);
-  auto it = paths.find(c.name);
-  if (it != paths.end()) return it->second;
+  std::unique_ptr<Loaded>& l = cases[c.name];
+  if (l) return *l;
+  const auto check = [&](const Status& s) {
+    if (!s.ok()) throw std::runtime_error(std::string(c.name) + ": " + s.error().message());
+  };
+  auto fresh = std::make_unique<Loaded>();
   MakeModelOptions o = c.options;
   o.vocab = test::shared_path("data/vocab/" + o.vocab);
-  const std::string path = temp_dir() + "/" + c.name + ".gguf";
-  const Status s = make_model(o, path);
-  if (!s.ok()) throw std::runtime_error(std::string(c.name) + ": " + s.error().message());
-  return paths.emplace(c.name, path).first->second;
-}
-
-// The first n tokens of a book (BOS first), as the model's tokenizer reads it.
-std::vector<TokenId> book_tokens(const Model& model, size_t n) {
+  fresh->path = temp_dir() + "/" + c.name + ".gguf";
+  check(make_model(o, fresh->path));
+  auto model = Model::load(fresh->path, {.n_threads = 1});
+  check(model.ok() ? Status() : Status(model.error()));
+  fresh->model = std::move(model).value();
+  auto engine = Engine::load(fresh->path);
+  check(engine.ok() ? Status() : Status(engine.error()));
+  fresh->engine = std::move(engine).value();
   auto text = read_file(test::shared_path("data/text/gutenberg_pg1342.txt"));
-  if (!text.ok()) throw std::runtime_error(text.error().message());
-  // Comfortably more than n tokens: no vocabulary here packs more than 6 bytes into a token.
-  auto ids = model.tokenize(text->substr(0, std::min(text->size(), 8 * n + 4096)), true);
-  if (!ids.ok()) throw std::runtime_error(ids.error().message());
-  if (ids->size() < n) throw std::runtime_error("not enough text for " + std::to_string(n));
-  ids->resize(n);
-  return std::move(ids).value();
-}
-
-std::shared_ptr<Model> load(const ArchCase& c) {
-  auto m = Model::load(model_path(c), {.n_threads = 1});
-  if (!m.ok()) throw std::runtime_error(m.error().message());
-  return std::move(m).value();
+  check(text.ok() ? Status() : Status(text.error()));
+  // Comfortably more than kMaxTokens: no vocabulary here packs 8 bytes into a token on average.
+  auto ids = fresh->model->tokenize(text->substr(0, 8 * kMaxTokens + 4096), true);
+  check(ids.ok() ? Status() : Status(ids.error()));
+  fresh->tokens = std::move(ids).value();
+  l = std::move(fresh);
+  return *l;
 }
 
 std::unique_ptr<Stream> stream_of(const std::shared_ptr<Model>& model, const CacheOptions& o) {
@@ -257,9 +272,9 @@ class ArchStreaming : public ::testing::TestWithParam<ArchCase> {
 // (a) A streaming cache larger than the stream is dense attention, bit for bit, at every step
 // (f32 and f16 caches).
 TEST_P(ArchStreaming, LargerCacheEqualsDenseBitForBit) {
-  const auto model = load(GetParam());
+  const auto& model = loaded(GetParam()).model;
   const size_t n = length(300, 60);
-  const auto tokens = book_tokens(*model, n);
+  const auto tokens = loaded(GetParam()).first(n);
   for (KvType kv : {KvType::kF32, KvType::kF16}) {
     CacheOptions d = cache(CachePolicy::kDense, 0, 512), s = cache(CachePolicy::kStreaming, 4, 508);
     d.kv_type = s.kv_type = kv;
@@ -277,14 +292,11 @@ TEST_P(ArchStreaming, LargerCacheEqualsDenseBitForBit) {
 // (b) Streaming (S=4, W=32) over 500 tokens agrees with the paper's re-rotating cache: the
 // logits of every step within 1e-4.
 TEST_P(ArchStreaming, MatchesNaiveReRotatingReference) {
-  const auto model = load(GetParam());
+  const Loaded& l = loaded(GetParam());
   const size_t n = length(500, 80);
-  const auto tokens = book_tokens(*model, n);
-  auto streaming = stream_of(model, cache(CachePolicy::kStreaming, kSinks, kWindow));
-
-  auto engine = Engine::load(model_path(GetParam()));
-  ASSERT_TRUE(engine.ok()) << engine.error().message();
-  const LlamaModel& m = (*engine)->model;
+  const auto tokens = l.first(n);
+  auto streaming = stream_of(l.model, cache(CachePolicy::kStreaming, kSinks, kWindow));
+  const LlamaModel& m = l.engine->model;
   NaiveStreamingAttention naive(m.config(), kSinks, kWindow);
   const AttendFn attend = [&](size_t layer, size_t n_tokens, float* q, float* k, const float* v,
                               float* out) { naive.attend(layer, n_tokens, q, k, v, out); };
@@ -299,11 +311,11 @@ TEST_P(ArchStreaming, MatchesNaiveReRotatingReference) {
   // (Under the sanitizers not for the 128k-token vocabulary: its double output head is slow there.)
   if (m.config().architecture == "llama" &&
       !(test::kSanitizedBuild && m.config().n_vocab > 32000)) {
-    const auto loaded = reference::ReferenceLlama::load(model_path(GetParam()));
-    reference::ReferenceConfig rc = loaded.config();
+    const auto file = reference::ReferenceLlama::load(l.path);
+    reference::ReferenceConfig rc = file.config();
     rc.rope_freq_mul = m.config().rope.freq_mul;
     rc.rope_mscale = m.config().rope.mscale;
-    ref_model = std::make_unique<reference::ReferenceLlama>(rc, loaded.weights());
+    ref_model = std::make_unique<reference::ReferenceLlama>(rc, file.weights());
     ref = std::make_unique<reference::NaiveStreamingReference>(*ref_model, kSinks, kWindow);
   }
 
@@ -339,15 +351,13 @@ TEST_P(ArchStreaming, MatchesNaiveReRotatingReference) {
 // (c) Chunked prefill equals token-by-token feeding: batches smaller than, equal to and larger
 // than the window, and larger than the whole cache; every row of logits and the next token's.
 TEST_P(ArchStreaming, ChunkedPrefillEqualsTokenByToken) {
-  auto engine = Engine::load(model_path(GetParam()));
-  ASSERT_TRUE(engine.ok()) << engine.error().message();
-  const auto model = load(GetParam());
+  const Loaded& l = loaded(GetParam());
   const size_t n = length(300, 100);
-  const auto tokens = book_tokens(*model, n);
-  const size_t n_vocab = (*engine)->model.config().n_vocab;
+  const auto tokens = l.first(n);
+  const size_t n_vocab = l.engine->model.config().n_vocab;
   ThreadPool pool(1);
   const auto session = [&](size_t max_batch) {
-    auto s = Session::create((*engine)->model,
+    auto s = Session::create(l.engine->model,
                              cache(CachePolicy::kStreaming, kSinks, kWindow, max_batch), pool);
     if (!s.ok()) throw std::runtime_error(s.error().message());
     return std::move(s).value();
@@ -375,9 +385,9 @@ TEST_P(ArchStreaming, ChunkedPrefillEqualsTokenByToken) {
 
 // (d) A 20,000-token stream (W=64) keeps its cache bytes, its capacity and its memory.
 TEST_P(ArchStreaming, LongStreamKeepsConstantCacheBytes) {
-  const auto model = load(GetParam());
-  const size_t n = length(20000, 2000);
-  const auto tokens = book_tokens(*model, n);
+  const auto& model = loaded(GetParam()).model;
+  const size_t n = kMaxTokens;
+  const auto tokens = loaded(GetParam()).first(n);
   auto s = stream_of(model, cache(CachePolicy::kStreaming, kSinks, 64));
   const size_t bytes = s->cache_bytes();
   const ModelInfo& info = model->info();
