@@ -352,7 +352,7 @@ TEST_P(ArchStreaming, MatchesNaiveReRotatingReference) {
 // than the window, and larger than the whole cache; every row of logits and the next token's.
 TEST_P(ArchStreaming, ChunkedPrefillEqualsTokenByToken) {
   const Loaded& l = loaded(GetParam());
-  const size_t n = length(300, 100);
+  const size_t n = length(300, 60);
   const auto tokens = l.first(n);
   const size_t n_vocab = l.engine->model.config().n_vocab;
   ThreadPool pool(1);
