@@ -86,10 +86,10 @@ std::string temp_dir() {
   return dir;
 }
 
-// A case's model, written once per test binary and loaded once (the loads dominate the tests'
-// time under the sanitizers): through the public API (the engine under test) and as an Engine
-// (its forward pass, for the naive reference), with the first tokens of a book (BOS first) as
-// its tokenizer reads them.
+// A case's model, written once per test binary, and what the tests need of it, each loaded once
+// and only when asked for (the loads dominate the tests' time under the sanitizers): the model
+// through the public API, or as an Engine (its forward pass, for the naive reference), and the
+// first tokens of a book (BOS first) as the case's tokenizer reads them.
 struct Loaded {
   std::string path;
   std::shared_ptr<Model> model;
@@ -104,34 +104,41 @@ struct Loaded {
 
 const size_t kMaxTokens = length(20000, 2000);
 
-const Loaded& loaded(const ArchCase& c) {
+template <typename T>
+T value_or_throw(Result<T> r, const char* what) {
+  if (!r.ok()) throw std::runtime_error(std::string(what) + ": " + r.error().message());
+  return std::move(r).value();
+}
+
+enum class Need { kModel, kEngine };
+
+const Loaded& loaded(const ArchCase& c, Need need) {
   static std::mutex mutex;
-  static std::map<std::string, std::unique_ptr<Loaded>> cases;
+  static std::map<std::string, Loaded> cases;
   const std::lock_guard lock(mutex);
-  std::unique_ptr<Loaded>& l = cases[c.name];
-  if (l) return *l;
-  const auto check = [&](const Status& s) {
+  Loaded& l = cases[c.name];
+  if (l.path.empty()) {
+    MakeModelOptions o = c.options;
+    o.vocab = test::shared_path("data/vocab/" + o.vocab);
+    const std::string path = temp_dir() + "/" + c.name + ".gguf";
+    const Status s = make_model(o, path);
     if (!s.ok()) throw std::runtime_error(std::string(c.name) + ": " + s.error().message());
-  };
-  auto fresh = std::make_unique<Loaded>();
-  MakeModelOptions o = c.options;
-  o.vocab = test::shared_path("data/vocab/" + o.vocab);
-  fresh->path = temp_dir() + "/" + c.name + ".gguf";
-  check(make_model(o, fresh->path));
-  auto model = Model::load(fresh->path, {.n_threads = 1});
-  check(model.ok() ? Status() : Status(model.error()));
-  fresh->model = std::move(model).value();
-  auto engine = Engine::load(fresh->path);
-  check(engine.ok() ? Status() : Status(engine.error()));
-  fresh->engine = std::move(engine).value();
-  auto text = read_file(test::shared_path("data/text/gutenberg_pg1342.txt"));
-  check(text.ok() ? Status() : Status(text.error()));
-  // Comfortably more than kMaxTokens: no vocabulary here packs 8 bytes into a token on average.
-  auto ids = fresh->model->tokenize(text->substr(0, 8 * kMaxTokens + 4096), true);
-  check(ids.ok() ? Status() : Status(ids.error()));
-  fresh->tokens = std::move(ids).value();
-  l = std::move(fresh);
-  return *l;
+    l.path = path;
+  }
+  if (need == Need::kModel && !l.model) {
+    l.model = value_or_throw(Model::load(l.path, {.n_threads = 1}), c.name);
+  }
+  if (need == Need::kEngine && !l.engine) l.engine = value_or_throw(Engine::load(l.path), c.name);
+  if (l.tokens.empty()) {
+    const std::string text =
+        value_or_throw(read_file(test::shared_path("data/text/gutenberg_pg1342.txt")), c.name);
+    // Comfortably more than kMaxTokens: no vocabulary here packs 8 bytes into a token on average.
+    const std::string_view head = std::string_view(text).substr(0, 8 * kMaxTokens + 4096);
+    l.tokens = value_or_throw(
+        l.model ? l.model->tokenize(head, true) : l.engine->tokenizer->encode(head, true, false),
+        c.name);
+  }
+  return l;
 }
 
 std::unique_ptr<Stream> stream_of(const std::shared_ptr<Model>& model, const CacheOptions& o) {
@@ -272,9 +279,10 @@ class ArchStreaming : public ::testing::TestWithParam<ArchCase> {
 // (a) A streaming cache larger than the stream is dense attention, bit for bit, at every step
 // (f32 and f16 caches).
 TEST_P(ArchStreaming, LargerCacheEqualsDenseBitForBit) {
-  const auto& model = loaded(GetParam()).model;
+  const Loaded& l = loaded(GetParam(), Need::kModel);
+  const auto& model = l.model;
   const size_t n = length(300, 60);
-  const auto tokens = loaded(GetParam()).first(n);
+  const auto tokens = l.first(n);
   for (KvType kv : {KvType::kF32, KvType::kF16}) {
     CacheOptions d = cache(CachePolicy::kDense, 0, 512), s = cache(CachePolicy::kStreaming, 4, 508);
     d.kv_type = s.kv_type = kv;
@@ -292,16 +300,18 @@ TEST_P(ArchStreaming, LargerCacheEqualsDenseBitForBit) {
 // (b) Streaming (S=4, W=32) over 500 tokens agrees with the paper's re-rotating cache: the
 // logits of every step within 1e-4.
 TEST_P(ArchStreaming, MatchesNaiveReRotatingReference) {
-  const Loaded& l = loaded(GetParam());
+  const Loaded& l = loaded(GetParam(), Need::kEngine);
   const size_t n = length(500, 80);
   const auto tokens = l.first(n);
-  auto streaming = stream_of(l.model, cache(CachePolicy::kStreaming, kSinks, kWindow));
   const LlamaModel& m = l.engine->model;
+  ThreadPool pool(1);
+  // The engine under test: the Session a Stream runs on.
+  auto streaming = value_or_throw(
+      Session::create(m, cache(CachePolicy::kStreaming, kSinks, kWindow), pool), "session");
   NaiveStreamingAttention naive(m.config(), kSinks, kWindow);
   const AttendFn attend = [&](size_t layer, size_t n_tokens, float* q, float* k, const float* v,
                               float* out) { naive.attend(layer, n_tokens, q, k, v, out); };
   ForwardScratch scratch(m.config(), 1);
-  ThreadPool pool(1);
   std::vector<float> expected(m.config().n_vocab);
 
   // For llama files also the whole double-precision reference (tests/reference: its own forward
@@ -323,7 +333,7 @@ TEST_P(ArchStreaming, MatchesNaiveReRotatingReference) {
   for (size_t i = 0; i < n; ++i) {
     ASSERT_TRUE(streaming->feed({&tokens[i], 1}).ok());
     m.forward({&tokens[i], 1}, attend, scratch, pool, expected.data(), false);
-    const auto got = streaming->logits();
+    const auto got = streaming->last_logits();
     worst = std::max(worst, max_abs_diff(got, expected));
     for (float x : expected) largest = std::max(largest, static_cast<double>(std::abs(x)));
     if (ref) {
@@ -351,7 +361,7 @@ TEST_P(ArchStreaming, MatchesNaiveReRotatingReference) {
 // (c) Chunked prefill equals token-by-token feeding: batches smaller than, equal to and larger
 // than the window, and larger than the whole cache; every row of logits and the next token's.
 TEST_P(ArchStreaming, ChunkedPrefillEqualsTokenByToken) {
-  const Loaded& l = loaded(GetParam());
+  const Loaded& l = loaded(GetParam(), Need::kEngine);
   const size_t n = length(300, 60);
   const auto tokens = l.first(n);
   const size_t n_vocab = l.engine->model.config().n_vocab;
@@ -385,9 +395,10 @@ TEST_P(ArchStreaming, ChunkedPrefillEqualsTokenByToken) {
 
 // (d) A 20,000-token stream (W=64) keeps its cache bytes, its capacity and its memory.
 TEST_P(ArchStreaming, LongStreamKeepsConstantCacheBytes) {
-  const auto& model = loaded(GetParam()).model;
+  const Loaded& l = loaded(GetParam(), Need::kModel);
+  const auto& model = l.model;
   const size_t n = kMaxTokens;
-  const auto tokens = loaded(GetParam()).first(n);
+  const auto tokens = l.first(n);
   auto s = stream_of(model, cache(CachePolicy::kStreaming, kSinks, 64));
   const size_t bytes = s->cache_bytes();
   const ModelInfo& info = model->info();
