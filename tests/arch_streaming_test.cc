@@ -64,7 +64,8 @@ MakeModelOptions tiny(const char* vocab, double rope_base, const char* scaling, 
   return o;
 }
 
-// The cases, one line each. llama-spm (32000 tokens) unless the case needs another vocabulary.
+// The cases, one line each. llama-spm (32000 tokens) unless the case needs another vocabulary,
+// e.g. {"qwen2", tiny("ggml-vocab-qwen2.gguf", 1000000.0, "none", 2, "qwen2")}.
 const ArchCase kCases[] = {
     {"llama2", tiny("ggml-vocab-llama-spm.gguf", 10000.0, "none", 4)},
     {"llama3", tiny("ggml-vocab-llama-bpe.gguf", 500000.0, "llama3", 2)},
