@@ -164,11 +164,13 @@ void rope(std::vector<double>& x, size_t n_heads, uint64_t pos, const ReferenceC
   const size_t half = config.rope_dim / 2;
   const bool adjacent = config.rope_style == RopeStyle::kAdjacentPairs;
   for (size_t i = 0; i < half; ++i) {
+    const double mul = config.rope_freq_mul.empty() ? 1.0 : config.rope_freq_mul.at(i);
     const double theta = static_cast<double>(pos) *
                          std::pow(config.rope_base, -2.0 * static_cast<double>(i) /
-                                                        static_cast<double>(config.rope_dim));
-    const double cos_theta = std::cos(theta);
-    const double sin_theta = std::sin(theta);
+                                                        static_cast<double>(config.rope_dim)) *
+                         mul;
+    const double cos_theta = std::cos(theta) * config.rope_mscale;
+    const double sin_theta = std::sin(theta) * config.rope_mscale;
     const size_t a = adjacent ? 2 * i : i;
     const size_t b = adjacent ? 2 * i + 1 : i + half;
     for (size_t h = 0; h < n_heads; ++h) {

@@ -40,6 +40,11 @@ struct ReferenceConfig {
   double rope_base = 10000.0;
   double rms_eps = 1e-5;
   RopeStyle rope_style = RopeStyle::kAdjacentPairs;
+  // Rope scaling (linear, YaRN, Llama 3.1's rope_freqs) as llama.cpp applies it: pair i's
+  // frequency times rope_freq_mul[i] (empty: 1), cos and sin times rope_mscale. load() does not
+  // read them from the file; a test sets them.
+  std::vector<double> rope_freq_mul = {};
+  double rope_mscale = 1.0;
 };
 
 // A row-major matrix: y = W x means y[r] = sum_c W[r][c] x[c].
@@ -89,8 +94,8 @@ std::vector<double> rmsnorm(const std::vector<double>& x, const std::vector<doub
 void softmax(std::vector<double>& x);
 
 // Rotates each of the `n_heads` heads of `x` ([n_heads * head_dim]) to position `pos`: pair i
-// (i < rope_dim / 2) turns by the angle pos * rope_base^(-2i / rope_dim) (Su et al. 2021);
-// dimensions >= rope_dim are left as they are.
+// (i < rope_dim / 2) turns by the angle pos * rope_base^(-2i / rope_dim) * rope_freq_mul[i] (Su
+// et al. 2021) and is scaled by rope_mscale; dimensions >= rope_dim are left as they are.
 void rope(std::vector<double>& x, size_t n_heads, uint64_t pos, const ReferenceConfig& config);
 
 class ReferenceLlama {
