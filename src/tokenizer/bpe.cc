@@ -426,16 +426,7 @@ Status BpeTokenizer::encode_fragment(std::string_view text, std::vector<TokenId>
 
 Result<std::vector<TokenId>> BpeTokenizer::encode(std::string_view text, bool add_bos,
                                                   bool parse_special) const {
-  SLLM_RETURN_IF_ERROR(validate_utf8(text));
-  std::vector<TokenId> ids;
-  if (add_bos) {
-    if (vocab_.bos < 0) {
-      return Error(ErrorCode::kInvalidInput,
-                   "add_bos was requested but the vocab has no BOS token "
-                   "(tokenizer.ggml.bos_token_id)");
-    }
-    ids.push_back(vocab_.bos);
-  }
+  SLLM_ASSIGN_OR_RETURN(std::vector<TokenId> ids, start_encoding(text, add_bos));
   if (text.empty()) return ids;
   for (const Fragment& fragment : split_special(text, vocab_, specials_, parse_special)) {
     if (fragment.token() >= 0) {

@@ -1,4 +1,4 @@
-// Token ids back to text: StreamDecoder and the parts of Tokenizer shared by every model.
+// The parts of Tokenizer shared by every model (the start of encoding, decoding) and StreamDecoder.
 #include <string>
 
 #include "tokenizer/tokenizer.h"
@@ -56,6 +56,20 @@ std::string Tokenizer::decode(const std::vector<TokenId>& ids) const {
   std::string text;
   for (const TokenId id : ids) text += decoder.push(id);
   return text + decoder.flush();
+}
+
+Result<std::vector<TokenId>> Tokenizer::start_encoding(std::string_view text, bool add_bos) const {
+  SLLM_RETURN_IF_ERROR(validate_utf8(text));
+  std::vector<TokenId> ids;
+  if (add_bos) {
+    if (vocab_.bos < 0) {
+      return Error(ErrorCode::kInvalidInput,
+                   "add_bos was requested but the vocab has no BOS token "
+                   "(tokenizer.ggml.bos_token_id)");
+    }
+    ids.push_back(vocab_.bos);
+  }
+  return ids;
 }
 
 bool Tokenizer::is_control(TokenId id) const {

@@ -90,6 +90,9 @@ class Tokenizer {
 
  protected:
   explicit Tokenizer(Vocab vocab) : vocab_(std::move(vocab)) {}
+  // What every encode() does first: checks that `text` is valid UTF-8 and returns the ids it starts
+  // with (BOS if add_bos; an error if the vocab has none).
+  Result<std::vector<TokenId>> start_encoding(std::string_view text, bool add_bos) const;
   Vocab vocab_;
 };
 
