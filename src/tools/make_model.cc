@@ -81,6 +81,9 @@ namespace {
 
 constexpr ArchWriter kArchWriters[] = {
     {"llama", build_llama},
+    {"qwen2", build_qwen2},
+    {"qwen3", build_qwen3},
+    {"phi3", build_phi3},
 };
 
 Error invalid(const std::string& message) { return Error(ErrorCode::kInvalidInput, message); }
