@@ -68,6 +68,13 @@ CASES = {
                      n_head=4, n_head_kv=4, n_ff=172, n_ctx=4096, rope_base=10000.0,
                      rope_scaling="none", rope_factor=8.0, seed=9, type="f32"),
         prompt=[1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889]),
+    # Pythia: LayerNorm with bias, fused QKV with bias, partial rotary (a quarter of each head),
+    # NeoX rope, GELU MLP, parallel residual; the gpt-neox byte-level BPE vocabulary.
+    "gptneox": dict(
+        options=dict(arch="gptneox", vocab="ggml-vocab-gpt-neox.gguf", n_embd=64, n_layer=2,
+                     n_head=4, n_head_kv=4, n_ff=256, n_ctx=2048, rope_base=10000.0,
+                     rope_scaling="none", rope_factor=8.0, seed=10, type="f32"),
+        prompt=[510, 3158, 8516, 30013, 27287, 689, 253, 22658, 4370, 15]),
 }
 
 FLAGS = dict(arch="--arch", n_embd="--n-embd", n_layer="--n-layer", n_head="--n-head",

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/quant.h"
 #include "model/weights.h"
 #include "util/limits.h"
 
@@ -17,10 +18,20 @@ void add_bias(const std::vector<float>& bias, float* y, size_t n_tokens) {
   for (size_t t = 0; t < n_tokens; ++t) ops::add(bias.data(), y + t * bias.size(), bias.size());
 }
 
-// GELU, tanh approximation (as ggml_gelu computes it in f32).
+// GELU, tanh approximation.
 float gelu_tanh(float x) {
   constexpr float kSqrt2OverPi = 0.79788456080286535588f;
   return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + 0.044715f * x * x)));
+}
+
+// GELU as llama.cpp's CPU backend computes it on f32 (GGML_GELU_FP16): the input rounded to f16,
+// looked up in a table of f16 results, identity above 10 and 0 below -10. Its error (about 1e-3
+// relative) moves log-probabilities by several 1e-3, more than the agreement the peer check asks
+// for, so the MLP families that llama.cpp runs this way use it too.
+float gelu_ggml(float x) {
+  if (x <= -10.0f) return 0.0f;
+  if (x >= 10.0f) return x;
+  return quant::f16_to_f32(quant::f32_to_f16(gelu_tanh(quant::f16_to_f32(quant::f32_to_f16(x)))));
 }
 
 }  // namespace
@@ -29,7 +40,7 @@ Result<uint64_t> ForwardScratch::bytes_needed(const ModelConfig& c, size_t max_b
   // Sizes from a validated config are below 2^31 each: the per-token sum cannot overflow.
   const Family& f = *c.family;
   const uint64_t qkv = f.fused_qkv ? uint64_t{c.q_dim()} + 2 * uint64_t{c.kv_dim()} : 0;
-  const uint64_t per_token_floats = (f.parallel_residual ? 4 : 3) * uint64_t{c.dim} +
+  const uint64_t per_token_floats = (c.parallel_residual ? 4 : 3) * uint64_t{c.dim} +
                                     2 * uint64_t{c.q_dim()} + 2 * uint64_t{c.kv_dim()} + qkv +
                                     (fused_ffn(c) ? 3 : 2) * uint64_t{c.ffn_dim};
   return checked_bytes("the activations of a batch of " + std::to_string(max_batch) + " tokens",
@@ -40,7 +51,7 @@ ForwardScratch::ForwardScratch(const ModelConfig& c, size_t max_batch_tokens)
     : max_batch(max_batch_tokens),
       x(max_batch * c.dim),
       xn(max_batch * c.dim),
-      xn2(c.family->parallel_residual ? max_batch * c.dim : 0),
+      xn2(c.parallel_residual ? max_batch * c.dim : 0),
       q(max_batch * c.q_dim()),
       k(max_batch * c.kv_dim()),
       v(max_batch * c.kv_dim()),
@@ -193,7 +204,7 @@ void run_ffn(const FfnWeights& w, const ModelConfig& c, const float* xn, size_t 
     case FfnKind::kGeluMlp:
       ops::matmul(w.up, xn, n, s.gate.data(), pool);
       add_bias(w.b_up, s.gate.data(), n);
-      for (size_t i = 0; i < n * ff; ++i) s.gate[i] = gelu_tanh(s.gate[i]);
+      for (size_t i = 0; i < n * ff; ++i) s.gate[i] = gelu_ggml(s.gate[i]);
       break;
   }
   ops::matmul(w.down, s.gate.data(), n, s.proj.data(), pool);

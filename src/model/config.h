@@ -27,8 +27,9 @@ struct ModelConfig {
   size_t ffn_dim = 0;      // <arch>.feed_forward_length
   size_t n_ctx_train = 0;  // <arch>.context_length (what the GGUF claims; 0 if absent)
   float rms_eps = 1e-5f;  // <arch>.attention.layer_norm_rms_epsilon (layer_norm_epsilon: LayerNorm)
-  RopeSpec rope;          // dims, base, layout, scaling
-  std::string rope_scaling;  // what scales the rope ("" when nothing), for `info`
+  bool parallel_residual = false;  // x + attn(norm1(x)) + ffn(norm2(x)) (GPT-NeoX's flag)
+  RopeSpec rope;                   // dims, base, layout, scaling
+  std::string rope_scaling;        // what scales the rope ("" when nothing), for `info`
 
   size_t q_dim() const { return n_heads * head_dim; }
   size_t kv_dim() const { return n_kv_heads * head_dim; }

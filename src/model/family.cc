@@ -3,11 +3,12 @@
 namespace sllm {
 
 // Defined in the family files.
-extern const Family kLlamaFamily, kMistralFamily, kQwen2Family, kQwen3Family, kPhi3Family;
+extern const Family kLlamaFamily, kMistralFamily, kQwen2Family, kQwen3Family, kPhi3Family,
+    kGptNeoxFamily;
 
 namespace {
-constexpr const Family* kFamilies[] = {&kLlamaFamily, &kMistralFamily, &kQwen2Family, &kQwen3Family,
-                                       &kPhi3Family};
+constexpr const Family* kFamilies[] = {&kLlamaFamily, &kMistralFamily, &kQwen2Family,
+                                       &kQwen3Family, &kPhi3Family,    &kGptNeoxFamily};
 }  // namespace
 
 size_t Family::tensors_per_block() const {
@@ -38,7 +39,6 @@ std::string Family::blocks() const {
       s += ", GELU MLP";
       break;
   }
-  if (parallel_residual) s += ", parallel residual";
   return s;
 }
 

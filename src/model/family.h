@@ -33,8 +33,7 @@ struct Family {
   bool out_bias = false;   // a bias on attn_output
   bool head_norm = false;  // per-head RMSNorm of q and k before rope (attn_q/k_norm)
   FfnKind ffn = FfnKind::kSwiGlu;
-  bool ffn_bias = false;           // biases on the FFN's up and down
-  bool parallel_residual = false;  // x + attn(norm1(x)) + ffn(norm2(x)) (GPT-NeoX)
+  bool ffn_bias = false;  // biases on the FFN's up and down
   // Family-specific checks and hyper-parameters beyond the shared ones; may be null.
   Status (*configure)(const GgufFile& gguf, ModelConfig& config) = nullptr;
 

@@ -49,7 +49,7 @@ void TransformerModel::forward(std::span<const TokenId> tokens, const AttendFn& 
     const Layer& l = layers_[li];
     // Attention: x += Wo · attend(rope(Q), rope(K), V) of h = norm(x).
     apply_norm(l.attn_norm, norm, c.rms_eps, s.x.data(), n, dim, s.xn.data());
-    if (c.family->parallel_residual) {
+    if (c.parallel_residual) {
       // Both sub-blocks read the layer's input: the FFN's norm is taken before x changes.
       apply_norm(l.ffn_norm, norm, c.rms_eps, s.x.data(), n, dim, s.xn2.data());
     }
@@ -59,10 +59,10 @@ void TransformerModel::forward(std::span<const TokenId> tokens, const AttendFn& 
     ops::add(s.proj.data(), s.x.data(), n * dim);
 
     // Feed-forward: x += ffn(norm(x)).
-    if (!c.family->parallel_residual) {
+    if (!c.parallel_residual) {
       apply_norm(l.ffn_norm, norm, c.rms_eps, s.x.data(), n, dim, s.xn.data());
     }
-    run_ffn(l.ffn, c, c.family->parallel_residual ? s.xn2.data() : s.xn.data(), n, s, pool);
+    run_ffn(l.ffn, c, c.parallel_residual ? s.xn2.data() : s.xn.data(), n, s, pool);
     ops::add(s.proj.data(), s.x.data(), n * dim);
   }
 
