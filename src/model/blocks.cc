@@ -27,7 +27,7 @@ float gelu_tanh(float x) {
 // GELU as llama.cpp's CPU backend computes it on f32 (GGML_GELU_FP16): the input rounded to f16,
 // looked up in a table of f16 results, identity above 10 and 0 below -10. Its error (about 1e-3
 // relative) moves log-probabilities by several 1e-3, more than the agreement the peer check asks
-// for, so the MLP families that llama.cpp runs this way use it too.
+// for, so the GELU MLP and GeGLU (ggml_vec_geglu_f32 uses the same table) follow it.
 float gelu_ggml(float x) {
   if (x <= -10.0f) return 0.0f;
   if (x >= 10.0f) return x;
@@ -199,7 +199,7 @@ void run_ffn(const FfnWeights& w, const ModelConfig& c, const float* xn, size_t 
     case FfnKind::kGeGluTanh:
       ops::matmul(w.gate, xn, n, s.gate.data(), pool);
       ops::matmul(w.up, xn, n, s.up.data(), pool);
-      for (size_t i = 0; i < n * ff; ++i) s.gate[i] = gelu_tanh(s.gate[i]) * s.up[i];
+      for (size_t i = 0; i < n * ff; ++i) s.gate[i] = gelu_ggml(s.gate[i]) * s.up[i];
       break;
     case FfnKind::kGeluMlp:
       ops::matmul(w.up, xn, n, s.gate.data(), pool);
