@@ -50,6 +50,31 @@ CASES = {
                      n_head=4, n_head_kv=4, n_ff=172, n_ctx=4096, rope_base=10000.0,
                      rope_scaling="linear", rope_factor=2.0, seed=5, type="f32"),
         prompt=[1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889]),
+    # Qwen2 / Qwen2.5: q/k/v biases, NeoX rope, GQA; the qwen2 byte-level BPE vocabulary.
+    "qwen2": dict(
+        options=dict(arch="qwen2", vocab="ggml-vocab-qwen2.gguf", n_embd=64, n_layer=2,
+                     n_head=4, n_head_kv=2, n_ff=160, n_ctx=2048, rope_base=1000000.0,
+                     rope_scaling="none", rope_factor=8.0, seed=7, type="f32"),
+        prompt=[785, 3974, 13876, 38835, 34208, 916, 279, 15678, 5562, 13]),
+    # Qwen3: per-head q/k RMSNorm before rope, no biases.
+    "qwen3": dict(
+        options=dict(arch="qwen3", vocab="ggml-vocab-qwen2.gguf", n_embd=64, n_layer=2,
+                     n_head=4, n_head_kv=2, n_ff=160, n_ctx=2048, rope_base=1000000.0,
+                     rope_scaling="none", rope_factor=8.0, seed=8, type="f32"),
+        prompt=[785, 3974, 13876, 38835, 34208, 916, 279, 15678, 5562, 13]),
+    # Phi-3: fused QKV and fused gate/up, NeoX rope; the phi-3 (SentencePiece) vocabulary.
+    "phi3": dict(
+        options=dict(arch="phi3", vocab="ggml-vocab-phi-3.gguf", n_embd=64, n_layer=2,
+                     n_head=4, n_head_kv=4, n_ff=172, n_ctx=4096, rope_base=10000.0,
+                     rope_scaling="none", rope_factor=8.0, seed=9, type="f32"),
+        prompt=[1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889]),
+    # Pythia: LayerNorm with bias, fused QKV with bias, partial rotary (a quarter of each head),
+    # NeoX rope, GELU MLP, parallel residual; the gpt-neox byte-level BPE vocabulary.
+    "gptneox": dict(
+        options=dict(arch="gptneox", vocab="ggml-vocab-gpt-neox.gguf", n_embd=64, n_layer=2,
+                     n_head=4, n_head_kv=4, n_ff=256, n_ctx=2048, rope_base=10000.0,
+                     rope_scaling="none", rope_factor=8.0, seed=10, type="f32"),
+        prompt=[510, 3158, 8516, 30013, 27287, 689, 253, 22658, 4370, 15]),
 }
 
 FLAGS = dict(arch="--arch", n_embd="--n-embd", n_layer="--n-layer", n_head="--n-head",

@@ -53,6 +53,7 @@ int info(const std::string& path) {
   out("file:           {} (GGUF v{}, {} tensors, {} metadata keys)\n", path, c.gguf_version,
       c.n_tensors, c.n_metadata);
   out("architecture:   {}{}\n", c.architecture, c.name.empty() ? "" : " (" + c.name + ")");
+  out("family:         {} ({})\n", c.family, c.blocks);
   out("parameters:     {}\n", c.n_params);
   out("tensor types:   {}\n", type_list);
   out("dims:           dim {}, layers {}, heads {}, kv heads {}, head dim {}, ffn {}\n", c.dim,

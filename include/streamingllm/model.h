@@ -45,8 +45,10 @@ struct ModelInfo {
   uint32_t gguf_version = 0;
   size_t n_tensors = 0;
   size_t n_metadata = 0;
-  std::string architecture;  // general.architecture: llama, mistral, qwen2
+  std::string architecture;  // general.architecture: llama, mistral, qwen2, qwen3, phi3
   std::string name;          // general.name; may be empty
+  std::string family;        // the model family: "Llama", "Qwen3", "Phi-3", ...
+  std::string blocks;        // its blocks in words: "RMSNorm, separate Q/K/V, SwiGLU"
   uint64_t n_params = 0;
   std::vector<std::pair<std::string, size_t>> tensor_types;  // (type name, tensor count), by name
   size_t n_vocab = 0;

@@ -48,7 +48,7 @@ struct MakeModelOptions {
   std::string type = "f32";  // weight matrices: f32 or f16 (vectors stay f32)
 };
 
-// "llama" (the architectures make_model() writes), comma-separated.
+// "llama, qwen2, qwen3, phi3, gptneox": the architectures make_model() writes, comma-separated.
 std::string make_model_architectures();
 
 // Writes `out` (atomically). Errors name the option or the vocabulary key that is wrong.

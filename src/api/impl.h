@@ -29,7 +29,7 @@ struct Model::Impl {
   mutable Result<uint64_t> fingerprint = Error(ErrorCode::kInternal, "not computed");
 
   const Tokenizer& tokenizer() const { return *engine->tokenizer; }
-  const LlamaModel& model() const { return engine->model; }
+  const TransformerModel& model() const { return engine->model; }
   // The model file's fingerprint for session files, computed on first use.
   Result<uint64_t> file_fingerprint() const;
 };

@@ -41,6 +41,8 @@ ModelInfo describe(const std::string& path, const Engine& engine) {
   info.n_metadata = g.metadata().size();
   info.architecture = c.architecture;
   info.name = c.name;
+  info.family = std::string(c.family->title);
+  info.blocks = c.family->blocks() + (c.parallel_residual ? ", parallel residual" : "");
   std::map<std::string, size_t> types;
   for (const auto& t : g.tensors()) {
     info.n_params += t.n_elements;

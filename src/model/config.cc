@@ -15,19 +15,6 @@ namespace sllm {
 
 namespace {
 
-struct ArchInfo {
-  std::string_view name;
-  RopeLayout rope_layout;  // as llama.cpp's llama_model_rope_type() assigns it
-  bool qkv_bias;
-};
-
-// Architectures whose math is the Llama block (RMSNorm, RoPE, GQA, SwiGLU).
-constexpr ArchInfo kArchs[] = {
-    {"llama", RopeLayout::kAdjacentPairs, false},
-    {"mistral", RopeLayout::kAdjacentPairs, false},
-    {"qwen2", RopeLayout::kHalfSplit, true},
-};
-
 Result<size_t> get_size(const GgufFile& gguf, const std::string& key) {
   SLLM_ASSIGN_OR_RETURN(uint64_t v, gguf.get_u64(key));
   if (v == 0 || v > (uint64_t{1} << 31)) {
@@ -61,10 +48,6 @@ Result<bool> get_float(const GgufFile& gguf, const std::string& key, float lo, b
   *out = x;
   return true;
 }
-
-// Tensors every block has (qwen2 adds three biases): a count that the file's tensors cannot
-// cover is refused before anything is sized from it.
-constexpr uint64_t kTensorsPerBlock = 9;
 
 // llama.cpp's rope scaling (llama_model::load_hparams, llama_context's yarn set-up and ggml's
 // rope_yarn), as one multiplier per pair and a magnitude scale: the scaling types "none",
@@ -159,15 +142,13 @@ Status read_rope_scaling(const GgufFile& gguf, const std::string& p, ModelConfig
 Result<ModelConfig> config_from_gguf(const GgufFile& gguf) {
   ModelConfig c;
   SLLM_ASSIGN_OR_RETURN(c.architecture, gguf.get_string("general.architecture"));
-  const ArchInfo* arch = nullptr;
-  for (const auto& a : kArchs) {
-    if (a.name == c.architecture) arch = &a;
-  }
-  if (arch == nullptr) {
+  const Family* family = find_family(c.architecture);
+  if (family == nullptr) {
     return Error(ErrorCode::kUnsupported,
                  gguf.path() + ": architecture '" + c.architecture +
-                     "' is not supported (supported: llama, mistral, qwen2)");
+                     "' is not supported (supported: " + supported_architectures() + ")");
   }
+  c.family = family;
   if (auto name = gguf.get_string("general.name"); name.ok()) c.name = *name;
 
   const std::string p = c.architecture + ".";
@@ -184,8 +165,7 @@ Result<ModelConfig> config_from_gguf(const GgufFile& gguf) {
                          " is not a multiple of head_count_kv " + std::to_string(c.n_kv_heads));
   }
   const uint64_t n_tensors = gguf.tensors().size();
-  const uint64_t n_tensors_needed =
-      uint64_t{c.n_layers} * (kTensorsPerBlock + (arch->qkv_bias ? 3 : 0)) + 2;
+  const uint64_t n_tensors_needed = uint64_t{c.n_layers} * family->tensors_per_block() + 2;
   if (n_tensors_needed > n_tensors) {
     return bad(gguf, "block_count " + std::to_string(c.n_layers) +
                          " does not match the file: " + std::to_string(c.n_layers) +
@@ -217,8 +197,9 @@ Result<ModelConfig> config_from_gguf(const GgufFile& gguf) {
   if (gguf.find(p + "context_length") != nullptr) {
     SLLM_ASSIGN_OR_RETURN(c.n_ctx_train, get_size(gguf, p + "context_length"));
   }
-  SLLM_RETURN_IF_ERROR(get_float(gguf, p + "attention.layer_norm_rms_epsilon", 0.0f, true, 1.0f,
-                                 "in (0, 1]", &c.rms_eps));
+  const std::string eps_key = family->norm == NormKind::kRms ? "attention.layer_norm_rms_epsilon"
+                                                             : "attention.layer_norm_epsilon";
+  SLLM_RETURN_IF_ERROR(get_float(gguf, p + eps_key, 0.0f, true, 1.0f, "in (0, 1]", &c.rms_eps));
 
   c.rope.head_dim = c.head_dim;
   c.rope.rope_dim = c.head_dim;
@@ -235,8 +216,7 @@ Result<ModelConfig> config_from_gguf(const GgufFile& gguf) {
                         get_float(gguf, p + "rope.freq_base", 1.0f, true,
                                   std::numeric_limits<float>::max(), "> 1", &freq_base));
   if (has_base) c.rope.freq_base = freq_base;
-  c.rope.layout = arch->rope_layout;
-  c.qkv_bias = arch->qkv_bias;
+  c.rope.layout = family->rope_layout;
   SLLM_RETURN_IF_ERROR(read_rope_scaling(gguf, p, c));
 
   const GgufTensorInfo* embd = gguf.find_tensor("token_embd.weight");
@@ -249,6 +229,7 @@ Result<ModelConfig> config_from_gguf(const GgufFile& gguf) {
                          " rows; the vocabulary must have between 1 and 2^31 - 1 tokens");
   }
   c.n_vocab = static_cast<size_t>(embd->dims[1]);
+  if (family->configure != nullptr) SLLM_RETURN_IF_ERROR(family->configure(gguf, c));
   return c;
 }
 

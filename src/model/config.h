@@ -5,27 +5,31 @@
 #include <string>
 
 #include "kernels/rope.h"
+#include "model/family.h"
 #include "streamingllm/error.h"
 
 namespace sllm {
 
 class GgufFile;
 
+extern const Family kLlamaFamily;
+
 struct ModelConfig {
-  std::string architecture;  // general.architecture: llama, mistral, qwen2
-  std::string name;          // general.name, may be empty
-  size_t n_vocab = 0;        // rows of token_embd.weight
-  size_t dim = 0;            // <arch>.embedding_length
-  size_t n_layers = 0;       // <arch>.block_count
-  size_t n_heads = 0;        // <arch>.attention.head_count
-  size_t n_kv_heads = 0;     // <arch>.attention.head_count_kv (GQA); defaults to n_heads
-  size_t head_dim = 0;       // dim / n_heads (or <arch>.attention.key_length)
-  size_t ffn_dim = 0;        // <arch>.feed_forward_length
-  size_t n_ctx_train = 0;    // <arch>.context_length (what the GGUF claims; 0 if absent)
-  float rms_eps = 1e-5f;     // <arch>.attention.layer_norm_rms_epsilon
-  bool qkv_bias = false;     // qwen2 has biases on q, k, v
-  RopeSpec rope;             // dims, base, layout, scaling
-  std::string rope_scaling;  // what scales the rope ("" when nothing), for `info`
+  std::string architecture;              // general.architecture: llama, mistral, qwen2, qwen3, phi3
+  const Family* family = &kLlamaFamily;  // the blocks the architecture is made of
+  std::string name;                      // general.name, may be empty
+  size_t n_vocab = 0;                    // rows of token_embd.weight
+  size_t dim = 0;                        // <arch>.embedding_length
+  size_t n_layers = 0;                   // <arch>.block_count
+  size_t n_heads = 0;                    // <arch>.attention.head_count
+  size_t n_kv_heads = 0;   // <arch>.attention.head_count_kv (GQA); defaults to n_heads
+  size_t head_dim = 0;     // dim / n_heads (or <arch>.attention.key_length)
+  size_t ffn_dim = 0;      // <arch>.feed_forward_length
+  size_t n_ctx_train = 0;  // <arch>.context_length (what the GGUF claims; 0 if absent)
+  float rms_eps = 1e-5f;  // <arch>.attention.layer_norm_rms_epsilon (layer_norm_epsilon: LayerNorm)
+  bool parallel_residual = false;  // x + attn(norm1(x)) + ffn(norm2(x)) (GPT-NeoX's flag)
+  RopeSpec rope;                   // dims, base, layout, scaling
+  std::string rope_scaling;        // what scales the rope ("" when nothing), for `info`
 
   size_t q_dim() const { return n_heads * head_dim; }
   size_t kv_dim() const { return n_kv_heads * head_dim; }

@@ -19,7 +19,7 @@ std::string token_text(const Vocab& vocab, TokenId id) {
 
 }  // namespace
 
-Result<std::unique_ptr<ChatSession>> ChatSession::create(const LlamaModel& model,
+Result<std::unique_ptr<ChatSession>> ChatSession::create(const TransformerModel& model,
                                                          const Tokenizer& tokenizer,
                                                          const ChatOptions& options,
                                                          ThreadPool& pool) {

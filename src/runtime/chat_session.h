@@ -45,7 +45,7 @@ namespace sllm {
 class ChatSession {
  public:
   // The model, tokenizer and pool must outlive the session.
-  static Result<std::unique_ptr<ChatSession>> create(const LlamaModel& model,
+  static Result<std::unique_ptr<ChatSession>> create(const TransformerModel& model,
                                                      const Tokenizer& tokenizer,
                                                      const ChatOptions& options, ThreadPool& pool);
 

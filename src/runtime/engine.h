@@ -6,7 +6,7 @@
 #include <string>
 
 #include "gguf/gguf.h"
-#include "model/llama.h"
+#include "model/transformer.h"
 #include "streamingllm/error.h"
 #include "tokenizer/tokenizer.h"
 
@@ -16,7 +16,7 @@ struct Engine {
   static Result<std::unique_ptr<Engine>> load(const std::string& gguf_path);
 
   GgufFile gguf;
-  LlamaModel model;
+  TransformerModel model;
   std::unique_ptr<Tokenizer> tokenizer;
 };
 

@@ -104,7 +104,7 @@ AttentionMass AttentionProbe::result() const {
   return r;
 }
 
-Result<AttentionMass> measure_attention_mass(const LlamaModel& model,
+Result<AttentionMass> measure_attention_mass(const TransformerModel& model,
                                              std::span<const TokenId> tokens,
                                              const AttentionMassOptions& options,
                                              ThreadPool& pool) {

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "kernels/rope.h"
-#include "model/llama.h"
+#include "model/transformer.h"
 #include "streamingllm/error.h"
 #include "streamingllm/inspect.h"
 #include "util/thread_pool.h"
@@ -23,7 +23,7 @@ namespace sllm {
 // AttentionMassOptions and AttentionMass are the public API's (include/streamingllm/inspect.h).
 
 // Dense causal attention that records, per layer and head, the softmax weight each query puts on
-// the first max_k tokens of the stream. Pass attend() to LlamaModel::forward as the AttendFn: it
+// the first max_k tokens of the stream. Pass attend() to TransformerModel::forward as the AttendFn: it
 // rotates q and k at the tokens' stream positions, keeps every key and value and writes the
 // attention output, so the model computes what it computes with a dense cache (in f32, with
 // plain loops: this is a measurement, not a hot path; O(n^2) over the stream).
@@ -31,7 +31,7 @@ class AttentionProbe {
  public:
   AttentionProbe(const ModelConfig& config, const AttentionMassOptions& options);
 
-  // The AttendFn contract (model/llama.h): batches of consecutive tokens, layers in order.
+  // The AttendFn contract (model/transformer.h): batches of consecutive tokens, layers in order.
   void attend(size_t layer, size_t n_tokens, float* q, float* k, const float* v, float* out);
 
   // Tokens that have been through every layer.
@@ -53,7 +53,7 @@ class AttentionProbe {
 
 // Runs tokens (BOS first, as a stream starts) through the model with an AttentionProbe.
 // Needs more than options.min_query_pos tokens.
-Result<AttentionMass> measure_attention_mass(const LlamaModel& model,
+Result<AttentionMass> measure_attention_mass(const TransformerModel& model,
                                              std::span<const TokenId> tokens,
                                              const AttentionMassOptions& options, ThreadPool& pool);
 

@@ -32,7 +32,7 @@ Result<CachePolicy> parse_policy(std::string_view name) {
                                              "' (expected dense, window, streaming or recompute)");
 }
 
-Result<std::unique_ptr<Session>> Session::create(const LlamaModel& model,
+Result<std::unique_ptr<Session>> Session::create(const TransformerModel& model,
                                                  const SessionOptions& options, ThreadPool& pool) {
   if (options.window == 0) {
     return Error(ErrorCode::kInvalidInput, "the window must hold at least 1 token");
@@ -72,7 +72,7 @@ Result<std::unique_ptr<Session>> Session::create(const LlamaModel& model,
   return std::unique_ptr<Session>(new Session(model, options, pool, std::move(cache)));
 }
 
-Session::Session(const LlamaModel& model, const SessionOptions& options, ThreadPool& pool,
+Session::Session(const TransformerModel& model, const SessionOptions& options, ThreadPool& pool,
                  KvCache cache)
     : model_(&model),
       options_(options),

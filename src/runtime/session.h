@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "cache/kv_cache.h"
-#include "model/llama.h"
+#include "model/transformer.h"
 #include "streamingllm/error.h"
 #include "streamingllm/options.h"
 #include "util/thread_pool.h"
@@ -41,7 +41,7 @@ struct SessionState {
 class Session {
  public:
   // The model and the pool must outlive the session.
-  static Result<std::unique_ptr<Session>> create(const LlamaModel& model,
+  static Result<std::unique_ptr<Session>> create(const TransformerModel& model,
                                                  const SessionOptions& options, ThreadPool& pool);
 
   // Feeds tokens in order. After it returns, last_logits() are those of the last token.
@@ -58,7 +58,7 @@ class Session {
   size_t cache_tokens() const { return cache_.n_slots(); }
   const SessionOptions& options() const { return options_; }
   const KvCache& cache() const { return cache_; }
-  const LlamaModel& model() const { return *model_; }
+  const TransformerModel& model() const { return *model_; }
 
   // Saving and restoring (session_state.cc). restore() takes a state saved from a session of the
   // same model and options; it checks the sizes and leaves the session unchanged on error.
@@ -66,12 +66,12 @@ class Session {
   Status restore(const SessionState& state);
 
  private:
-  Session(const LlamaModel& model, const SessionOptions& options, ThreadPool& pool, KvCache cache);
+  Session(const TransformerModel& model, const SessionOptions& options, ThreadPool& pool, KvCache cache);
   // One batch (<= max_batch tokens) through the model and the cache.
   void forward_batch(std::span<const TokenId> tokens, float* logits, bool all_logits);
   Status feed_recompute(std::span<const TokenId> tokens, std::vector<float>* all_logits);
 
-  const LlamaModel* model_;
+  const TransformerModel* model_;
   SessionOptions options_;
   ThreadPool* pool_;
   KvCache cache_;

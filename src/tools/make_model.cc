@@ -80,7 +80,8 @@ std::vector<float> llama3_rope_factors(size_t rope_dim, double base, float facto
 namespace {
 
 constexpr ArchWriter kArchWriters[] = {
-    {"llama", build_llama},
+    {"llama", build_llama}, {"qwen2", build_qwen2},     {"qwen3", build_qwen3},
+    {"phi3", build_phi3},   {"gptneox", build_gptneox},
 };
 
 Error invalid(const std::string& message) { return Error(ErrorCode::kInvalidInput, message); }

@@ -63,7 +63,20 @@ struct ArchWriter {
   Status (*build)(ModelBuilder& b);
 };
 
+// The Llama block and its variants (make_model_llama.cc).
+struct LlamaLike {
+  std::string_view name;   // general.architecture, the metadata prefix
+  bool qkv_bias = false;   // attn_q/k/v.bias (qwen2)
+  bool head_norm = false;  // attn_q_norm / attn_k_norm [head_dim] (qwen3)
+  bool fused_qkv = false;  // attn_qkv (phi3)
+  bool fused_ffn = false;  // ffn_up of 2 n_ff rows, no ffn_gate (phi3)
+};
+Status build_llama_like(ModelBuilder& b, const LlamaLike& arch);
 Status build_llama(ModelBuilder& b);
+Status build_qwen2(ModelBuilder& b);
+Status build_qwen3(ModelBuilder& b);
+Status build_phi3(ModelBuilder& b);
+Status build_gptneox(ModelBuilder& b);  // make_model_gptneox.cc
 
 // Llama 3.1's rope_freqs factors (llama.cpp's convert_hf_to_gguf.py, rope_type "llama3").
 std::vector<float> llama3_rope_factors(size_t rope_dim, double base, float factor,

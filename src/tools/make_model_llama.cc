@@ -1,5 +1,6 @@
-// make-model's "llama": Llama 2 / Llama 3 style files, tensors and keys as llama.cpp's
-// convert_hf_to_gguf.py writes them (llama.cpp src/models/llama.cpp loads them).
+// make-model's Llama-block architectures: llama (Llama 2 / Llama 3 style files), qwen2 (q/k/v
+// biases), qwen3 (per-head q/k RMSNorm), phi3 (fused QKV and gate/up); tensors and keys as
+// llama.cpp's convert_hf_to_gguf.py writes them (llama.cpp src/models/*.cpp load them).
 #include <cmath>
 
 #include "tools/make_model.h"
@@ -10,10 +11,10 @@ namespace sllm::make_model_detail {
 // vanish nor blow up over the layers; queries and keys a bit larger so that attention is not
 // uniform; the output head large enough (logits with standard deviation about 12) that greedy
 // decoding has clear top-1 margins, far above the rounding differences between two engines.
-Status build_llama(ModelBuilder& b) {
+Status build_llama_like(ModelBuilder& b, const LlamaLike& arch) {
   const MakeModelOptions& o = b.options();
   const ModelShape& s = b.shape();
-  const std::string p = "llama.";
+  const std::string p = std::string(arch.name) + ".";
   const auto u32 = [](size_t v) { return GgufValue::u32(static_cast<uint32_t>(v)); };
   b.set("general.alignment", GgufValue::u32(32));
   b.set(p + "vocab_size", u32(s.n_vocab));
@@ -48,18 +49,48 @@ Status build_llama(ModelBuilder& b) {
   for (size_t l = 0; l < o.n_layer; ++l) {
     const std::string blk = "blk." + std::to_string(l) + ".";
     SLLM_RETURN_IF_ERROR(b.vector(blk + "attn_norm.weight", d, 1.0f, 0.2f));
-    SLLM_RETURN_IF_ERROR(b.matrix(blk + "attn_q.weight", q_dim, d, 1.5f * in_std));
-    SLLM_RETURN_IF_ERROR(b.matrix(blk + "attn_k.weight", kv_dim, d, 1.5f * in_std));
-    SLLM_RETURN_IF_ERROR(b.matrix(blk + "attn_v.weight", kv_dim, d, in_std));
+    if (arch.fused_qkv) {
+      // Rows: q, then k, then v; q and k at 1.5x as below (the std of the whole is between).
+      SLLM_RETURN_IF_ERROR(b.matrix(blk + "attn_qkv.weight", q_dim + 2 * kv_dim, d, 1.3f * in_std));
+    } else {
+      SLLM_RETURN_IF_ERROR(b.matrix(blk + "attn_q.weight", q_dim, d, 1.5f * in_std));
+      SLLM_RETURN_IF_ERROR(b.matrix(blk + "attn_k.weight", kv_dim, d, 1.5f * in_std));
+      SLLM_RETURN_IF_ERROR(b.matrix(blk + "attn_v.weight", kv_dim, d, in_std));
+    }
+    if (arch.qkv_bias) {
+      SLLM_RETURN_IF_ERROR(b.vector(blk + "attn_q.bias", q_dim, 0.0f, 0.5f));
+      SLLM_RETURN_IF_ERROR(b.vector(blk + "attn_k.bias", kv_dim, 0.0f, 0.5f));
+      SLLM_RETURN_IF_ERROR(b.vector(blk + "attn_v.bias", kv_dim, 0.0f, 0.5f));
+    }
+    if (arch.head_norm) {
+      SLLM_RETURN_IF_ERROR(b.vector(blk + "attn_q_norm.weight", s.head_dim, 1.0f, 0.2f));
+      SLLM_RETURN_IF_ERROR(b.vector(blk + "attn_k_norm.weight", s.head_dim, 1.0f, 0.2f));
+    }
     SLLM_RETURN_IF_ERROR(b.matrix(blk + "attn_output.weight", d, q_dim,
                                   1.0f / std::sqrt(static_cast<float>(q_dim))));
     SLLM_RETURN_IF_ERROR(b.vector(blk + "ffn_norm.weight", d, 1.0f, 0.2f));
-    SLLM_RETURN_IF_ERROR(b.matrix(blk + "ffn_gate.weight", o.n_ff, d, in_std));
-    SLLM_RETURN_IF_ERROR(b.matrix(blk + "ffn_down.weight", d, o.n_ff, ff_std));
-    SLLM_RETURN_IF_ERROR(b.matrix(blk + "ffn_up.weight", o.n_ff, d, in_std));
+    if (arch.fused_ffn) {
+      SLLM_RETURN_IF_ERROR(b.matrix(blk + "ffn_up.weight", 2 * o.n_ff, d, in_std));
+      SLLM_RETURN_IF_ERROR(b.matrix(blk + "ffn_down.weight", d, o.n_ff, ff_std));
+    } else {
+      SLLM_RETURN_IF_ERROR(b.matrix(blk + "ffn_gate.weight", o.n_ff, d, in_std));
+      SLLM_RETURN_IF_ERROR(b.matrix(blk + "ffn_down.weight", d, o.n_ff, ff_std));
+      SLLM_RETURN_IF_ERROR(b.matrix(blk + "ffn_up.weight", o.n_ff, d, in_std));
+    }
   }
   SLLM_RETURN_IF_ERROR(b.vector("output_norm.weight", d, 1.0f, 0.2f));
   return b.matrix("output.weight", s.n_vocab, d, 12.0f * in_std);
+}
+
+Status build_llama(ModelBuilder& b) { return build_llama_like(b, {.name = "llama"}); }
+Status build_qwen2(ModelBuilder& b) {
+  return build_llama_like(b, {.name = "qwen2", .qkv_bias = true});
+}
+Status build_qwen3(ModelBuilder& b) {
+  return build_llama_like(b, {.name = "qwen3", .head_norm = true});
+}
+Status build_phi3(ModelBuilder& b) {
+  return build_llama_like(b, {.name = "phi3", .fused_qkv = true, .fused_ffn = true});
 }
 
 }  // namespace sllm::make_model_detail

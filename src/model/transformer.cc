@@ -1,0 +1,74 @@
+#include "model/transformer.h"
+
+#include <string>
+
+#include "model/weights.h"
+
+namespace sllm {
+
+Result<TransformerModel> TransformerModel::load(const GgufFile& gguf) {
+  TransformerModel m;
+  SLLM_ASSIGN_OR_RETURN(m.config_, config_from_gguf(gguf));
+  const ModelConfig& c = m.config_;
+  const NormKind norm = c.family->norm;
+  SLLM_ASSIGN_OR_RETURN(m.token_embd_, get_matrix(gguf, "token_embd.weight", c.n_vocab, c.dim));
+  // config_from_gguf() checked n_layers against the file's tensors; each layer is added only once
+  // its tensors are found, so a bad count costs nothing.
+  for (size_t i = 0; i < c.n_layers; ++i) {
+    Layer& l = m.layers_.emplace_back();
+    const std::string p = "blk." + std::to_string(i) + ".";
+    SLLM_ASSIGN_OR_RETURN(l.attn_norm, load_norm(gguf, p + "attn_norm", c.dim, norm));
+    SLLM_ASSIGN_OR_RETURN(l.attn, load_attention(gguf, p, c));
+    SLLM_ASSIGN_OR_RETURN(l.ffn_norm, load_norm(gguf, p + "ffn_norm", c.dim, norm));
+    SLLM_ASSIGN_OR_RETURN(l.ffn, load_ffn(gguf, p, c));
+  }
+  SLLM_ASSIGN_OR_RETURN(m.output_norm_, load_norm(gguf, "output_norm", c.dim, norm));
+  if (gguf.find_tensor("output.weight") != nullptr) {
+    SLLM_ASSIGN_OR_RETURN(m.output_, get_matrix(gguf, "output.weight", c.n_vocab, c.dim));
+  } else {
+    m.output_ = m.token_embd_;  // tied embeddings
+  }
+  return m;
+}
+
+void TransformerModel::forward(std::span<const TokenId> tokens, const AttendFn& attend,
+                               ForwardScratch& s, ThreadPool& pool, float* logits,
+                               bool all_logits) const {
+  const ModelConfig& c = config_;
+  const NormKind norm = c.family->norm;
+  const size_t n = tokens.size();
+  const size_t dim = c.dim;
+
+  for (size_t t = 0; t < n; ++t) {
+    const auto* row = static_cast<const uint8_t*>(token_embd_.data) +
+                      static_cast<size_t>(tokens[t]) * token_embd_.row_bytes;
+    ops::dequantize_row(token_embd_.type, row, &s.x[t * dim], dim);
+  }
+
+  for (size_t li = 0; li < c.n_layers; ++li) {
+    const Layer& l = layers_[li];
+    // Attention: x += Wo · attend(rope(Q), rope(K), V) of h = norm(x).
+    apply_norm(l.attn_norm, norm, c.rms_eps, s.x.data(), n, dim, s.xn.data());
+    if (c.parallel_residual) {
+      // Both sub-blocks read the layer's input: the FFN's norm is taken before x changes.
+      apply_norm(l.ffn_norm, norm, c.rms_eps, s.x.data(), n, dim, s.xn2.data());
+    }
+    project_qkv(l.attn, c, s.xn.data(), n, s, pool);
+    attend(li, n, s.q.data(), s.k.data(), s.v.data(), s.att.data());
+    project_out(l.attn, c, n, s, pool);
+    ops::add(s.proj.data(), s.x.data(), n * dim);
+
+    // Feed-forward: x += ffn(norm(x)).
+    if (!c.parallel_residual) {
+      apply_norm(l.ffn_norm, norm, c.rms_eps, s.x.data(), n, dim, s.xn.data());
+    }
+    run_ffn(l.ffn, c, c.parallel_residual ? s.xn2.data() : s.xn.data(), n, s, pool);
+    ops::add(s.proj.data(), s.x.data(), n * dim);
+  }
+
+  const size_t first = all_logits ? 0 : n - 1;
+  apply_norm(output_norm_, norm, c.rms_eps, &s.x[first * dim], n - first, dim, s.xn.data());
+  ops::matmul(output_, s.xn.data(), n - first, logits, pool);
+}
+
+}  // namespace sllm
