@@ -23,8 +23,8 @@ namespace sllm {
 // AttentionMassOptions and AttentionMass are the public API's (include/streamingllm/inspect.h).
 
 // Dense causal attention that records, per layer and head, the softmax weight each query puts on
-// the first max_k tokens of the stream. Pass attend() to TransformerModel::forward as the AttendFn: it
-// rotates q and k at the tokens' stream positions, keeps every key and value and writes the
+// the first max_k tokens of the stream. Pass attend() to TransformerModel::forward as the AttendFn:
+// it rotates q and k at the tokens' stream positions, keeps every key and value and writes the
 // attention output, so the model computes what it computes with a dense cache (in f32, with
 // plain loops: this is a measurement, not a hot path; O(n^2) over the stream).
 class AttentionProbe {

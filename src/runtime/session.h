@@ -66,7 +66,8 @@ class Session {
   Status restore(const SessionState& state);
 
  private:
-  Session(const TransformerModel& model, const SessionOptions& options, ThreadPool& pool, KvCache cache);
+  Session(const TransformerModel& model, const SessionOptions& options, ThreadPool& pool,
+          KvCache cache);
   // One batch (<= max_batch tokens) through the model and the cache.
   void forward_batch(std::span<const TokenId> tokens, float* logits, bool all_logits);
   Status feed_recompute(std::span<const TokenId> tokens, std::vector<float>* all_logits);
