@@ -11,6 +11,9 @@ def test_sigint_raises_keyboard_interrupt(model_path):
     script = textwrap.dedent(f"""
         import os, signal, threading, time
         import streamingllm
+        # Python leaves SIGINT ignored if it started ignored (a shell's background job, as a CI
+        # runner may start us): install its Ctrl-C handler, which this test is about.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         llm = streamingllm.Llama({model_path!r}, n_threads=1)
         threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
         t0 = time.monotonic()
