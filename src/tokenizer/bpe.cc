@@ -192,7 +192,8 @@ Status BpeTokenizer::init() {
   pieces_.resize(n_tokens);
   for (size_t id = 0; id < n_tokens; ++id) {
     const std::string& text = vocab_.tokens[id];
-    switch (type(id)) {
+    const TokenType t = type(id);
+    switch (t) {
       case TokenType::kNormal:
         pieces_[id] = spec_.byte_encode ? decode_byte_level(text) : [&] {
           std::string s;
@@ -207,16 +208,8 @@ Status BpeTokenizer::init() {
           return s;
         }();
         break;
-      case TokenType::kByte:  // validate_vocab checked the <0xXX> spelling
-        pieces_[id] = std::string(1, static_cast<char>(std::stoi(text.substr(3, 2), nullptr, 16)));
-        break;
-      case TokenType::kUserDefined:
-      case TokenType::kUnknown:
-        pieces_[id] = text;
-        break;
-      case TokenType::kControl:
-      case TokenType::kUnused:
-      case TokenType::kUndefined:
+      default:
+        pieces_[id] = non_normal_piece(t, text);
         break;
     }
   }

@@ -129,16 +129,8 @@ SpmTokenizer::SpmTokenizer(Vocab vocab, size_t segment_bytes)
       case TokenType::kNormal:
         pieces_[id] = replace_all(text, kSpaceMarker, " ");
         break;
-      case TokenType::kByte:  // validate_vocab checked the <0xXX> spelling
-        pieces_[id] = std::string(1, static_cast<char>(std::stoi(text.substr(3, 2), nullptr, 16)));
-        break;
-      case TokenType::kUserDefined:
-      case TokenType::kUnknown:
-        pieces_[id] = text;
-        break;
-      case TokenType::kControl:
-      case TokenType::kUnused:
-      case TokenType::kUndefined:
+      default:
+        pieces_[id] = non_normal_piece(t, text);
         break;
     }
   }

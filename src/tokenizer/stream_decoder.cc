@@ -72,6 +72,18 @@ Result<std::vector<TokenId>> Tokenizer::start_encoding(std::string_view text, bo
   return ids;
 }
 
+std::string non_normal_piece(TokenType type, const std::string& text) {
+  switch (type) {
+    case TokenType::kByte:
+      return std::string(1, static_cast<char>(std::stoi(text.substr(3, 2), nullptr, 16)));
+    case TokenType::kUserDefined:
+    case TokenType::kUnknown:
+      return text;
+    default:
+      return {};
+  }
+}
+
 bool Tokenizer::is_control(TokenId id) const {
   return id >= 0 && static_cast<size_t>(id) < vocab_.types.size() &&
          vocab_.types[id] == TokenType::kControl;

@@ -96,6 +96,11 @@ class Tokenizer {
   Vocab vocab_;
 };
 
+// The bytes a token that is not kNormal stands for, the same in every tokenizer: a byte token's
+// byte (`text` spelled <0xXX>, as validate_vocab checks), a user-defined or unknown token's text,
+// nothing for control, unused and undefined tokens.
+std::string non_normal_piece(TokenType type, const std::string& text);
+
 // Checks what the tokenizers rely on: a non-empty token list, scores and types empty or one per
 // token, special ids -1 or in range, byte tokens spelled <0xXX>. Errors name the GGUF key.
 Status validate_vocab(const Vocab& vocab);
