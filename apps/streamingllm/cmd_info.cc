@@ -60,6 +60,9 @@ int info(const std::string& path) {
       c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn_dim);
   out("rope:           {} dims, base {}, {}{}\n", c.rope_dims, c.rope_freq_base, c.rope_layout,
       c.rope_scaling.empty() ? "" : ", " + c.rope_scaling);
+  for (const auto& [name, value] : c.family_params) {
+    out("{:<16}{}\n", name + ":", value);
+  }
   out("context:        {} (training length the file states)\n", c.n_ctx_train);
   print_vocabulary(c.tokenizer_model, c.pre_tokenizer, c.n_tokens, c.bos, c.eos,
                    c.end_of_generation, c.chat_template);

@@ -61,8 +61,10 @@ struct ModelInfo {
   size_t n_ctx_train = 0;  // the training length the file states; 0 if absent
   size_t rope_dims = 0;
   double rope_freq_base = 0;
-  std::string rope_layout;      // "adjacent pairs" or "half split (neox)"
-  std::string rope_scaling;     // "" or e.g. "rope_freqs factors", "yarn x4", "linear x2"
+  std::string rope_layout;   // "adjacent pairs" or "half split (neox)"
+  std::string rope_scaling;  // "" or e.g. "rope_freqs factors", "yarn x4", "linear x2"
+  // Hyper-parameters of this family only, (name, value): "sliding window" "4096", ...
+  std::vector<std::pair<std::string, std::string>> family_params;
   std::string tokenizer_model;  // tokenizer.ggml.model: llama (SentencePiece), ...
   std::string pre_tokenizer;    // as VocabularyInfo
   size_t n_tokens = 0;          // tokens in the vocabulary

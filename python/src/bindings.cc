@@ -158,6 +158,11 @@ py::dict info_dict(const sllm::ModelInfo& i) {
   d["path"] = i.path;
   d["architecture"] = i.architecture;
   d["name"] = i.name;
+  d["family"] = i.family;
+  d["blocks"] = i.blocks;
+  py::dict family_params;  // the hyper-parameters only this family has, by name
+  for (const auto& [name, value] : i.family_params) family_params[py::str(name)] = value;
+  d["family_params"] = family_params;
   d["n_params"] = i.n_params;
   d["n_vocab"] = i.n_vocab;
   d["dim"] = i.dim;
@@ -167,6 +172,9 @@ py::dict info_dict(const sllm::ModelInfo& i) {
   d["head_dim"] = i.head_dim;
   d["ffn_dim"] = i.ffn_dim;
   d["n_ctx_train"] = i.n_ctx_train;
+  d["rope_dims"] = i.rope_dims;
+  d["rope_freq_base"] = i.rope_freq_base;
+  d["rope_scaling"] = i.rope_scaling;
   d["tokenizer_model"] = i.tokenizer_model;
   d["pre_tokenizer"] = i.pre_tokenizer;
   d["bos"] = i.bos;

@@ -62,6 +62,7 @@ ModelInfo describe(const std::string& path, const Engine& engine) {
   info.rope_layout =
       c.rope.layout == RopeLayout::kAdjacentPairs ? "adjacent pairs" : "half split (neox)";
   info.rope_scaling = c.rope_scaling;
+  info.family_params = c.family_params;
   VocabularyInfo vi = describe_vocab(path, g, v);
   info.tokenizer_model = std::move(vi.tokenizer_model);
   info.pre_tokenizer = std::move(vi.pre_tokenizer);

@@ -24,14 +24,21 @@ float gelu_tanh(float x) {
   return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + 0.044715f * x * x)));
 }
 
-// GELU as llama.cpp's CPU backend computes it on f32 (GGML_GELU_FP16): the input rounded to f16,
-// looked up in a table of f16 results, identity above 10 and 0 below -10. Its error (about 1e-3
-// relative) moves log-probabilities by several 1e-3, more than the agreement the peer check asks
-// for, so the GELU MLP and GeGLU (ggml_vec_geglu_f32 uses the same table) follow it.
+// GELU as llama.cpp's CPU backend computes it on f32 (GGML_GELU_FP16; GeluKind says why): the
+// input rounded to f16, looked up in a table of f16 results, identity above 10 and 0 below -10.
+// ggml_vec_geglu_f32 uses the same table.
 float gelu_ggml(float x) {
   if (x <= -10.0f) return 0.0f;
   if (x >= 10.0f) return x;
   return quant::f16_to_f32(quant::f32_to_f16(gelu_tanh(quant::f16_to_f32(quant::f32_to_f16(x)))));
+}
+
+void gelu_inplace(GeluKind kind, float* x, size_t n) {
+  if (kind == GeluKind::kTanh) {
+    for (size_t i = 0; i < n; ++i) x[i] = gelu_tanh(x[i]);
+  } else {
+    for (size_t i = 0; i < n; ++i) x[i] = gelu_ggml(x[i]);
+  }
 }
 
 }  // namespace
@@ -199,12 +206,13 @@ void run_ffn(const FfnWeights& w, const ModelConfig& c, const float* xn, size_t 
     case FfnKind::kGeGluTanh:
       ops::matmul(w.gate, xn, n, s.gate.data(), pool);
       ops::matmul(w.up, xn, n, s.up.data(), pool);
-      for (size_t i = 0; i < n * ff; ++i) s.gate[i] = gelu_ggml(s.gate[i]) * s.up[i];
+      gelu_inplace(c.gelu, s.gate.data(), n * ff);
+      for (size_t i = 0; i < n * ff; ++i) s.gate[i] *= s.up[i];
       break;
     case FfnKind::kGeluMlp:
       ops::matmul(w.up, xn, n, s.gate.data(), pool);
       add_bias(w.b_up, s.gate.data(), n);
-      for (size_t i = 0; i < n * ff; ++i) s.gate[i] = gelu_ggml(s.gate[i]);
+      gelu_inplace(c.gelu, s.gate.data(), n * ff);
       break;
   }
   ops::matmul(w.down, s.gate.data(), n, s.proj.data(), pool);

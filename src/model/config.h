@@ -3,6 +3,8 @@
 
 #include <cstddef>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "kernels/rope.h"
 #include "model/family.h"
@@ -13,6 +15,14 @@ namespace sllm {
 class GgufFile;
 
 extern const Family kLlamaFamily;
+
+// llama.cpp's CPU backend computes GELU on f32 through a table of f16 results (GGML_GELU_FP16):
+// the input is rounded to f16, then looked up. We follow it by default, because its error (about
+// 1e-3 relative) moves log-probabilities by several 1e-3, more than the agreement the peer check
+// asks for. But it is a step function: two computations of the same model that differ by 1e-6
+// before a GELU (float summation orders) can differ by 1e-3 after it. The smooth tanh-GELU is for
+// comparisons that must tell such noise from real differences (the naive streaming reference).
+enum class GeluKind { kGgmlTable, kTanh };
 
 struct ModelConfig {
   std::string architecture;              // general.architecture: llama, mistral, qwen2, qwen3, phi3
@@ -27,9 +37,13 @@ struct ModelConfig {
   size_t ffn_dim = 0;      // <arch>.feed_forward_length
   size_t n_ctx_train = 0;  // <arch>.context_length (what the GGUF claims; 0 if absent)
   float rms_eps = 1e-5f;  // <arch>.attention.layer_norm_rms_epsilon (layer_norm_epsilon: LayerNorm)
-  bool parallel_residual = false;  // x + attn(norm1(x)) + ffn(norm2(x)) (GPT-NeoX's flag)
-  RopeSpec rope;                   // dims, base, layout, scaling
-  std::string rope_scaling;        // what scales the rope ("" when nothing), for `info`
+  bool parallel_residual = false;        // x + attn(norm1(x)) + ffn(norm2(x)) (GPT-NeoX's flag)
+  GeluKind gelu = GeluKind::kGgmlTable;  // how the GELU MLP and GeGLU compute GELU
+  RopeSpec rope;                         // dims, base, layout, scaling
+  std::string rope_scaling;              // what scales the rope ("" when nothing), for `info`
+  // Hyper-parameters only some families have (soft-capping, sliding window, ALiBi, clipping), as
+  // (name, value) for `info`; each family's configure() appends its own.
+  std::vector<std::pair<std::string, std::string>> family_params;
 
   size_t q_dim() const { return n_heads * head_dim; }
   size_t kv_dim() const { return n_kv_heads * head_dim; }

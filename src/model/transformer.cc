@@ -6,9 +6,10 @@
 
 namespace sllm {
 
-Result<TransformerModel> TransformerModel::load(const GgufFile& gguf) {
+Result<TransformerModel> TransformerModel::load(const GgufFile& gguf, GeluKind gelu) {
   TransformerModel m;
   SLLM_ASSIGN_OR_RETURN(m.config_, config_from_gguf(gguf));
+  m.config_.gelu = gelu;
   const ModelConfig& c = m.config_;
   const NormKind norm = c.family->norm;
   SLLM_ASSIGN_OR_RETURN(m.token_embd_, get_matrix(gguf, "token_embd.weight", c.n_vocab, c.dim));

@@ -29,8 +29,8 @@ using AttendFn = std::function<void(size_t layer, size_t n_tokens, float* q, flo
 
 class TransformerModel {
  public:
-  // Views the weights in `gguf`, which must outlive the model.
-  static Result<TransformerModel> load(const GgufFile& gguf);
+  // Views the weights in `gguf`, which must outlive the model. `gelu` is for tests (GeluKind).
+  static Result<TransformerModel> load(const GgufFile& gguf, GeluKind gelu = GeluKind::kGgmlTable);
 
   const ModelConfig& config() const { return config_; }
 

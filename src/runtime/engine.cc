@@ -2,10 +2,10 @@
 
 namespace sllm {
 
-Result<std::unique_ptr<Engine>> Engine::load(const std::string& gguf_path) {
+Result<std::unique_ptr<Engine>> Engine::load(const std::string& gguf_path, GeluKind gelu) {
   auto engine = std::make_unique<Engine>();
   SLLM_ASSIGN_OR_RETURN(engine->gguf, GgufFile::open(gguf_path));
-  SLLM_ASSIGN_OR_RETURN(engine->model, TransformerModel::load(engine->gguf));
+  SLLM_ASSIGN_OR_RETURN(engine->model, TransformerModel::load(engine->gguf, gelu));
   SLLM_ASSIGN_OR_RETURN(Vocab vocab, vocab_from_gguf(engine->gguf));
   if (vocab.n_tokens() != engine->model.config().n_vocab) {
     return Error(ErrorCode::kFormat, gguf_path + ": the tokenizer has " +

@@ -13,7 +13,9 @@
 namespace sllm {
 
 struct Engine {
-  static Result<std::unique_ptr<Engine>> load(const std::string& gguf_path);
+  // `gelu` is for tests (model/config.h).
+  static Result<std::unique_ptr<Engine>> load(const std::string& gguf_path,
+                                              GeluKind gelu = GeluKind::kGgmlTable);
 
   GgufFile gguf;
   TransformerModel model;
