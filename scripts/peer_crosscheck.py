@@ -68,6 +68,21 @@ CASES = {
                      n_head=4, n_head_kv=4, n_ff=172, n_ctx=4096, rope_base=10000.0,
                      rope_scaling="none", rope_factor=8.0, seed=9, type="f32"),
         prompt=[1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889]),
+    # Phi-3.5 / Phi-4 long-rope: rope_factors_long / _short and attn_factor. llama.cpp picks the
+    # long factors when its context (here 256: greedy.mjs asks for ~90, padded to 256) exceeds
+    # original_context_length, we when the cache (1024 tokens, see run_ours) does: original 128 takes
+    # the long ones on both sides, original 4096 the short ones (tests/peer_greedy_test.cc also
+    # decodes with a 1024-token cache).
+    "phi3-longrope": dict(
+        options=dict(arch="phi3", vocab="ggml-vocab-phi-3.gguf", n_embd=64, n_layer=2,
+                     n_head=4, n_head_kv=4, n_ff=172, n_ctx=4096, rope_base=10000.0,
+                     rope_scaling="longrope", rope_factor=32.0, seed=13, type="f32"),
+        prompt=[1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889]),
+    "phi3-shortrope": dict(
+        options=dict(arch="phi3", vocab="ggml-vocab-phi-3.gguf", n_embd=64, n_layer=2,
+                     n_head=4, n_head_kv=4, n_ff=172, n_ctx=16384, rope_base=10000.0,
+                     rope_scaling="longrope", rope_factor=4.0, seed=9, type="f32"),
+        prompt=[1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889]),
     # Pythia: LayerNorm with bias, fused QKV with bias, partial rotary (a quarter of each head),
     # NeoX rope, GELU MLP, parallel residual; the gpt-neox byte-level BPE vocabulary.
     "gptneox": dict(
@@ -94,7 +109,8 @@ def run_ours(binary, model, prompt):
     """Our greedy ids and, per step, the top-5 [id, logprob] pairs; None if we cannot load it."""
     proc = subprocess.run(
         [binary, "run", "-m", model, "--prompt-ids", " ".join(map(str, prompt)), "-n",
-         str(N_TOKENS), "--ignore-eos", "--temp", "0", "--policy", "dense", "-t", "1",
+         str(N_TOKENS), "--ignore-eos", "--temp", "0", "--policy", "dense", "--ctx-size", "1024",
+         "-t", "1",
          "--print-ids", "--print-top-logprobs", str(TOP_K)],
         capture_output=True, text=True)
     if proc.returncode != 0:

@@ -1,9 +1,11 @@
 // Each architecture's family as config_from_gguf reads it from a make-model file (blocks, rope
 // layout, partial rotary, parallel residual), what `info` prints of it, and the files refused:
 // an unknown architecture (the error lists the supported ones), a missing per-family tensor or
-// key, phi3 long-rope factors. That the numbers equal llama.cpp's is peer_greedy_test's part.
+// key, a long-rope factor tensor of the wrong size. That the numbers equal llama.cpp's is
+// peer_greedy_test's part.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <functional>
 #include <set>
@@ -172,14 +174,58 @@ TEST(ArchConfig, MissingFamilyTensorsAndKeysAreNamed) {
   EXPECT_EQ(load_error(no_bias), no_bias + ": missing tensor 'blk.0.attn_output.bias'");
 }
 
-TEST(ArchConfig, Phi3LongRopeFactorsAreRefusedByName) {
-  const std::string path = rewrite(make("phi3"), "phi3_longrope", [](GgufWriter&) {}, {},
-                                   {"rope_factors_long.weight", "rope_factors_short.weight"});
-  EXPECT_EQ(load_error(path),
-            path +
-                ": phi3 long-rope factors (tensor 'rope_factors_long.weight') are not supported; "
-                "supported: phi3 files without rope_factors_long.weight / "
-                "rope_factors_short.weight");
+// Phi-3.5's long-rope: the short factors below original_context_length tokens of cache, the long
+// ones above, each dividing its pair's frequency, and attn_factor on both. (That llama.cpp picks
+// the same by its context size: peer_greedy_test's phi3-longrope and phi3-shortrope.)
+TEST(ArchConfig, Phi3LongRopeFactorsAreChosenByCacheSize) {
+  MakeModelOptions o;
+  o.arch = "phi3";
+  o.vocab = test::shared_path("data/vocab/ggml-vocab-llama-spm.gguf");
+  o.n_embd = 64;
+  o.n_layer = 1;
+  o.n_head = 2;  // head dim 32: 16 rope pairs
+  o.n_ff = 64;
+  o.n_ctx = 4096;
+  o.rope_scaling = "longrope";
+  o.rope_factor = 32.0f;  // original context 4096 / 32 = 128
+  const std::string path = dir() + "/phi3_longrope.gguf";
+  ASSERT_TRUE(make_model(o, path).ok());
+  auto g = GgufFile::open(path);
+  ASSERT_TRUE(g.ok());
+  auto c = config_from_gguf(*g);
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->n_ctx_orig, 128u);
+  ASSERT_TRUE(c->rope_long.has_value());
+  const float attn_factor = *g->get_f32("phi3.rope.scaling.attn_factor");
+  EXPECT_NEAR(attn_factor, std::sqrt(1.0 + std::log(32.0) / std::log(128.0)), 1e-6);
+  const auto factors = [&](const char* name) {
+    const GgufTensorInfo* t = g->find_tensor(name);
+    EXPECT_NE(t, nullptr) << name;
+    const auto* f = reinterpret_cast<const float*>(t->data);
+    return std::vector<float>(f, f + t->n_elements);
+  };
+  const std::vector<float> shorts = factors("rope_factors_short.weight");
+  const std::vector<float> longs = factors("rope_factors_long.weight");
+  ASSERT_EQ(shorts.size(), 16u);
+  ASSERT_EQ(c->rope.freq_mul.size(), 16u);
+  ASSERT_EQ(c->rope_long->freq_mul.size(), 16u);
+  for (size_t i = 0; i < 16; ++i) {
+    EXPECT_EQ(c->rope.freq_mul[i], 1.0 / shorts[i]) << i;
+    EXPECT_EQ(c->rope_long->freq_mul[i], 1.0 / longs[i]) << i;
+  }
+  EXPECT_GT(longs[15], 10.0f);  // the slow pairs stretched: the two ropes differ
+  EXPECT_EQ(c->rope.mscale, attn_factor);
+  EXPECT_EQ(c->rope_long->mscale, attn_factor);
+  EXPECT_EQ(&c->rope_for(128), &c->rope);
+  EXPECT_EQ(&c->rope_for(129), &*c->rope_long);
+  EXPECT_EQ(c->rope_scaling,
+            "long-rope factors (the long ones above 128 tokens of cache), attn_factor 1.30931");
+
+  // A factor tensor of the wrong length is refused by name.
+  const std::string bad = rewrite(path, "phi3_longrope_bad", [](GgufWriter&) {},
+                                  {"rope_factors_long.weight"}, {"rope_factors_long.weight"});
+  EXPECT_EQ(load_error(bad),
+            bad + ": tensor 'rope_factors_long.weight' must be [16] (rope dimensions / 2)");
 }
 
 }  // namespace

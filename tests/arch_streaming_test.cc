@@ -64,6 +64,11 @@ MakeModelOptions tiny(const char* vocab, double rope_base, const char* scaling, 
   return o;
 }
 
+MakeModelOptions with_rope_factor(MakeModelOptions o, float factor) {
+  o.rope_factor = factor;
+  return o;
+}
+
 // The cases, one line each. llama-spm (32000 tokens) unless the case needs another vocabulary,
 // e.g. {"qwen2", tiny("ggml-vocab-qwen2.gguf", 1000000.0, "none", 2, "qwen2")}.
 const ArchCase kCases[] = {
@@ -76,6 +81,10 @@ const ArchCase kCases[] = {
     {"qwen2", tiny("ggml-vocab-llama-spm.gguf", 1000000.0, "none", 2, "qwen2")},
     {"qwen3", tiny("ggml-vocab-llama-spm.gguf", 1000000.0, "none", 2, "qwen3")},
     {"phi3", tiny("ggml-vocab-phi-3.gguf", 10000.0, "none", 4, "phi3")},
+    // Long-rope with original context 2048 / 64 = 32: every cache here (36 and 512) is longer,
+    // so the long factors are the ones checked.
+    {"phi3_longrope",
+     with_rope_factor(tiny("ggml-vocab-phi-3.gguf", 10000.0, "longrope", 4, "phi3"), 64.0f)},
     {"gptneox", tiny("ggml-vocab-gpt-neox.gguf", 10000.0, "none", 4, "gptneox")},
 };
 
@@ -145,9 +154,10 @@ const Loaded& loaded(const ArchCase& c, Need need) {
         value_or_throw(read_file(test::shared_path("data/text/gutenberg_pg1342.txt")), c.name);
     // Comfortably more than kMaxTokens: no vocabulary here packs 8 bytes into a token on average.
     const std::string_view head = std::string_view(text).substr(0, 8 * kMaxTokens + 4096);
-    const Tokenizer& tokenizer = l.engine ? *l.engine->tokenizer : *l.engine_smooth_gelu->tokenizer;
+    const Engine* engine = l.engine ? l.engine.get() : l.engine_smooth_gelu.get();
     l.tokens = value_or_throw(
-        l.model ? l.model->tokenize(head, true) : tokenizer.encode(head, true, false), c.name);
+        l.model ? l.model->tokenize(head, true) : engine->tokenizer->encode(head, true, false),
+        c.name);
   }
   return l;
 }
@@ -203,9 +213,10 @@ class NaiveStreamingAttention {
       : c_(config),
         n_sinks_(n_sinks),
         window_(window),
+        rope_(config.rope_for(n_sinks + window)),
         keys_(config.n_layers),
         values_(config.n_layers) {
-    const RopeSpec& r = c_.rope;
+    const RopeSpec& r = rope_;
     for (size_t i = 0; i < r.rope_dim / 2; ++i) {
       double f =
           std::pow(r.freq_base, -2.0 * static_cast<double>(i) / static_cast<double>(r.rope_dim));
@@ -257,7 +268,7 @@ class NaiveStreamingAttention {
 
  private:
   void rotate(std::vector<double>& x, size_t n_heads, uint64_t pos) const {
-    const RopeSpec& r = c_.rope;
+    const RopeSpec& r = rope_;
     const size_t half = inv_freq_.size();
     const bool adjacent = r.layout == RopeLayout::kAdjacentPairs;
     for (size_t i = 0; i < half; ++i) {
@@ -276,6 +287,7 @@ class NaiveStreamingAttention {
 
   const ModelConfig& c_;
   size_t n_sinks_, window_;
+  RopeSpec rope_;  // the rope of a cache of n_sinks + window tokens (long-rope: long or short)
   std::vector<double> inv_freq_;                          // [rope_dim / 2]
   std::vector<std::vector<std::vector<double>>> keys_;    // [layer][cached][kv_dim], unrotated
   std::vector<std::vector<std::vector<double>>> values_;  // [layer][cached][kv_dim]
@@ -338,8 +350,8 @@ NaiveGap naive_gap(const std::string& path, const Engine& engine, std::span<cons
       !(test::kSanitizedBuild && m.config().n_vocab > 32000)) {
     const auto file = reference::ReferenceLlama::load(path);
     reference::ReferenceConfig rc = file.config();
-    rc.rope_freq_mul = m.config().rope.freq_mul;
-    rc.rope_mscale = m.config().rope.mscale;
+    rc.rope_freq_mul = m.config().rope_for(kSinks + kWindow).freq_mul;
+    rc.rope_mscale = m.config().rope_for(kSinks + kWindow).mscale;
     ref_model = std::make_unique<reference::ReferenceLlama>(rc, file.weights());
     ref = std::make_unique<reference::NaiveStreamingReference>(*ref_model, kSinks, kWindow);
   }

@@ -164,7 +164,8 @@ TEST_P(PeerGreedy, MakeModelIsDeterministicAndDecodesAsLlamaCpp) {
 
 INSTANTIATE_TEST_SUITE_P(Goldens, PeerGreedy,
                          ::testing::Values("llama3", "llama2", "llama-yarn", "llama-linear",
-                                           "qwen2", "qwen3", "phi3", "gptneox"),
+                                           "qwen2", "qwen3", "phi3", "phi3-longrope",
+                                           "phi3-shortrope", "gptneox"),
                          [](const auto& p) {
                            std::string name = p.param;
                            std::replace(name.begin(), name.end(), '-', '_');

@@ -66,9 +66,10 @@ Command add_make_model(CLI::App& app) {
   add_number(*cmd, "--ctx", o->n_ctx, {size_t{1}, size_t{1} << 24}, "context_length");
   add_number(*cmd, "--rope-base", o->rope_base, {1.0, 1e12, true}, "rope.freq_base");
   cmd->add_option("--rope-scaling", o->rope_scaling,
-                  "none, linear, yarn, or llama3 (the rope_freqs factors of Llama 3.1)")
+                  "none, linear, yarn, llama3 (the rope_freqs factors of Llama 3.1) or longrope "
+                  "(phi3: Phi-3.5's long and short factors)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"none", "linear", "yarn", "llama3"}));
+      ->check(CLI::IsMember({"none", "linear", "yarn", "llama3", "longrope"}));
   add_number(*cmd, "--rope-factor", o->rope_factor, {1.0f, 1024.0f}, "Rope scaling factor");
   add_number(*cmd, "--seed", o->seed, {uint64_t{0}, std::numeric_limits<uint64_t>::max()},
              "Random seed (same seed, same bytes)");

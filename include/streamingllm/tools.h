@@ -41,7 +41,9 @@ struct MakeModelOptions {
   double rope_base = 10000.0;
   // "none"; "linear" or "yarn" (<arch>.rope.scaling.* keys, factor rope_factor); "llama3" (the
   // rope_freqs.weight factors tensor as llama.cpp's converter computes it for Llama 3.1: factor
-  // rope_factor, low/high frequency factors 1 and 4, original context 8192).
+  // rope_factor, low/high frequency factors 1 and 4, original context 8192); "longrope" (phi3
+  // only: Phi-3.5's rope_factors_long / _short tensors and attn_factor, original context
+  // n_ctx / rope_factor).
   std::string rope_scaling = "none";
   float rope_factor = 8.0f;
   uint64_t seed = 1;

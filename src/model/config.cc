@@ -49,6 +49,26 @@ Result<bool> get_float(const GgufFile& gguf, const std::string& key, float lo, b
   return true;
 }
 
+// Divides each pair's multiplier by the factor tensor's entry (llama.cpp's rope freq_factors
+// divide the frequency): rope_freqs, rope_factors_long / _short.
+Status divide_by_factors(const GgufFile& gguf, const GgufTensorInfo& t, std::vector<double>& mul) {
+  const size_t n_pairs = mul.size();
+  if (t.dims != std::vector<uint64_t>{n_pairs}) {
+    return bad(gguf, "tensor '" + t.name + "' must be [" + std::to_string(n_pairs) +
+                         "] (rope dimensions / 2)");
+  }
+  std::vector<float> ff(n_pairs);
+  ops::dequantize_row(t.type, t.data, ff.data(), n_pairs);
+  for (size_t i = 0; i < n_pairs; ++i) {
+    if (!std::isfinite(ff[i]) || ff[i] <= 0.0f) {
+      return bad(gguf, "tensor '" + t.name + "' [" + std::to_string(i) +
+                           "] = " + float_string(ff[i]) + " is not a finite number > 0");
+    }
+    mul[i] /= static_cast<double>(ff[i]);
+  }
+  return {};
+}
+
 // llama.cpp's rope scaling (llama_model::load_hparams, llama_context's yarn set-up and ggml's
 // rope_yarn), as one multiplier per pair and a magnitude scale: the scaling types "none",
 // "linear" and "yarn", the factor, attn_factor, YaRN's ramp between original_context_length's
@@ -79,13 +99,15 @@ Status read_rope_scaling(const GgufFile& gguf, const std::string& p, ModelConfig
   SLLM_RETURN_IF_ERROR(get_float(gguf, p + "rope.scaling.attn_factor", 0.0f, true, 1e6f,
                                  "in (0, 1e6]", &attn_factor));
 
+  c.n_ctx_orig = c.n_ctx_train;
+  if (gguf.find(p + "rope.scaling.original_context_length") != nullptr) {
+    SLLM_ASSIGN_OR_RETURN(c.n_ctx_orig, get_size(gguf, p + "rope.scaling.original_context_length"));
+  }
+  const size_t n_ctx_orig = c.n_ctx_orig;
+
   std::vector<double> mul(n_pairs, static_cast<double>(freq_scale));
   float mscale = attn_factor;
   if (type == "yarn") {
-    uint64_t n_ctx_orig = c.n_ctx_train;
-    if (gguf.find(p + "rope.scaling.original_context_length") != nullptr) {
-      SLLM_ASSIGN_OR_RETURN(n_ctx_orig, get_size(gguf, p + "rope.scaling.original_context_length"));
-    }
     if (n_ctx_orig == 0) {
       return bad(gguf, "yarn rope scaling needs '" + p +
                            "rope.scaling.original_context_length' or '" + p + "context_length'");
@@ -108,31 +130,44 @@ Status read_rope_scaling(const GgufFile& gguf, const std::string& p, ModelConfig
     const float f = 1.0f / freq_scale;
     mscale = attn_factor * (f <= 1.0f ? 1.0f : 1.0f + 0.1f * std::log(f));
   }
-  if (const GgufTensorInfo* t = gguf.find_tensor("rope_freqs.weight"); t != nullptr) {
-    if (t->dims != std::vector<uint64_t>{n_pairs}) {
-      return bad(gguf, "tensor 'rope_freqs.weight' must be [" + std::to_string(n_pairs) +
-                           "] (rope dimensions / 2)");
+  // A rope with the factors of `tensor` (none if absent) on top of `mul` and `mscale`.
+  const auto with_factors = [&](const char* tensor) -> Result<RopeSpec> {
+    RopeSpec r = rope;
+    std::vector<double> m = mul;
+    if (const GgufTensorInfo* t = gguf.find_tensor(tensor); t != nullptr) {
+      SLLM_RETURN_IF_ERROR(divide_by_factors(gguf, *t, m));
     }
-    std::vector<float> ff(n_pairs);
-    ops::dequantize_row(t->type, t->data, ff.data(), n_pairs);
-    for (size_t i = 0; i < n_pairs; ++i) {
-      if (!std::isfinite(ff[i]) || ff[i] <= 0.0f) {
-        return bad(gguf, "tensor 'rope_freqs.weight' [" + std::to_string(i) +
-                             "] = " + float_string(ff[i]) + " is not a finite number > 0");
-      }
-      mul[i] /= static_cast<double>(ff[i]);
+    bool all_one = mscale == 1.0f;
+    for (const double x : m) all_one = all_one && x == 1.0;
+    if (!all_one) {
+      r.freq_mul = std::move(m);
+      r.mscale = mscale;
     }
+    return r;
+  };
+  // llama.cpp's llama_model::get_rope_factors: rope_freqs if the file has it, else Phi-3's
+  // long-rope pair by context size (either may be absent: then no factors on that side).
+  const bool long_rope =
+      c.family->long_rope && (gguf.find_tensor("rope_factors_long.weight") != nullptr ||
+                              gguf.find_tensor("rope_factors_short.weight") != nullptr);
+  if (gguf.find_tensor("rope_freqs.weight") != nullptr) {
+    SLLM_ASSIGN_OR_RETURN(rope, with_factors("rope_freqs.weight"));
     c.rope_scaling = "rope_freqs factors";
+  } else if (long_rope) {
+    SLLM_ASSIGN_OR_RETURN(c.rope_long, with_factors("rope_factors_long.weight"));
+    SLLM_ASSIGN_OR_RETURN(rope, with_factors("rope_factors_short.weight"));
+    c.rope_scaling = "long-rope factors (the long ones above " + std::to_string(n_ctx_orig) +
+                     " tokens of cache)";
+  } else {
+    SLLM_ASSIGN_OR_RETURN(rope, with_factors(""));
   }
   if (type != "none" && (freq_scale != 1.0f || type == "yarn")) {
     c.rope_scaling = (c.rope_scaling.empty() ? "" : c.rope_scaling + " + ") + type + " x" +
                      float_string(1.0f / freq_scale);
   }
-  bool all_one = mscale == 1.0f;
-  for (const double m : mul) all_one = all_one && m == 1.0;
-  if (!all_one) {
-    rope.freq_mul = std::move(mul);
-    rope.mscale = mscale;
+  if (mscale != 1.0f && type != "yarn") {
+    c.rope_scaling +=
+        (c.rope_scaling.empty() ? "" : ", ") + std::string("attn_factor ") + float_string(mscale);
   }
   return {};
 }

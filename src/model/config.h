@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,10 +41,21 @@ struct ModelConfig {
   bool parallel_residual = false;        // x + attn(norm1(x)) + ffn(norm2(x)) (GPT-NeoX's flag)
   GeluKind gelu = GeluKind::kGgmlTable;  // how the GELU MLP and GeGLU compute GELU
   RopeSpec rope;                         // dims, base, layout, scaling
-  std::string rope_scaling;              // what scales the rope ("" when nothing), for `info`
+  // Phi-3.5 / Phi-4 long-rope: `rope` has the short factors (rope_factors_short), this the long
+  // ones, which llama.cpp uses when the context is longer than n_ctx_orig. Use rope_for().
+  std::optional<RopeSpec> rope_long;
+  size_t n_ctx_orig = 0;     // <arch>.rope.scaling.original_context_length, else n_ctx_train
+  std::string rope_scaling;  // what scales the rope ("" when nothing), for `info`
   // Hyper-parameters only some families have (soft-capping, sliding window, ALiBi, clipping), as
   // (name, value) for `info`; each family's configure() appends its own.
   std::vector<std::pair<std::string, std::string>> family_params;
+
+  // The rope of a cache of n_ctx tokens. A streaming cache's largest distance between a query and
+  // a key is its capacity (sinks + window) minus one, however long the stream, so the capacity is
+  // what chooses between short and long factors, as the context size does in llama.cpp.
+  const RopeSpec& rope_for(size_t n_ctx) const {
+    return rope_long && n_ctx > n_ctx_orig ? *rope_long : rope;
+  }
 
   size_t q_dim() const { return n_heads * head_dim; }
   size_t kv_dim() const { return n_kv_heads * head_dim; }

@@ -33,7 +33,8 @@ struct Family {
   bool out_bias = false;   // a bias on attn_output
   bool head_norm = false;  // per-head RMSNorm of q and k before rope (attn_q/k_norm)
   FfnKind ffn = FfnKind::kSwiGlu;
-  bool ffn_bias = false;  // biases on the FFN's up and down
+  bool long_rope = false;  // reads rope_factors_long / _short (Phi-3.5, Phi-4), as llama.cpp does
+  bool ffn_bias = false;   // biases on the FFN's up and down
   // Family-specific checks and hyper-parameters beyond the shared ones; may be null.
   Status (*configure)(const GgufFile& gguf, ModelConfig& config) = nullptr;
 

@@ -14,10 +14,11 @@ double AttentionMass::layer_mass(size_t layer, size_t k) const {
   return sum / static_cast<double>(n_heads);
 }
 
-AttentionProbe::AttentionProbe(const ModelConfig& config, const AttentionMassOptions& options)
+AttentionProbe::AttentionProbe(const ModelConfig& config, const AttentionMassOptions& options,
+                               size_t n_ctx)
     : config_(config),
       options_(options),
-      rope_(config.rope),
+      rope_(config.rope_for(n_ctx)),
       keys_(config.n_layers),
       values_(config.n_layers),
       n_seen_(config.n_layers, 0),
@@ -139,7 +140,7 @@ Result<AttentionMass> measure_attention_mass(const TransformerModel& model,
       checked_bytes("the attention mass of the first " + std::to_string(options.max_k) + " tokens",
                     {c.n_layers, c.n_heads, options.max_k, 2 * sizeof(double)}));
   SLLM_RETURN_IF_ERROR(ForwardScratch::bytes_needed(c, options.max_batch));
-  AttentionProbe probe(model.config(), options);
+  AttentionProbe probe(model.config(), options, tokens.size());
   ForwardScratch scratch(model.config(), options.max_batch);
   std::vector<float> logits(n_vocab);  // [n_vocab], unused: only the attention is measured
   const AttendFn attend = [&probe](size_t layer, size_t n, float* q, float* k, const float* v,

@@ -29,7 +29,8 @@ namespace sllm {
 // plain loops: this is a measurement, not a hot path; O(n^2) over the stream).
 class AttentionProbe {
  public:
-  AttentionProbe(const ModelConfig& config, const AttentionMassOptions& options);
+  // n_ctx: the stream's length, which chooses the rope where the model has two (long-rope).
+  AttentionProbe(const ModelConfig& config, const AttentionMassOptions& options, size_t n_ctx = 0);
 
   // The AttendFn contract (model/transformer.h): batches of consecutive tokens, layers in order.
   void attend(size_t layer, size_t n_tokens, float* q, float* k, const float* v, float* out);

@@ -41,7 +41,6 @@ Result<std::unique_ptr<Session>> Session::create(const TransformerModel& model,
     return Error(ErrorCode::kInvalidInput, "the batch size must be at least 1");
   }
   const ModelConfig& c = model.config();
-  KvCacheShape shape{c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.rope};
   KvCacheOptions cache_options;
   // Every policy is a sinks + window cache; they differ in S and W and, for recompute, in how
   // often the cache is rebuilt.
@@ -50,6 +49,8 @@ Result<std::unique_ptr<Session>> Session::create(const TransformerModel& model,
   cache_options.kv_type = tensor_type(options.kv_type);
   cache_options.start_pos = options.policy == CachePolicy::kRecompute ? 0 : options.start_pos;
   cache_options.max_batch = options.max_batch;
+  const KvCacheShape shape{c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim,
+                           c.rope_for(cache_options.n_sinks + cache_options.window)};
   // Everything sized from the options, checked together before anything is allocated: the cache,
   // the forward pass's activations and the logits of a batch.
   SLLM_ASSIGN_OR_RETURN(const uint64_t cache_bytes, KvCache::bytes_needed(shape, cache_options));

@@ -112,9 +112,14 @@ Status check_options(const MakeModelOptions& o) {
     return invalid("make-model: --rope-base must be a finite number > 1");
   }
   if (o.rope_scaling != "none" && o.rope_scaling != "linear" && o.rope_scaling != "yarn" &&
-      o.rope_scaling != "llama3") {
+      o.rope_scaling != "llama3" && o.rope_scaling != "longrope") {
     return invalid("make-model: --rope-scaling '" + o.rope_scaling +
-                   "' is not one of none, linear, yarn, llama3");
+                   "' is not one of none, linear, yarn, llama3, longrope");
+  }
+  if (o.rope_scaling == "longrope" && o.arch != "phi3") {
+    return invalid(
+        "make-model: --rope-scaling longrope is for --arch phi3 (llama.cpp reads "
+        "long-rope factors for phi3 only)");
   }
   if (!(o.rope_factor >= 1.0f && o.rope_factor <= 1024.0f)) {
     return invalid("make-model: --rope-factor must be in [1, 1024]");

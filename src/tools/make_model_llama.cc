@@ -1,7 +1,9 @@
 // make-model's Llama-block architectures: llama (Llama 2 / Llama 3 style files), qwen2 (q/k/v
 // biases), qwen3 (per-head q/k RMSNorm), phi3 (fused QKV and gate/up); tensors and keys as
 // llama.cpp's convert_hf_to_gguf.py writes them (llama.cpp src/models/*.cpp load them).
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "tools/make_model.h"
 
@@ -31,7 +33,7 @@ Status build_llama_like(ModelBuilder& b, const LlamaLike& arch) {
     b.set(p + "rope.scaling.type", GgufValue::str(o.rope_scaling));
     b.set(p + "rope.scaling.factor", GgufValue::f32(o.rope_factor));
   }
-  if (o.rope_scaling == "yarn") {
+  if (o.rope_scaling == "yarn" || o.rope_scaling == "longrope") {
     // context_length is the extended one, as in YaRN-extended models.
     const auto original = static_cast<size_t>(static_cast<float>(o.n_ctx) / o.rope_factor);
     b.set(p + "rope.scaling.original_context_length", u32(original > 0 ? original : 1));
@@ -44,6 +46,25 @@ Status build_llama_like(ModelBuilder& b, const LlamaLike& arch) {
     SLLM_RETURN_IF_ERROR(
         b.values("rope_freqs.weight",
                  llama3_rope_factors(s.head_dim, o.rope_base, o.rope_factor, 1.0f, 4.0f, 8192.0f)));
+  }
+  if (o.rope_scaling == "longrope") {
+    // As Phi-3.5's converter writes them: attn_factor sqrt(1 + ln(scale) / ln(original)), and
+    // per-pair factors that leave the fast pairs nearly alone and stretch the slow ones (short
+    // ones up to 1.5, long ones up to rope_factor; Phi-3.5-mini's run 1.0-1.2 and 1.1-60).
+    const float original = std::max(1.0f, std::floor(static_cast<float>(o.n_ctx) / o.rope_factor));
+    const float scale = static_cast<float>(o.n_ctx) / original;
+    b.set(p + "rope.scaling.attn_factor",
+          GgufValue::f32(scale > 1.0f ? std::sqrt(1.0f + std::log(scale) / std::log(original))
+                                      : 1.0f));
+    const size_t n_pairs = s.head_dim / 2;
+    std::vector<float> long_factors(n_pairs), short_factors(n_pairs);
+    for (size_t i = 0; i < n_pairs; ++i) {
+      const float x = n_pairs > 1 ? static_cast<float>(i) / static_cast<float>(n_pairs - 1) : 0;
+      short_factors[i] = 1.0f + 0.5f * x * x;
+      long_factors[i] = 1.0f + (o.rope_factor - 1.0f) * x * x;
+    }
+    SLLM_RETURN_IF_ERROR(b.values("rope_factors_long.weight", long_factors));
+    SLLM_RETURN_IF_ERROR(b.values("rope_factors_short.weight", short_factors));
   }
   SLLM_RETURN_IF_ERROR(b.matrix("token_embd.weight", s.n_vocab, d, 1.0f));
   for (size_t l = 0; l < o.n_layer; ++l) {
