@@ -2,6 +2,8 @@
 // once the cache is full), the cache and memory figures in its JSON, and its flag errors.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -61,6 +63,50 @@ TEST(BenchCliTest, DenseStopsAtItsLimitAndBadFlagsAreErrors) {
   const auto zero = run_cli("bench -m " + kModel + " --tokens 0");
   EXPECT_NE(zero.exit_code, 0);
   EXPECT_NE(zero.err.find("--tokens"), std::string::npos) << zero.err;
+}
+
+// Without --tokens: the speed report, every part of it (tiny sizes: the figures are the
+// benchmark's business, not the test's), and its own flag errors.
+TEST(BenchCliTest, WithoutTokensPrintsTheSpeedReport) {
+  const std::string json_path = temp_dir() + "/speed.json";
+  const auto r = run_cli("bench -m " + kModel +
+                         " -t 1 --prefill 16 --decode 4 --rounds 2 --caches 16,32 "
+                         "--streaming-tokens 3 --recompute-tokens 2 --bandwidth-mib 16 --json " +
+                         json_path);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* line :
+       {"read bandwidth: ", "prefill:        16 tokens in one batch: ",
+        "decode:         after 8 tokens: ", "decode:         cache full (1024 tokens): ",
+        "   cache    streaming    recompute  speed-up\n", "peak RSS:       "}) {
+    EXPECT_NE(r.out.find(line), std::string::npos) << line << "\n" << r.out;
+  }
+  const auto j = nlohmann::json::parse(slurp(json_path));
+  EXPECT_EQ(j["file_bytes"].get<uint64_t>(), std::filesystem::file_size(stories_gguf()));
+  EXPECT_EQ(j["prefill"]["seconds"].size(), 2u);
+  EXPECT_EQ(j["decode_short"]["seconds_per_token"].size(), 2u);
+  EXPECT_EQ(j["decode_full"]["seconds_per_token"].size(), 2u);
+  ASSERT_EQ(j["latency_by_cache"].size(), 2u);
+  EXPECT_EQ(j["latency_by_cache"][0]["cache"], 16);
+  EXPECT_EQ(j["latency_by_cache"][1]["cache"], 32);
+  for (const auto& row : j["latency_by_cache"]) {
+    EXPECT_GT(row["streaming_ms"].get<double>(), 0.0);
+    EXPECT_GT(row["recompute_ms"].get<double>(), 0.0);
+  }
+  EXPECT_GT(j["bandwidth_gbs"]["best"].get<double>(), 0.0);
+  EXPECT_GT(j["peak_rss_bytes"].get<uint64_t>(), uint64_t{1} << 20);
+
+  const std::string ids = temp_dir() + "/ids.txt";
+  std::ofstream(ids) << "1 2 512\n";
+  const auto bad_id = run_cli("bench -m " + kModel + " --ids-file " + ids);
+  EXPECT_EQ(bad_id.exit_code, 1);
+  EXPECT_EQ(bad_id.err, "error: " + ids + ": token id 512 is outside the vocabulary of 512\n");
+  const auto policy = run_cli("bench -m " + kModel + " --policy window");
+  EXPECT_EQ(policy.exit_code, 1);
+  EXPECT_EQ(policy.err,
+            "error: --policy applies to the endless stream (--tokens); the speed report measures "
+            "its own caches\n");
+  const auto caches = run_cli("bench -m " + kModel + " --caches 64,,128");
+  EXPECT_EQ(caches.err, "error: --caches: '' is not a cache size in [8, 1048576]\n");
 }
 
 }  // namespace

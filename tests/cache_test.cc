@@ -250,6 +250,30 @@ TEST(StreamingCacheTest, RecomputeIsAFreshForwardOverTheLastWTokens) {
   EXPECT_LT(worst_ref, 1e-4);
 }
 
+// Recompute fed a whole prompt at once rebuilds its cache once, from the prompt's last W tokens:
+// the same logits, bit for bit, as one rebuild per token, then and for the tokens after it.
+TEST(StreamingCacheTest, RecomputeFedAtOnceEqualsTokenByToken) {
+  const size_t kWindow = 32;
+  const auto tokens = story_tokens(stream_length(200, 80));
+  ThreadPool pool(1);
+  for (size_t prompt : {size_t{5}, kWindow, tokens.size() - 3}) {
+    auto at_once = make_session(policy(CachePolicy::kRecompute, 0, kWindow), pool);
+    auto one = make_session(policy(CachePolicy::kRecompute, 0, kWindow), pool);
+    ASSERT_TRUE(at_once->feed(std::span(tokens).first(prompt)).ok());
+    for (size_t i = 0; i < prompt; ++i) ASSERT_TRUE(one->feed({&tokens[i], 1}).ok());
+    for (size_t i = prompt; i <= tokens.size(); ++i) {
+      ASSERT_EQ(at_once->n_seen(), one->n_seen());
+      ASSERT_EQ(std::memcmp(at_once->last_logits().data(), one->last_logits().data(),
+                            at_once->last_logits().size_bytes()),
+                0)
+          << "prompt " << prompt << ", token " << i;
+      if (i == tokens.size()) break;
+      ASSERT_TRUE(at_once->feed({&tokens[i], 1}).ok());
+      ASSERT_TRUE(one->feed({&tokens[i], 1}).ok());
+    }
+  }
+}
+
 // Acceptance 4: chunked prefill of 2000 tokens with W=100 equals token-by-token feeding, for
 // batches smaller than, equal to and larger than the window.
 TEST(StreamingCacheTest, ChunkedPrefillEqualsTokenByToken) {

@@ -3,17 +3,21 @@
 // per-token latency once the cache is full against the latency at the end, and peak memory at
 // 10K tokens against the end. With the StreamingLLM cache both must stay flat however long the
 // stream: that is the claim this command checks (issue 3: a million tokens, ratio <= 1.05).
+// Without --tokens it prints the speed report instead (bench_speed.h).
 #include <fmt/core.h>
 #include <sys/resource.h>
 #include <time.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "bench_speed.h"
 #include "cli_options.h"
 #include "commands.h"
 #include "output.h"
@@ -30,6 +34,9 @@ struct BenchArgs {
   SamplingArgs sampling;
   CacheArgs cache;
   CLI::Option* json_opt = nullptr;
+  CLI::Option* tokens_opt = nullptr;
+  SpeedArgs speed;
+  std::string caches = "256,512,1024,2048,4096";
 };
 
 // A billion tokens is hours of streaming even for the smallest model: the most a run may ask for.
@@ -102,7 +109,40 @@ std::vector<LatencyWindow> plan_windows(uint64_t n_tokens, uint64_t n_cache_toke
 
 double mib(uint64_t n_bytes) { return static_cast<double>(n_bytes) / (1024.0 * 1024.0); }
 
+// The speed report (no --tokens): the cache flags other than --kv-type would do nothing there.
+int bench_speed_report(const BenchArgs& a) {
+  SLLM_CLI_CHECK(a.cache.check());
+  for (const CLI::Option* o :
+       {a.cache.policy_opt, a.cache.sinks_opt, a.cache.window_opt, a.cache.ctx_opt}) {
+    if (o != nullptr && o->count() > 0) {
+      return report(Error(ErrorCode::kInvalidInput,
+                          o->get_name() + " applies to the endless stream (--tokens); the speed "
+                                          "report measures its own caches"));
+    }
+  }
+  SpeedArgs s = a.speed;
+  s.caches.clear();
+  std::string_view rest = a.caches;
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    const std::string item(rest.substr(0, comma));
+    rest = comma == std::string_view::npos ? "" : rest.substr(comma + 1);
+    size_t value = 0;
+    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), value);
+    if (ec != std::errc() || end != item.data() + item.size() || value < 8 || value > (1u << 20)) {
+      return report(Error(ErrorCode::kInvalidInput,
+                          "--caches: '" + item + "' is not a cache size in [8, 1048576]"));
+    }
+    s.caches.push_back(value);
+  }
+  SLLM_CLI_ASSIGN(s.kv_type, parse_kv_type(a.cache.kv_type));
+  if (a.json_opt->count() > 0) s.json_path = a.json_path;
+  SLLM_CLI_ASSIGN(std::shared_ptr<Model> model, a.model.load());
+  return bench_speed(s, a.model.path, model);
+}
+
 int bench(const BenchArgs& a) {
+  if (a.tokens_opt->count() == 0) return bench_speed_report(a);
   if (a.json_opt->count() > 0) SLLM_CLI_CHECK(check_output_path("--json", a.json_path));
   SLLM_CLI_CHECK(a.cache.check());
   SLLM_CLI_ASSIGN(std::shared_ptr<Model> model, a.model.load());
@@ -246,8 +286,27 @@ Command add_bench(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "bench", "Generate an endless stream and report tokens/s, per-token latency and memory");
   a->model.add(*cmd);
-  add_number(*cmd, "--tokens", a->n_tokens, {uint64_t{1}, kMaxBenchTokens},
-             "Tokens to generate (EOS is fed back like any token)");
+  a->tokens_opt =
+      add_number(*cmd, "--tokens", a->n_tokens, {uint64_t{1}, kMaxBenchTokens},
+                 "Endless-stream mode: tokens to generate (EOS is fed back like any token); "
+                 "without it, the speed report");
+  add_number(*cmd, "--prefill", a->speed.prefill, {size_t{0}, size_t{1} << 16},
+             "Speed report: prompt tokens fed in one batch (0: skip)");
+  add_number(*cmd, "--decode", a->speed.decode, {size_t{0}, size_t{1} << 20},
+             "Speed report: tokens generated per decode measurement (0: skip)");
+  add_number(*cmd, "--rounds", a->speed.rounds, {size_t{1}, size_t{1000}},
+             "Speed report: repetitions of prefill and decode (medians)");
+  cmd->add_option("--caches", a->caches,
+                  "Speed report: cache sizes of the streaming vs recompute table (comma-separated)")
+      ->capture_default_str();
+  add_number(*cmd, "--streaming-tokens", a->speed.streaming_tokens, {size_t{1}, size_t{1} << 20},
+             "Speed report: tokens timed per cache size, streaming");
+  add_number(*cmd, "--recompute-tokens", a->speed.recompute_tokens, {size_t{0}, size_t{1} << 20},
+             "Speed report: tokens timed per cache size, recompute (each costs a prefill)");
+  add_number(*cmd, "--bandwidth-mib", a->speed.bandwidth_mib, {size_t{16}, size_t{1} << 16},
+             "Speed report: MiB read by the memory bandwidth probe");
+  cmd->add_option("--ids-file", a->speed.ids_file,
+                  "Speed report: token ids to feed (whitespace-separated; else pseudo-random)");
   add_number(*cmd, "--report-every", a->report_every, {uint64_t{0}, kMaxBenchTokens},
              "Print tok/s and peak RSS to stderr every K tokens (0 = never)");
   a->json_opt =

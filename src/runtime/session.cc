@@ -164,9 +164,21 @@ Status Session::feed(std::span<const TokenId> tokens, std::vector<float>* all_lo
 }
 
 // Sliding window with re-computation: the cache is rebuilt from the last W tokens at positions
-// 0..W-1 for every new token.
+// 0..W-1 for every new token. A rebuild depends only on the last W tokens, so when only the last
+// token's logits are asked for, the tokens before it need none: one rebuild, not one per token.
 Status Session::feed_recompute(std::span<const TokenId> tokens, std::vector<float>* all_logits) {
   const size_t n_vocab = model_->config().n_vocab;
+  if (all_logits == nullptr && tokens.size() > 1) {
+    const size_t skip = tokens.size() - 1;
+    const size_t keep = std::min(skip, options_.window);
+    recent_.insert(recent_.end(), tokens.end() - 1 - static_cast<std::ptrdiff_t>(keep),
+                   tokens.end() - 1);
+    if (recent_.size() > options_.window) {
+      recent_.erase(recent_.begin(), recent_.end() - static_cast<std::ptrdiff_t>(options_.window));
+    }
+    n_seen_ += skip;
+    tokens = tokens.last(1);
+  }
   for (size_t i = 0; i < tokens.size(); ++i) {
     recent_.push_back(tokens[i]);
     if (recent_.size() > options_.window) recent_.erase(recent_.begin());
