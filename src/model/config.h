@@ -44,6 +44,17 @@ struct ModelConfig {
   // Hyper-parameters only some families have (soft-capping, sliding window, ALiBi, clipping), as
   // (name, value) for `info`; each family's configure() appends its own.
   std::vector<std::pair<std::string, std::string>> family_params;
+  // Attention and logits beyond the defaults (Gemma): scores are attn_scale * q.k (0: 1 /
+  // sqrt(head_dim)), soft-capped to cap * tanh(s / cap) when attn_softcap > 0; the output logits
+  // likewise with final_softcap.
+  float attn_scale = 0.0f;
+  float attn_softcap = 0.0f;
+  float final_softcap = 0.0f;
+  // Sliding-window (local) layers (Gemma): local_layers[l] marks one (empty: none); each attends
+  // to its last sliding_window tokens only, rotated with local_rope (its own base and scaling).
+  std::vector<bool> local_layers;
+  size_t sliding_window = 0;
+  RopeSpec local_rope;
 
   size_t q_dim() const { return n_heads * head_dim; }
   size_t kv_dim() const { return n_kv_heads * head_dim; }

@@ -34,6 +34,10 @@ struct Family {
   bool head_norm = false;  // per-head RMSNorm of q and k before rope (attn_q/k_norm)
   FfnKind ffn = FfnKind::kSwiGlu;
   bool ffn_bias = false;  // biases on the FFN's up and down
+  // Gemma: the embedding scaled by sqrt(dim), and RMSNorms on the attention and FFN outputs
+  // (post_attention_norm, post_ffw_norm) before they join the residual.
+  bool scaled_embd = false;
+  bool post_norms = false;
   // Family-specific checks and hyper-parameters beyond the shared ones; may be null.
   Status (*configure)(const GgufFile& gguf, ModelConfig& config) = nullptr;
 

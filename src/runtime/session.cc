@@ -32,6 +32,17 @@ Result<CachePolicy> parse_policy(std::string_view name) {
                                              "' (expected dense, window, streaming or recompute)");
 }
 
+KvCacheShape cache_shape(const ModelConfig& c) {
+  KvCacheShape shape{c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.rope};
+  shape.attn_scale = c.attn_scale;
+  shape.attn_softcap = c.attn_softcap;
+  // Local layers keep their native window under every policy: it is part of the model.
+  shape.local_layers = c.local_layers;
+  shape.local_window = c.sliding_window;
+  shape.local_rope = c.local_rope;
+  return shape;
+}
+
 Result<std::unique_ptr<Session>> Session::create(const TransformerModel& model,
                                                  const SessionOptions& options, ThreadPool& pool) {
   if (options.window == 0) {
@@ -41,7 +52,7 @@ Result<std::unique_ptr<Session>> Session::create(const TransformerModel& model,
     return Error(ErrorCode::kInvalidInput, "the batch size must be at least 1");
   }
   const ModelConfig& c = model.config();
-  KvCacheShape shape{c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.rope};
+  const KvCacheShape shape = cache_shape(c);
   KvCacheOptions cache_options;
   // Every policy is a sinks + window cache; they differ in S and W and, for recompute, in how
   // often the cache is rebuilt.
