@@ -65,10 +65,10 @@ Status configure_swa(const GgufFile& gguf, ModelConfig& c, uint64_t window,
     if (!global.empty()) global += ',';
     global += std::to_string(l);
   }
-  c.family_params.emplace_back("sliding_window", std::to_string(window));
-  c.family_params.emplace_back("sliding_window_pattern", std::to_string(pattern));
-  c.family_params.emplace_back("global_layers", global.empty() ? "none" : global);
-  c.family_params.emplace_back("rope.freq_base_swa", num(c.local_rope.freq_base));
+  c.family_params.emplace_back("sliding window", std::to_string(window));
+  c.family_params.emplace_back("swa pattern", std::to_string(pattern));
+  c.family_params.emplace_back("global layers", global.empty() ? "none" : global);
+  c.family_params.emplace_back("local rope base", num(c.local_rope.freq_base));
   return {};
 }
 
@@ -79,7 +79,7 @@ void set_attn_scale(ModelConfig& c, size_t layers_27b) {
   const double d = c.n_layers == layers_27b ? static_cast<double>(c.dim / c.n_heads)
                                             : static_cast<double>(c.head_dim);
   c.attn_scale = 1.0f / std::sqrt(static_cast<float>(d));
-  c.family_params.emplace_back("attention_scale", "1/sqrt(" + num(d) + ")");
+  c.family_params.emplace_back("attn scale", "1/sqrt(" + num(d) + ")");
 }
 
 Status configure_gemma2(const GgufFile& gguf, ModelConfig& c) {
@@ -96,8 +96,8 @@ Status configure_gemma2(const GgufFile& gguf, ModelConfig& c) {
   SLLM_ASSIGN_OR_RETURN(c.attn_softcap, positive_float(gguf, p + "attn_logit_softcapping", 50.0f));
   SLLM_ASSIGN_OR_RETURN(c.final_softcap,
                         positive_float(gguf, p + "final_logit_softcapping", 30.0f));
-  c.family_params.emplace_back("attn_logit_softcapping", num(c.attn_softcap));
-  c.family_params.emplace_back("final_logit_softcapping", num(c.final_softcap));
+  c.family_params.emplace_back("attn softcap", num(c.attn_softcap));
+  c.family_params.emplace_back("final softcap", num(c.final_softcap));
   set_attn_scale(c, 46);
   return {};
 }
@@ -117,7 +117,7 @@ Status configure_gemma3(const GgufFile& gguf, ModelConfig& c) {
     c.local_rope.freq_base = base_swa;
     SLLM_RETURN_IF_ERROR(configure_swa(gguf, c, window, 6));
   } else {
-    c.family_params.emplace_back("sliding_window", "none (every layer global)");
+    c.family_params.emplace_back("sliding window", "none (every layer global)");
   }
   // Optional here, and 0 means none (as in llama.cpp).
   if (const std::string key = p + "final_logit_softcapping"; gguf.find(key) != nullptr) {
@@ -127,7 +127,7 @@ Status configure_gemma3(const GgufFile& gguf, ModelConfig& c) {
                            " is not a finite number >= 0");
     }
   }
-  c.family_params.emplace_back("final_logit_softcapping",
+  c.family_params.emplace_back("final softcap",
                                c.final_softcap > 0.0f ? num(c.final_softcap) : "none");
   set_attn_scale(c, 62);
   return {};
