@@ -223,6 +223,27 @@ TEST(GemmaCache, EveryPolicyKeepsLocalLayersAtTheirWindow) {
   }
 }
 
+// The attention-mass probe (`inspect`) computes the model's attention: a sliding-window layer
+// gives nothing to the first token once it has left the window, a global layer does.
+TEST(GemmaInspect, LocalLayersGiveNoMassOutsideTheirWindow) {
+  auto model = Model::load(make("gemma3", 3), {.n_threads = 1});
+  ASSERT_TRUE(model.ok()) << model.error().message();
+  auto tokens = (*model)->tokenize(
+      "It is a truth universally acknowledged, that a single man in "
+      "possession of a good fortune, must be in want of a wife.");
+  ASSERT_TRUE(tokens.ok());
+  AttentionMassOptions o;
+  o.max_k = 2;
+  o.min_query_pos = 17;  // every counted query (t >= 17) sees tokens t - 15..t: not 0 or 1
+  auto mass = measure_attention_mass(**model, *tokens, o);
+  ASSERT_TRUE(mass.ok()) << mass.error().message();
+  for (size_t h = 0; h < mass->n_heads; ++h) {
+    EXPECT_EQ(mass->head_mass(0, h, 2), 0.0) << "local layer 0, head " << h;
+    EXPECT_EQ(mass->head_mass(1, h, 2), 0.0) << "local layer 1, head " << h;
+    EXPECT_GT(mass->head_mass(2, h, 2), 0.0) << "global layer 2, head " << h;
+  }
+}
+
 // A chat saved after its local windows and its global window have wrapped resumes exactly: the
 // session file holds each layer's own slots.
 TEST(GemmaSession, SavedChatResumesWithItsPerLayerCache) {
