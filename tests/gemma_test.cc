@@ -31,8 +31,11 @@ std::string dir() {
   return d;
 }
 
-// A small Gemma of `n_layer` layers, sliding window 16.
+// A small Gemma of `n_layer` layers, sliding window 16 (written once per test binary).
 std::string make(const std::string& arch, size_t n_layer) {
+  static std::set<std::string> made;
+  const std::string path = dir() + "/" + arch + "_" + std::to_string(n_layer) + ".gguf";
+  if (!made.insert(path).second) return path;
   MakeModelOptions o;
   o.arch = arch;
   o.vocab = test::shared_path("data/vocab/ggml-vocab-llama-spm.gguf");
@@ -44,7 +47,6 @@ std::string make(const std::string& arch, size_t n_layer) {
   o.rope_base = 1000000.0;
   o.sliding_window = 16;
   o.seed = 3;
-  const std::string path = dir() + "/" + arch + "_" + std::to_string(n_layer) + ".gguf";
   const Status s = make_model(o, path);
   EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message());
   return path;
@@ -255,7 +257,7 @@ TEST(GemmaSession, SavedChatResumesWithItsPerLayerCache) {
     options.cache = *CacheOptions::for_policy(CachePolicy::kStreaming, 28, 4);
     options.sampling.seed = 5;
     StopOptions stop;
-    stop.max_tokens = 12;
+    stop.max_tokens = 8;
     const std::vector<std::string> turns = {"Once upon a time", "The dog ran far away",
                                             "She smiled", "They played all day", "The end"};
     auto whole = Chat::create(model, options);
