@@ -25,6 +25,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VOCAB_DIR = os.path.join(os.path.dirname(ROOT), "shared", "data", "vocab")
 N_TOKENS, TOP_K, TOP_STEPS, TOLERANCE = 64, 5, 8, 1e-3
 
+# "The quick brown fox jumps over the lazy dog. It was a bright cold day in April, and the
+# clocks were striking" in the llama-spm vocabulary, after BOS: longer than the Gemma cases'
+# sliding window (28 ids).
+GEMMA_PROMPT = [1, 450, 4996, 17354, 1701, 29916, 432, 17204, 975, 278, 17366, 11203, 29889, 739,
+                471, 263, 11785, 11220, 2462, 297, 3786, 29892, 322, 278, 12006, 29879, 892, 29191]
+
 # make-model options (as MakeModelOptions names them) and a prompt of token ids per case.
 CASES = {
     # Llama 3 / 3.1: byte-level BPE vocabulary, rope base 500000, the rope_freqs factors, GQA.
@@ -90,18 +96,40 @@ CASES = {
                      n_head=4, n_head_kv=4, n_ff=256, n_ctx=2048, rope_base=10000.0,
                      rope_scaling="none", rope_factor=8.0, seed=10, type="f32"),
         prompt=[510, 3158, 8516, 30013, 27287, 689, 253, 22658, 4370, 15]),
+    # Gemma 2: embedding x sqrt(dim), post-attention/FFN norms, GeGLU (tanh), attention and final
+    # logit soft-capping, local layers (window 16) alternating with global ones; a prompt of 28
+    # tokens, so the local layers slide from the prompt on.
+    "gemma2": dict(
+        options=dict(arch="gemma2", vocab="ggml-vocab-llama-spm.gguf", n_embd=64, n_layer=2,
+                     n_head=4, n_head_kv=2, n_ff=160, n_ctx=2048, rope_base=10000.0,
+                     rope_scaling="none", rope_factor=8.0, seed=17, type="f32",
+                     sliding_window=16),
+        prompt=GEMMA_PROMPT),
+    # Gemma 3: per-head q/k norms, 2 local layers (window 16, base 10000) then 1 global (base 1e6,
+    # linear rope scaling x2 on the global layer only; make-model writes the layer pattern 3 for
+    # 3 layers), no final soft-capping (as released). With 6 layers (pattern 6) the ids are equal
+    # too, but llama.cpp's f16-table GELU moves the log-probabilities by up to 5e-3 over that
+    # depth. Seeds (both cases): among the first few, one whose 64 steps all have top-1 margins
+    # above 0.05.
+    "gemma3": dict(
+        options=dict(arch="gemma3", vocab="ggml-vocab-llama-spm.gguf", n_embd=64, n_layer=3,
+                     n_head=4, n_head_kv=2, n_ff=160, n_ctx=2048, rope_base=1000000.0,
+                     rope_scaling="linear", rope_factor=2.0, seed=14, type="f32",
+                     sliding_window=16),
+        prompt=GEMMA_PROMPT),
 }
 
 FLAGS = dict(arch="--arch", n_embd="--n-embd", n_layer="--n-layer", n_head="--n-head",
              n_head_kv="--n-head-kv", n_ff="--n-ff", n_ctx="--ctx", rope_base="--rope-base",
              rope_scaling="--rope-scaling", rope_factor="--rope-factor", seed="--seed",
-             type="--type")
+             type="--type", sliding_window="--sliding-window")
 
 
 def make_model(binary, options, out):
     cmd = [binary, "make-model", "--vocab", os.path.join(VOCAB_DIR, options["vocab"]), "-o", out]
     for key, flag in FLAGS.items():
-        cmd += [flag, str(options[key])]
+        if key in options:
+            cmd += [flag, str(options[key])]
     subprocess.run(cmd, check=True, capture_output=True)
 
 

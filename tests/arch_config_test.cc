@@ -144,7 +144,7 @@ TEST(ArchConfig, AnUnsupportedArchitectureListsTheSupportedOnes) {
   });
   EXPECT_EQ(load_error(path), path +
                                   ": architecture 'falcon' is not supported (supported: llama, "
-                                  "mistral, qwen2, qwen3, phi3, gptneox)");
+                                  "mistral, qwen2, qwen3, phi3, gptneox, gemma2, gemma3)");
 }
 
 TEST(ArchConfig, MissingFamilyTensorsAndKeysAreNamed) {

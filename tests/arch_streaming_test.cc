@@ -48,12 +48,12 @@ struct ArchCase {
 void PrintTo(const ArchCase& c, std::ostream* os) { *os << c.name; }
 
 MakeModelOptions tiny(const char* vocab, double rope_base, const char* scaling, size_t n_head_kv,
-                      const char* arch = "llama") {
+                      const char* arch = "llama", size_t n_layer = 2) {
   MakeModelOptions o;
   o.arch = arch;
   o.vocab = vocab;
   o.n_embd = 64;
-  o.n_layer = 2;
+  o.n_layer = n_layer;
   o.n_head = 4;
   o.n_head_kv = n_head_kv;
   o.n_ctx = 2048;
@@ -86,6 +86,11 @@ const ArchCase kCases[] = {
     {"phi3_longrope",
      with_rope_factor(tiny("ggml-vocab-phi-3.gguf", 10000.0, "longrope", 4, "phi3"), 64.0f)},
     {"gptneox", tiny("ggml-vocab-gpt-neox.gguf", 10000.0, "none", 4, "gptneox")},
+    // Sliding window 16 (local layers slide within S + W = 36 and keep 16 of the 68 tokens of
+    // the long stream's cache); gemma3: 3 layers, pattern 3 (local, local, global), linear x4
+    // rope scaling on the global layer only.
+    {"gemma2", tiny("ggml-vocab-llama-spm.gguf", 10000.0, "none", 2, "gemma2")},
+    {"gemma3", tiny("ggml-vocab-llama-spm.gguf", 1000000.0, "linear", 2, "gemma3", 3)},
 };
 
 constexpr size_t kSinks = 4;
@@ -154,10 +159,12 @@ const Loaded& loaded(const ArchCase& c, Need need) {
         value_or_throw(read_file(test::shared_path("data/text/gutenberg_pg1342.txt")), c.name);
     // Comfortably more than kMaxTokens: no vocabulary here packs 8 bytes into a token on average.
     const std::string_view head = std::string_view(text).substr(0, 8 * kMaxTokens + 4096);
-    const Engine* engine = l.engine ? l.engine.get() : l.engine_smooth_gelu.get();
-    l.tokens = value_or_throw(
-        l.model ? l.model->tokenize(head, true) : engine->tokenizer->encode(head, true, false),
-        c.name);
+    // The tokenizer of whichever engine is loaded (none is when only the model is).
+    const auto engine_tokens = [&] {
+      const Engine& e = l.engine ? *l.engine : *l.engine_smooth_gelu;
+      return e.tokenizer->encode(head, true, false);
+    };
+    l.tokens = value_or_throw(l.model ? l.model->tokenize(head, true) : engine_tokens(), c.name);
   }
   return l;
 }
@@ -206,7 +213,10 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 // included) rolling; every step re-rotates every cached key at its in-cache position. The
 // per-pair frequencies and YaRN's magnitude factor are the model's (config_from_gguf, checked
 // against llama.cpp by peer_greedy_test); the rotation, positions and attention are computed
-// here in double. The scale is 1/sqrt(head_dim), as for every architecture so far.
+// here in double, with the model's attention scale and soft-cap. A sliding-window (local) layer
+// (Gemma) keeps no sinks and its last min(sliding_window, S + W) tokens, re-rotated at their
+// in-cache positions with the layer's own rope (a native window is contiguous: the in-cache
+// distances are the stream's).
 class NaiveStreamingAttention {
  public:
   NaiveStreamingAttention(const ModelConfig& config, size_t n_sinks, size_t window)
@@ -215,37 +225,39 @@ class NaiveStreamingAttention {
         window_(window),
         rope_(config.rope_for(n_sinks + window)),
         keys_(config.n_layers),
-        values_(config.n_layers) {
-    const RopeSpec& r = rope_;
-    for (size_t i = 0; i < r.rope_dim / 2; ++i) {
-      double f =
-          std::pow(r.freq_base, -2.0 * static_cast<double>(i) / static_cast<double>(r.rope_dim));
-      if (!r.freq_mul.empty()) f *= r.freq_mul.at(i);
-      inv_freq_.push_back(f);
-    }
-  }
+        values_(config.n_layers),
+        inv_freq_(inv_freq(rope_)),
+        local_inv_freq_(inv_freq(config.local_rope)) {}
 
   // One token at a time (the AttendFn of a forward pass of one token).
   void attend(size_t layer, size_t n_tokens, const float* q, const float* k, const float* v,
               float* out) {
     if (n_tokens != 1) throw std::logic_error("the naive reference takes one token at a time");
     const size_t hd = c_.head_dim, kv_dim = c_.kv_dim();
+    const bool local = !c_.local_layers.empty() && c_.local_layers[layer];
+    const size_t n_sinks = local ? 0 : n_sinks_;
+    const size_t n_keep =
+        local ? std::min(c_.sliding_window, n_sinks_ + window_) : n_sinks_ + window_;
+    const RopeSpec& rope = local ? c_.local_rope : rope_;
+    const std::vector<double>& inv_freq = local ? local_inv_freq_ : inv_freq_;
     auto& keys = keys_[layer];
     auto& values = values_[layer];
     keys.emplace_back(k, k + kv_dim);
     values.emplace_back(v, v + kv_dim);
-    if (keys.size() > n_sinks_ + window_) {  // evict the oldest window token; sinks stay
-      keys.erase(keys.begin() + static_cast<std::ptrdiff_t>(n_sinks_));
-      values.erase(values.begin() + static_cast<std::ptrdiff_t>(n_sinks_));
+    if (keys.size() > n_keep) {  // evict the oldest window token; sinks stay
+      keys.erase(keys.begin() + static_cast<std::ptrdiff_t>(n_sinks));
+      values.erase(values.begin() + static_cast<std::ptrdiff_t>(n_sinks));
     }
     const size_t n = keys.size();
     std::vector<std::vector<double>> rotated = keys;
-    for (size_t j = 0; j < n; ++j) rotate(rotated[j], c_.n_kv_heads, j);
+    for (size_t j = 0; j < n; ++j) rotate(rope, inv_freq, rotated[j], c_.n_kv_heads, j);
     std::vector<double> query(q, q + c_.q_dim());
-    rotate(query, c_.n_heads, n - 1);
+    rotate(rope, inv_freq, query, c_.n_heads, n - 1);
 
     const size_t group = c_.n_heads / c_.n_kv_heads;
-    const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+    const double scale = c_.attn_scale > 0.0f ? static_cast<double>(c_.attn_scale)
+                                              : 1.0 / std::sqrt(static_cast<double>(hd));
+    const double cap = c_.attn_softcap;
     for (size_t h = 0; h < c_.n_heads; ++h) {
       const size_t kv = (h / group) * hd;
       std::vector<double> s(n);
@@ -254,6 +266,7 @@ class NaiveStreamingAttention {
         double d = 0;
         for (size_t i = 0; i < hd; ++i) d += query[h * hd + i] * rotated[j][kv + i];
         s[j] = d * scale;
+        if (cap > 0) s[j] = cap * std::tanh(s[j] / cap);
         mx = std::max(mx, s[j]);
       }
       double sum = 0;
@@ -267,12 +280,22 @@ class NaiveStreamingAttention {
   }
 
  private:
-  void rotate(std::vector<double>& x, size_t n_heads, uint64_t pos) const {
-    const RopeSpec& r = rope_;
-    const size_t half = inv_freq_.size();
+  static std::vector<double> inv_freq(const RopeSpec& r) {
+    std::vector<double> f;
+    for (size_t i = 0; i < r.rope_dim / 2; ++i) {
+      f.push_back(
+          std::pow(r.freq_base, -2.0 * static_cast<double>(i) / static_cast<double>(r.rope_dim)) *
+          (r.freq_mul.empty() ? 1.0 : r.freq_mul.at(i)));
+    }
+    return f;
+  }
+
+  void rotate(const RopeSpec& r, const std::vector<double>& inv_freq, std::vector<double>& x,
+              size_t n_heads, uint64_t pos) const {
+    const size_t half = inv_freq.size();
     const bool adjacent = r.layout == RopeLayout::kAdjacentPairs;
     for (size_t i = 0; i < half; ++i) {
-      const double a = static_cast<double>(pos) * inv_freq_[i];
+      const double a = static_cast<double>(pos) * inv_freq[i];
       const double cs = std::cos(a) * r.mscale, sn = std::sin(a) * r.mscale;
       for (size_t h = 0; h < n_heads; ++h) {
         double* head = x.data() + h * c_.head_dim;
@@ -287,10 +310,10 @@ class NaiveStreamingAttention {
 
   const ModelConfig& c_;
   size_t n_sinks_, window_;
-  RopeSpec rope_;  // the rope of a cache of n_sinks + window tokens (long-rope: long or short)
-  std::vector<double> inv_freq_;                          // [rope_dim / 2]
+  RopeSpec rope_;  // global layers' rope for a cache of n_sinks + window (long-rope: which one)
   std::vector<std::vector<std::vector<double>>> keys_;    // [layer][cached][kv_dim], unrotated
   std::vector<std::vector<std::vector<double>>> values_;  // [layer][cached][kv_dim]
+  std::vector<double> inv_freq_, local_inv_freq_;         // [rope_dim / 2]
 };
 
 class ArchStreaming : public ::testing::TestWithParam<ArchCase> {
@@ -454,7 +477,14 @@ TEST_P(ArchStreaming, LongStreamKeepsConstantCacheBytes) {
   auto s = stream_of(model, cache(CachePolicy::kStreaming, kSinks, 64));
   const size_t bytes = s->cache_bytes();
   const ModelInfo& info = model->info();
-  EXPECT_EQ(bytes, (kSinks + 64) * info.n_layers * 2 * info.n_kv_heads * info.head_dim * 4);
+  // Global layers hold S + W tokens, sliding-window layers their window (Gemma: 16).
+  const size_t local = info.n_local_layers;
+  EXPECT_EQ(bytes, ((info.n_layers - local) * (kSinks + 64) + local * info.sliding_window) * 2 *
+                       info.n_kv_heads * info.head_dim * 4);
+  EXPECT_EQ(bytes, info.kv_cache_bytes(KvType::kF32, kSinks + 64));
+  if (GetParam().options.arch.rfind("gemma", 0) == 0) {
+    EXPECT_GT(local, 0u);
+  }
   ASSERT_TRUE(s->feed(std::span(tokens).first(n / 10)).ok());
   const uint64_t rss_early = anonymous_rss_bytes();
   ASSERT_TRUE(s->feed(std::span(tokens).subspan(n / 10)).ok());

@@ -147,6 +147,78 @@ TEST(KvCacheTest, SizeIsSlotsTimesLayersTimesKv) {
   EXPECT_EQ(c->n_bytes(), (4u + 60u) * 1u * 2u * 2u * 16u * 2u);
 }
 
+// Sliding-window layers (Gemma): in a cache of one local and one global layer, the local layer
+// is exactly a sinkless cache of its window with its own rope, the global layer exactly the
+// sinks + window cache, bit for bit, batched or not, with the attention scale and soft-cap; each
+// layer has its own slots, in the byte count and in a saved and restored cache.
+TEST(KvCacheTest, LocalLayersAreSinklessWindowsOfTheirOwn) {
+  KvCacheShape mixed = shape_for_test();
+  mixed.n_layers = 2;
+  mixed.attn_scale = 0.3f;
+  mixed.attn_softcap = 2.0f;
+  mixed.local_layers = {true, false};
+  mixed.local_window = 5;
+  mixed.local_rope = RopeSpec{16, 16, 500.0, RopeLayout::kHalfSplit};
+  KvCacheShape local = mixed, global = mixed;
+  local.n_layers = global.n_layers = 1;
+  local.local_layers.clear();
+  global.local_layers.clear();
+  local.rope = mixed.local_rope;
+  for (size_t batch : {size_t{1}, size_t{4}}) {
+    KvCacheOptions o;
+    o.n_sinks = 3;
+    o.window = 7;
+    o.max_batch = batch;
+    KvCacheOptions lo = o;
+    lo.n_sinks = 0;
+    lo.window = 5;
+    auto cache = KvCache::create(mixed, o);
+    auto want_local = KvCache::create(local, lo);
+    auto want_global = KvCache::create(global, o);
+    ASSERT_TRUE(cache.ok() && want_local.ok() && want_global.ok());
+    const size_t row = 2 * 16 * 4;  // kv_dim f32
+    EXPECT_EQ(cache->n_bytes(), 2 * (5 + 10) * row);
+    EXPECT_EQ(cache->layer_slots(0), 5u);
+    EXPECT_EQ(cache->layer_slots(1), 10u);
+    ThreadPool pool(1);
+    std::mt19937 rng(3);
+    const auto run = [&](KvCache& c, size_t layer, std::vector<float> q, std::vector<float> k,
+                         const std::vector<float>& v) {
+      std::vector<float> out(q.size());
+      c.attend(layer, q.data(), k.data(), v.data(), out.data(), pool);
+      return out;
+    };
+    for (int step = 0; step < 12; ++step) {
+      const auto q = random_vec(rng, 64 * batch), k = random_vec(rng, 32 * batch),
+                 v = random_vec(rng, 32 * batch);
+      for (KvCache* c : {&*cache, &*want_local, &*want_global}) c->begin_batch(batch);
+      EXPECT_EQ(run(*cache, 0, q, k, v), run(*want_local, 0, q, k, v)) << "step " << step;
+      EXPECT_EQ(run(*cache, 1, q, k, v), run(*want_global, 0, q, k, v)) << "step " << step;
+      for (KvCache* c : {&*cache, &*want_local, &*want_global}) c->end_batch();
+    }
+    for (size_t slot = 0; slot < 5; ++slot) {
+      EXPECT_EQ(cache->slot_token(0, slot), want_local->slot_token(0, slot));
+    }
+    // Saved and restored: the same slots, the same next step.
+    auto copy = KvCache::create(mixed, o);
+    ASSERT_TRUE(copy.ok());
+    ASSERT_TRUE(copy->restore(cache->contents()).ok());
+    for (size_t slot = 0; slot < 10; ++slot) {
+      if (slot < 5) {
+        EXPECT_EQ(copy->slot_token(0, slot), cache->slot_token(0, slot));
+      }
+      EXPECT_EQ(copy->slot_token(1, slot), cache->slot_token(1, slot));
+    }
+    const auto q = random_vec(rng, 64 * batch), k = random_vec(rng, 32 * batch),
+               v = random_vec(rng, 32 * batch);
+    cache->begin_batch(batch);
+    copy->begin_batch(batch);
+    for (size_t layer : {size_t{0}, size_t{1}}) {
+      EXPECT_EQ(run(*cache, layer, q, k, v), run(*copy, layer, q, k, v)) << "layer " << layer;
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // On the real model.
 

@@ -67,6 +67,10 @@ int info(const std::string& path) {
   print_vocabulary(c.tokenizer_model, c.pre_tokenizer, c.n_tokens, c.bos, c.eos,
                    c.end_of_generation, c.chat_template);
   out("kv bytes/token: {} (f32), {} (f16)\n", c.kv_bytes_per_token_f32, c.kv_bytes_per_token_f16);
+  if (c.n_local_layers > 0) {
+    out("local layers:   {} of {} keep at most {} tokens (their sliding window)\n",
+        c.n_local_layers, c.n_layers, c.sliding_window);
+  }
   out("simd target:    {}\n", c.simd_target);
   return 0;
 }

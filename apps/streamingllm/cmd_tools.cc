@@ -71,6 +71,8 @@ Command add_make_model(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::IsMember({"none", "linear", "yarn", "llama3", "longrope"}));
   add_number(*cmd, "--rope-factor", o->rope_factor, {1.0f, 1024.0f}, "Rope scaling factor");
+  add_number(*cmd, "--sliding-window", o->sliding_window, {size_t{1}, size_t{1} << 24},
+             "gemma2, gemma3: the local layers' window (attention.sliding_window)");
   add_number(*cmd, "--seed", o->seed, {uint64_t{0}, std::numeric_limits<uint64_t>::max()},
              "Random seed (same seed, same bytes)");
   cmd->add_option("--type", o->type, "Weight matrices: f32 or f16")

@@ -72,12 +72,25 @@ struct ModelInfo {
   TokenId eos = -1;
   std::vector<SpecialToken> end_of_generation;  // as VocabularyInfo
   std::string chat_template;  // tokenizer.chat_template (Jinja source); "" if none
+  // K/V bytes of one token held by every layer.
   size_t kv_bytes_per_token_f32 = 0;
   size_t kv_bytes_per_token_f16 = 0;
+  // Sliding-window layers (Gemma): n_local_layers of the n_layers keep at most sliding_window
+  // tokens, whatever the cache size (0: none).
+  size_t n_local_layers = 0;
+  size_t sliding_window = 0;
   std::string simd_target;  // the SIMD target the kernels run on here (AVX2, AVX3, ...)
 
   size_t kv_bytes_per_token(KvType type) const {
     return type == KvType::kF16 ? kv_bytes_per_token_f16 : kv_bytes_per_token_f32;
+  }
+  // K/V bytes of a cache of n_cache_tokens (sinks + window): the global layers hold that many
+  // tokens, the sliding-window layers at most sliding_window.
+  size_t kv_cache_bytes(KvType type, size_t n_cache_tokens) const {
+    const size_t per_layer = kv_bytes_per_token(type) / (n_layers > 0 ? n_layers : 1);
+    const size_t local =
+        n_local_layers * (n_cache_tokens < sliding_window ? n_cache_tokens : sliding_window);
+    return per_layer * ((n_layers - n_local_layers) * n_cache_tokens + local);
   }
 };
 

@@ -46,11 +46,13 @@ struct MakeModelOptions {
   // n_ctx / rope_factor).
   std::string rope_scaling = "none";
   float rope_factor = 8.0f;
+  size_t sliding_window = 16;  // gemma2, gemma3: <arch>.attention.sliding_window
   uint64_t seed = 1;
   std::string type = "f32";  // weight matrices: f32 or f16 (vectors stay f32)
 };
 
-// "llama, qwen2, qwen3, phi3, gptneox": the architectures make_model() writes, comma-separated.
+// "llama, qwen2, qwen3, phi3, gptneox, gemma2, gemma3": the architectures make_model() writes,
+// comma-separated.
 std::string make_model_architectures();
 
 // Writes `out` (atomically). Errors name the option or the vocabulary key that is wrong.

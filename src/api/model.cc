@@ -73,6 +73,8 @@ ModelInfo describe(const std::string& path, const Engine& engine) {
   info.chat_template = std::move(vi.chat_template);
   info.kv_bytes_per_token_f32 = c.n_layers * 2 * c.kv_dim() * 4;
   info.kv_bytes_per_token_f16 = c.n_layers * 2 * c.kv_dim() * 2;
+  for (const bool local : c.local_layers) info.n_local_layers += local ? 1 : 0;
+  info.sliding_window = info.n_local_layers > 0 ? c.sliding_window : 0;
   info.simd_target = ops::simd_target_name();
   return info;
 }

@@ -31,7 +31,19 @@ Status check_options(const KvCacheShape& shape, const KvCacheOptions& options) {
       shape.head_dim == 0 || shape.rope.rope_dim > shape.head_dim) {
     return Error(ErrorCode::kInvalidInput, "bad attention shape");
   }
+  if (!shape.local_layers.empty() &&
+      (shape.local_layers.size() != shape.n_layers || shape.local_window == 0 ||
+       shape.local_rope.rope_dim > shape.head_dim)) {
+    return Error(ErrorCode::kInvalidInput, "bad sliding-window layers");
+  }
   return {};
+}
+
+bool has_local(const KvCacheShape& shape) {
+  for (const bool local : shape.local_layers) {
+    if (local) return true;
+  }
+  return false;
 }
 
 // a0 + a1 + ..., or nullopt on overflow.
@@ -58,6 +70,12 @@ std::optional<uint64_t> product(std::initializer_list<uint64_t> factors) {
 
 }  // namespace
 
+size_t KvCache::layer_slots(const KvCacheShape& shape, const KvCacheOptions& options, size_t l) {
+  const size_t n_slots = options.n_sinks + options.window;
+  const bool local = !shape.local_layers.empty() && shape.local_layers[l];
+  return local ? std::min(shape.local_window, n_slots) : n_slots;
+}
+
 Result<uint64_t> KvCache::bytes_needed(const KvCacheShape& shape, const KvCacheOptions& options) {
   SLLM_RETURN_IF_ERROR(check_options(shape, options));
   const std::string tokens = std::to_string(options.n_sinks) + " sink tokens + a window of " +
@@ -69,17 +87,27 @@ Result<uint64_t> KvCache::bytes_needed(const KvCacheShape& shape, const KvCacheO
   }
   const uint64_t elem = options.kv_type == TensorType::kF32 ? 4 : 2;
   const std::string what = "the KV cache (" + tokens + " tokens)";
+  // The slots of all layers (global: n_slots each, local: their native window).
+  uint64_t n_rows = 0;
+  for (size_t l = 0; l < shape.n_layers; ++l) {
+    const auto next = checked_add(n_rows, layer_slots(shape, options, l));
+    if (!next) {
+      return Error(ErrorCode::kLimit,
+                   what + " would need more than 2^64 bytes (its size overflows)");
+    }
+    n_rows = *next;
+  }
   // K and V, then the slot map and the scores, then what each batch token needs: its K/V, its
-  // sink query and two sets of RoPE angles.
-  SLLM_ASSIGN_OR_RETURN(
-      const uint64_t kv_bytes,
-      checked_bytes(what, {2, shape.n_layers, *n_slots, shape.n_kv_heads, shape.head_dim, elem}));
-  const auto per_batch_token =
-      checked_sum({product({2, shape.n_kv_heads, shape.head_dim, elem}),
-                   product({shape.n_heads, shape.head_dim, sizeof(float)}),
-                   product({2, shape.rope.rope_dim / 2 + 1, sizeof(double) + 2 * sizeof(float)})});
+  // sink query and two sets of RoPE angles (three with local layers).
+  SLLM_ASSIGN_OR_RETURN(const uint64_t kv_bytes,
+                        checked_bytes(what, {2, n_rows, shape.n_kv_heads, shape.head_dim, elem}));
+  const uint64_t n_angle_sets = has_local(shape) ? 3 : 2;
+  const auto per_batch_token = checked_sum(
+      {product({2, shape.n_kv_heads, shape.head_dim, elem}),
+       product({shape.n_heads, shape.head_dim, sizeof(float)}),
+       product({n_angle_sets, shape.rope.rope_dim / 2 + 1, sizeof(double) + 2 * sizeof(float)})});
   const auto total = checked_sum(
-      {kv_bytes, product({shape.n_layers, *n_slots, sizeof(uint64_t)}),
+      {kv_bytes, product({n_rows, sizeof(uint64_t)}),
        product({shape.n_heads, *n_slots, sizeof(float)}),
        per_batch_token ? product({options.max_batch, *per_batch_token}) : std::nullopt});
   if (!total) {
@@ -92,7 +120,7 @@ Result<uint64_t> KvCache::bytes_needed(const KvCacheShape& shape, const KvCacheO
 Result<KvCache> KvCache::create(const KvCacheShape& shape, const KvCacheOptions& options) {
   SLLM_ASSIGN_OR_RETURN(const uint64_t n_bytes, bytes_needed(shape, options));
   KvCache cache(shape, options);
-  const size_t n_rows = shape.n_layers * cache.n_slots_;
+  const size_t n_rows = cache.n_rows_;
   if (!cache.keys_.allocated(n_rows * cache.slot_bytes_) ||
       !cache.values_.allocated(n_rows * cache.slot_bytes_) ||
       !cache.slot_token_.allocated(n_rows) ||
@@ -103,6 +131,22 @@ Result<KvCache> KvCache::create(const KvCacheShape& shape, const KvCacheOptions&
   return cache;
 }
 
+std::vector<KvCache::LayerSlots> KvCache::layout_layers(const KvCacheShape& shape,
+                                                        const KvCacheOptions& options) {
+  std::vector<LayerSlots> layers(shape.n_layers);
+  size_t row = 0;
+  for (size_t l = 0; l < shape.n_layers; ++l) {
+    LayerSlots& ls = layers[l];
+    ls.local = !shape.local_layers.empty() && shape.local_layers[l];
+    ls.row0 = row;
+    ls.n_slots = KvCache::layer_slots(shape, options, l);
+    ls.n_sinks = ls.local ? 0 : options.n_sinks;
+    ls.window = ls.n_slots - ls.n_sinks;
+    row += ls.n_slots;
+  }
+  return layers;
+}
+
 // Only after bytes_needed() has checked every size below.
 KvCache::KvCache(const KvCacheShape& shape, const KvCacheOptions& options)
     : shape_(shape),
@@ -111,11 +155,14 @@ KvCache::KvCache(const KvCacheShape& shape, const KvCacheOptions& options)
       kv_dim_(shape.n_kv_heads * shape.head_dim),
       elem_bytes_(options.kv_type == TensorType::kF32 ? 4 : 2),
       slot_bytes_(kv_dim_ * elem_bytes_),
-      keys_(shape.n_layers * n_slots_ * slot_bytes_),
-      values_(shape.n_layers * n_slots_ * slot_bytes_),
-      slot_token_(shape.n_layers * n_slots_),
+      layers_(layout_layers(shape, options)),
+      n_rows_(layers_.empty() ? 0 : layers_.back().row0 + layers_.back().n_slots),
+      keys_(n_rows_ * slot_bytes_),
+      values_(n_rows_ * slot_bytes_),
+      slot_token_(n_rows_),
       abs_angles_(options.max_batch, RopeAngles(shape.rope)),
       sink_angles_(options.max_batch, RopeAngles(shape.rope)),
+      local_angles_(has_local(shape) ? options.max_batch : 0, RopeAngles(shape.local_rope)),
       batch_k_(options.max_batch * slot_bytes_),
       batch_v_(options.max_batch * slot_bytes_),
       q_sink_(options.max_batch * shape.n_heads * shape.head_dim),
@@ -126,11 +173,11 @@ size_t KvCache::n_cached() const {
 }
 
 const uint8_t* KvCache::key_bytes(size_t layer, size_t slot) const {
-  return &keys_[(layer * n_slots_ + slot) * slot_bytes_];
+  return &keys_[(layers_[layer].row0 + slot) * slot_bytes_];
 }
 
 const uint8_t* KvCache::value_bytes(size_t layer, size_t slot) const {
-  return &values_[(layer * n_slots_ + slot) * slot_bytes_];
+  return &values_[(layers_[layer].row0 + slot) * slot_bytes_];
 }
 
 void KvCache::clear() {
@@ -148,6 +195,7 @@ void KvCache::begin_batch(size_t n_tokens) {
     const uint64_t t = n_seen_ + i;
     abs_angles_[i].set_position(options_.start_pos + t);
     sink_angles_[i].set_position(options_.start_pos + cache_pos(t));
+    if (!local_angles_.empty()) local_angles_[i].set_position(options_.start_pos + t);
   }
 }
 
@@ -160,22 +208,28 @@ void KvCache::attend(size_t layer, float* q, float* k, const float* v, float* ou
                      ThreadPool& pool) {
   const size_t q_dim = shape_.n_heads * shape_.head_dim;
   const uint64_t t0 = n_seen_;
+  const LayerSlots& ls = layers_[layer];
+  // A local layer's window is contiguous and has no sinks: one rotation, its own rope.
+  const std::vector<RopeAngles>& angles = ls.local ? local_angles_ : abs_angles_;
+  const auto split_at = [&](size_t i) {
+    return !ls.local && sink_angles_[i].position() != abs_angles_[i].position();
+  };
 
   // Rotate this batch's keys once, at their absolute positions, and store them in the cache's
   // element type, so that batch keys and cached keys are read identically.
   for (size_t i = 0; i < n_batch_; ++i) {
-    abs_angles_[i].rotate(k + i * kv_dim_, shape_.n_kv_heads);
+    angles[i].rotate(k + i * kv_dim_, shape_.n_kv_heads);
     ops::store_kv(k + i * kv_dim_, &batch_k_[i * slot_bytes_], options_.kv_type, kv_dim_);
     ops::store_kv(v + i * kv_dim_, &batch_v_[i * slot_bytes_], options_.kv_type, kv_dim_);
   }
   // Queries: at the absolute position for the window, at the in-cache position for the sinks.
   for (size_t i = 0; i < n_batch_; ++i) {
     float* qi = q + i * q_dim;
-    if (sink_angles_[i].position() != abs_angles_[i].position()) {
+    if (split_at(i)) {
       std::memcpy(&q_sink_[i * q_dim], qi, q_dim * sizeof(float));
       sink_angles_[i].rotate(&q_sink_[i * q_dim], shape_.n_heads);
     }
-    abs_angles_[i].rotate(qi, shape_.n_heads);
+    angles[i].rotate(qi, shape_.n_heads);
   }
 
   // One task per KV head: its query heads are consecutive and attend together (they share the
@@ -186,14 +240,13 @@ void KvCache::attend(size_t layer, float* q, float* k, const float* v, float* ou
     float* scores = &scores_[head * n_slots_];
     for (size_t i = 0; i < n_batch_; ++i) {
       const float* qi = q + i * q_dim;
-      const bool split = sink_angles_[i].position() != abs_angles_[i].position();
-      const float* qs = split ? &q_sink_[i * q_dim] : qi;
+      const float* qs = split_at(i) ? &q_sink_[i * q_dim] : qi;
       attend_group(layer, head, i, qi + head * shape_.head_dim, qs + head * shape_.head_dim,
                    out + i * q_dim + head * shape_.head_dim, scores);
     }
   };
   // A short cache is not worth waking the pool for: its heads run here, in the same order.
-  const size_t n_visible = static_cast<size_t>(std::min<uint64_t>(t0, n_slots_)) + n_batch_;
+  const size_t n_visible = static_cast<size_t>(std::min<uint64_t>(t0, ls.n_slots)) + n_batch_;
   if (pool.worth_parallel(2 * n_batch_ * q_dim * n_visible)) {
     pool.run(shape_.n_kv_heads, run_group);
   } else {
@@ -205,15 +258,13 @@ void KvCache::attend(size_t layer, float* q, float* k, const float* v, float* ou
   const uint64_t t_end = t0 + n_batch_;
   for (size_t i = 0; i < n_batch_; ++i) {
     const uint64_t t = t0 + i;
-    if (t >= options_.n_sinks && t + options_.window < t_end) continue;
-    const size_t slot = slot_of(t);
-    uint64_t& held = slot_token_[layer * n_slots_ + slot];
+    if (t >= ls.n_sinks && t + ls.window < t_end) continue;
+    const size_t row = ls.row0 + slot_of(ls, t);
+    uint64_t& held = slot_token_[row];
     assert(held == 0 || held - 1 < t);  // a slot only ever moves on to a newer token
     held = t + 1;
-    std::memcpy(&keys_[(layer * n_slots_ + slot) * slot_bytes_], &batch_k_[i * slot_bytes_],
-                slot_bytes_);
-    std::memcpy(&values_[(layer * n_slots_ + slot) * slot_bytes_], &batch_v_[i * slot_bytes_],
-                slot_bytes_);
+    std::memcpy(&keys_[row * slot_bytes_], &batch_k_[i * slot_bytes_], slot_bytes_);
+    std::memcpy(&values_[row * slot_bytes_], &batch_v_[i * slot_bytes_], slot_bytes_);
     ++n_key_writes_;
   }
 }
@@ -229,13 +280,13 @@ void KvCache::attend_group(size_t layer, size_t head, size_t i, const float* q, 
   const size_t kv_offset = (head / (shape_.n_heads / shape_.n_kv_heads)) * head_dim * elem_bytes_;
   const uint64_t t0 = n_seen_;
   const uint64_t t = t0 + i;
-  const uint64_t n_sinks = options_.n_sinks;
+  const LayerSlots& ls = layers_[layer];
+  const uint64_t n_sinks = ls.n_sinks;
   const uint64_t n_sink_seen = std::min<uint64_t>(n_sinks, t + 1);
   // Window: stream indices [lo, t], at most `window` of them, never a sink.
-  const uint64_t lo =
-      std::max<uint64_t>(n_sinks, t + 1 > options_.window ? t + 1 - options_.window : 0);
-  const uint8_t* layer_k = &keys_[layer * n_slots_ * slot_bytes_];
-  const uint8_t* layer_v = &values_[layer * n_slots_ * slot_bytes_];
+  const uint64_t lo = std::max<uint64_t>(n_sinks, t + 1 > ls.window ? t + 1 - ls.window : 0);
+  const uint8_t* layer_k = &keys_[ls.row0 * slot_bytes_];
+  const uint8_t* layer_v = &values_[ls.row0 * slot_bytes_];
 
   // The visible tokens in order, as runs of consecutive rows: sinks already cached, sinks in this
   // batch, the cached window from slot_of(lo) up to the ring's end and on from its start, and the
@@ -255,16 +306,17 @@ void KvCache::attend_group(size_t layer, size_t head, size_t i, const float* q, 
   add_run(q_sink, batch_k_.data(), batch_v_.data(), 0, n_sink_seen - n_sinks_cached);
   // Cached part of the window walks the ring from slot_of(lo), wrapping past the last slot.
   const uint64_t n_window_cached = lo < t0 ? std::min(t0, t + 1) - lo : 0;
-  const uint64_t first_slot = n_window_cached > 0 ? slot_of(lo) : 0;
-  const uint64_t n_before_wrap = std::min<uint64_t>(n_window_cached, n_slots_ - first_slot);
+  const uint64_t first_slot = n_window_cached > 0 ? slot_of(ls, lo) : 0;
+  const uint64_t n_before_wrap = std::min<uint64_t>(n_window_cached, ls.n_slots - first_slot);
   add_run(q, layer_k, layer_v, first_slot, n_before_wrap);
   add_run(q, layer_k, layer_v, n_sinks, n_window_cached - n_before_wrap);
   const uint64_t first_batch = std::max(lo, t0);  // > t while the sinks are still filling
   add_run(q, batch_k_.data(), batch_v_.data(), first_batch - t0,
           first_batch <= t ? t + 1 - first_batch : 0);
 
-  const ops::KvLayout layout{options_.kv_type, head_dim, slot_bytes_};
-  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  const ops::KvLayout layout{options_.kv_type, head_dim, slot_bytes_, shape_.attn_softcap};
+  const float scale =
+      shape_.attn_scale > 0.0f ? shape_.attn_scale : 1.0f / std::sqrt(static_cast<float>(head_dim));
   ops::attention(layout, std::span(runs, n_runs), shape_.n_heads / shape_.n_kv_heads, scale, scores,
                  out);
 }

@@ -35,6 +35,17 @@ struct KvCacheShape {
   size_t n_kv_heads = 0;  // n_heads is a multiple of it (grouped-query attention)
   size_t head_dim = 0;
   RopeSpec rope;
+  // Scores are attn_scale * q.k (0: 1 / sqrt(head_dim)); with attn_softcap > 0 each becomes
+  // attn_softcap * tanh(score / attn_softcap) (Gemma 2).
+  float attn_scale = 0.0f;
+  float attn_softcap = 0.0f;
+  // Sliding-window (local) layers (Gemma; empty: none): layer l with local_layers[l] keeps its own
+  // native window of the last min(local_window, n_sinks + window) tokens, no sinks, each key
+  // rotated with local_rope at its absolute position: a native window is contiguous, so its
+  // positions are exact and its queries need no second rotation. Global layers are as above.
+  std::vector<bool> local_layers{};
+  size_t local_window = 0;
+  RopeSpec local_rope{};
 };
 
 struct KvCacheOptions {
@@ -50,8 +61,8 @@ struct KvCacheOptions {
 struct KvCacheContents {
   uint64_t n_seen = 0;
   uint64_t n_key_writes = 0;
-  std::span<const uint8_t> keys;    // [n_layers, n_slots, kv_dim] of kv_type
-  std::span<const uint8_t> values;  // [n_layers, n_slots, kv_dim] of kv_type
+  std::span<const uint8_t> keys;  // each layer's slots in turn, [layer_slots(l), kv_dim] of kv_type
+  std::span<const uint8_t> values;  // likewise
 };
 
 class KvCache {
@@ -65,6 +76,9 @@ class KvCache {
   // Bytes create() would allocate for this shape and options (K/V, slot map, scores and the
   // per-batch buffers), or the kLimit error it would return.
   static Result<uint64_t> bytes_needed(const KvCacheShape& shape, const KvCacheOptions& options);
+  // Slots of layer l: n_sinks + window for a global layer, its native window for a local one.
+  // Valid once bytes_needed() accepted the shape and options.
+  static size_t layer_slots(const KvCacheShape& shape, const KvCacheOptions& options, size_t l);
 
   // A batch of n_tokens consecutive stream tokens goes through the model: begin_batch(n), then
   // attend() once per layer in order, then end_batch(). Token i of the batch has stream index
@@ -82,14 +96,16 @@ class KvCache {
   uint64_t n_seen() const { return n_seen_; }  // tokens fed since the start or clear()
   size_t n_sinks() const { return options_.n_sinks; }
   size_t window() const { return options_.window; }
-  size_t n_slots() const { return n_slots_; }
-  // Tokens whose K/V are held now: min(n_seen, n_sinks + window).
+  size_t n_slots() const { return n_slots_; }  // of a global layer: n_sinks + window
+  size_t layer_slots(size_t layer) const { return layers_[layer].n_slots; }
+  // Tokens whose K/V are held now by a global layer: min(n_seen, n_sinks + window).
   size_t n_cached() const;
-  // Bytes of K/V storage: n_slots * n_layers * 2 * n_kv_heads * head_dim * element size.
+  // Bytes of K/V storage: the slots of every layer * 2 * n_kv_heads * head_dim * element size.
   size_t n_bytes() const { return keys_.size() + values_.size(); }
   // Stream index of the token held in a slot (for tests and session files).
   uint64_t slot_token(size_t layer, size_t slot) const {
-    return slot_token_[layer * n_slots_ + slot] - 1;  // stored + 1 so that 0 (calloc) is empty
+    // stored + 1 so that 0 (calloc) is empty
+    return slot_token_[layers_[layer].row0 + slot] - 1;
   }
   // Raw K/V bytes of one slot of one layer (read-only; for tests and session files).
   const uint8_t* key_bytes(size_t layer, size_t slot) const;
@@ -107,9 +123,20 @@ class KvCache {
  private:
   KvCache(const KvCacheShape& shape, const KvCacheOptions& options);
 
-  // Slot of stream index t (t must be held): sinks first, then a ring for the window.
-  size_t slot_of(uint64_t t) const {
-    return t < options_.n_sinks ? t : options_.n_sinks + (t - options_.n_sinks) % options_.window;
+  // Where a layer's slots start among all rows and how it keeps tokens: n_sinks + a ring of
+  // `window` (a local layer: no sinks, its native window).
+  struct LayerSlots {
+    size_t row0 = 0;
+    size_t n_sinks = 0;
+    size_t window = 0;
+    size_t n_slots = 0;
+    bool local = false;
+  };
+  static std::vector<LayerSlots> layout_layers(const KvCacheShape& shape,
+                                               const KvCacheOptions& options);
+  // Slot of stream index t in layer l (t must be held): sinks first, then a ring for the window.
+  size_t slot_of(const LayerSlots& l, uint64_t t) const {
+    return t < l.n_sinks ? t : l.n_sinks + (t - l.n_sinks) % l.window;
   }
   // In-cache position of stream index t once it is the newest token: c(t) = min(t, S + W - 1).
   uint64_t cache_pos(uint64_t t) const { return t < n_slots_ - 1 ? t : n_slots_ - 1; }
@@ -123,11 +150,13 @@ class KvCache {
   size_t kv_dim_;      // n_kv_heads * head_dim
   size_t elem_bytes_;  // 4 or 2
   size_t slot_bytes_;  // kv_dim * elem_bytes
+  std::vector<LayerSlots> layers_;
+  size_t n_rows_;  // slots of all layers
 
-  ZeroedArray<uint8_t> keys_;    // [n_layers, n_slots, kv_dim] of kv_type, rotated once at write
-  ZeroedArray<uint8_t> values_;  // [n_layers, n_slots, kv_dim] of kv_type
+  ZeroedArray<uint8_t> keys_;    // [n_rows, kv_dim] of kv_type, rotated once at write
+  ZeroedArray<uint8_t> values_;  // [n_rows, kv_dim] of kv_type
   static constexpr uint64_t kEmpty = ~uint64_t{0};  // slot_token() of a slot never written
-  // [n_layers, n_slots] stream index held + 1, 0 if none (zero pages need no initialisation)
+  // [n_rows] stream index held + 1, 0 if none (zero pages need no initialisation)
   ZeroedArray<uint64_t> slot_token_;
   uint64_t n_seen_ = 0;
   uint64_t n_key_writes_ = 0;
@@ -136,6 +165,7 @@ class KvCache {
   size_t n_batch_ = 0;
   std::vector<RopeAngles> abs_angles_;      // [max_batch] at start_pos + t
   std::vector<RopeAngles> sink_angles_;     // [max_batch] at start_pos + c(t)
+  std::vector<RopeAngles> local_angles_;    // [max_batch] at start_pos + t, local rope (if any)
   std::vector<uint8_t> batch_k_, batch_v_;  // [max_batch, kv_dim] of kv_type
   std::vector<float> q_sink_;               // [max_batch, n_heads * head_dim]
   ZeroedArray<float> scores_;               // [n_heads, n_slots]: a query sees at most n_slots rows

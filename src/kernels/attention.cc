@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <span>
@@ -285,6 +286,13 @@ void attention_typed(D d, const KvLayout& layout, std::span<const KvRun> runs, s
       score_run<kType, false>(d, layout, run, n_heads, n_rows, scale, scores + first);
     }
     first += run.n_rows;
+  }
+  if (layout.softcap > 0.0f) {
+    // As llama.cpp: the scaled score times 1/cap, tanh, times cap.
+    const float inv = 1.0f / layout.softcap;
+    for (size_t i = 0; i < n_heads * n_rows; ++i) {
+      scores[i] = std::tanh(scores[i] * inv) * layout.softcap;
+    }
   }
   // Softmax, its normalization folded into the weighted sum: one pass over the scores less.
   // Heads go in pairs that share each value row's load.

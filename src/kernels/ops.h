@@ -51,6 +51,7 @@ struct KvLayout {
   TensorType type = TensorType::kF32;
   size_t head_dim = 0;
   size_t row_bytes = 0;
+  float softcap = 0.0f;  // > 0: each scaled score s becomes softcap * tanh(s / softcap) (Gemma 2)
 };
 
 // A run of consecutive cache rows, all scored against the same queries. A cache splits the tokens

@@ -49,6 +49,17 @@ struct ModelConfig {
   // Hyper-parameters only some families have (soft-capping, sliding window, ALiBi, clipping), as
   // (name, value) for `info`; each family's configure() appends its own.
   std::vector<std::pair<std::string, std::string>> family_params;
+  // Attention and logits beyond the defaults (Gemma): scores are attn_scale * q.k (0: 1 /
+  // sqrt(head_dim)), soft-capped to cap * tanh(s / cap) when attn_softcap > 0; the output logits
+  // likewise with final_softcap.
+  float attn_scale = 0.0f;
+  float attn_softcap = 0.0f;
+  float final_softcap = 0.0f;
+  // Sliding-window (local) layers (Gemma): local_layers[l] marks one (empty: none); each attends
+  // to its last sliding_window tokens only, rotated with local_rope (its own base and scaling).
+  std::vector<bool> local_layers;
+  size_t sliding_window = 0;
+  RopeSpec local_rope;
 
   // The rope of a cache of n_ctx tokens. A streaming cache's largest distance between a query and
   // a key is its capacity (sinks + window) minus one, however long the stream, so the capacity is

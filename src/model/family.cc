@@ -4,15 +4,16 @@ namespace sllm {
 
 // Defined in the family files.
 extern const Family kLlamaFamily, kMistralFamily, kQwen2Family, kQwen3Family, kPhi3Family,
-    kGptNeoxFamily;
+    kGptNeoxFamily, kGemma2Family, kGemma3Family;
 
 namespace {
-constexpr const Family* kFamilies[] = {&kLlamaFamily, &kMistralFamily, &kQwen2Family,
-                                       &kQwen3Family, &kPhi3Family,    &kGptNeoxFamily};
+constexpr const Family* kFamilies[] = {&kLlamaFamily,  &kMistralFamily, &kQwen2Family,
+                                       &kQwen3Family,  &kPhi3Family,    &kGptNeoxFamily,
+                                       &kGemma2Family, &kGemma3Family};
 }  // namespace
 
 size_t Family::tensors_per_block() const {
-  const size_t norms = norm == NormKind::kLayer ? 4 : 2;
+  const size_t norms = (norm == NormKind::kLayer ? 4 : 2) + (post_norms ? 2 : 0);
   const size_t attn = (fused_qkv ? 2 : 4) + (qkv_bias ? (fused_qkv ? 1 : 3) : 0) +
                       (out_bias ? 1 : 0) + (head_norm ? 2 : 0);
   const size_t ffn_tensors =
@@ -25,6 +26,8 @@ std::string Family::blocks() const {
   s += fused_qkv ? ", fused QKV" : ", separate Q/K/V";
   if (qkv_bias) s += " with biases";
   if (head_norm) s += ", q/k head RMSNorm";
+  if (post_norms) s += ", post-attention/FFN RMSNorms";
+  if (scaled_embd) s += ", embedding x sqrt(dim)";
   switch (ffn) {
     case FfnKind::kSwiGlu:
       s += ", SwiGLU";

@@ -35,6 +35,10 @@ struct Family {
   FfnKind ffn = FfnKind::kSwiGlu;
   bool long_rope = false;  // reads rope_factors_long / _short (Phi-3.5, Phi-4), as llama.cpp does
   bool ffn_bias = false;   // biases on the FFN's up and down
+  // Gemma: the embedding scaled by sqrt(dim), and RMSNorms on the attention and FFN outputs
+  // (post_attention_norm, post_ffw_norm) before they join the residual.
+  bool scaled_embd = false;
+  bool post_norms = false;
   // Family-specific checks and hyper-parameters beyond the shared ones; may be null.
   Status (*configure)(const GgufFile& gguf, ModelConfig& config) = nullptr;
 

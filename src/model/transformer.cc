@@ -1,5 +1,6 @@
 #include "model/transformer.h"
 
+#include <cmath>
 #include <string>
 
 #include "model/weights.h"
@@ -22,6 +23,11 @@ Result<TransformerModel> TransformerModel::load(const GgufFile& gguf, GeluKind g
     SLLM_ASSIGN_OR_RETURN(l.attn, load_attention(gguf, p, c));
     SLLM_ASSIGN_OR_RETURN(l.ffn_norm, load_norm(gguf, p + "ffn_norm", c.dim, norm));
     SLLM_ASSIGN_OR_RETURN(l.ffn, load_ffn(gguf, p, c));
+    if (c.family->post_norms) {
+      SLLM_ASSIGN_OR_RETURN(l.attn_post_norm,
+                            load_norm(gguf, p + "post_attention_norm", c.dim, norm));
+      SLLM_ASSIGN_OR_RETURN(l.ffn_post_norm, load_norm(gguf, p + "post_ffw_norm", c.dim, norm));
+    }
   }
   SLLM_ASSIGN_OR_RETURN(m.output_norm_, load_norm(gguf, "output_norm", c.dim, norm));
   if (gguf.find_tensor("output.weight") != nullptr) {
@@ -45,6 +51,10 @@ void TransformerModel::forward(std::span<const TokenId> tokens, const AttendFn& 
                       static_cast<size_t>(tokens[t]) * token_embd_.row_bytes;
     ops::dequantize_row(token_embd_.type, row, &s.x[t * dim], dim);
   }
+  if (c.family->scaled_embd) {
+    const float scale = std::sqrt(static_cast<float>(dim));
+    for (size_t i = 0; i < n * dim; ++i) s.x[i] *= scale;
+  }
 
   for (size_t li = 0; li < c.n_layers; ++li) {
     const Layer& l = layers_[li];
@@ -57,6 +67,9 @@ void TransformerModel::forward(std::span<const TokenId> tokens, const AttendFn& 
     project_qkv(l.attn, c, s.xn.data(), n, s, pool);
     attend(li, n, s.q.data(), s.k.data(), s.v.data(), s.att.data());
     project_out(l.attn, c, n, s, pool);
+    if (c.family->post_norms) {
+      apply_norm(l.attn_post_norm, norm, c.rms_eps, s.proj.data(), n, dim, s.proj.data());
+    }
     ops::add(s.proj.data(), s.x.data(), n * dim);
 
     // Feed-forward: x += ffn(norm(x)).
@@ -64,12 +77,22 @@ void TransformerModel::forward(std::span<const TokenId> tokens, const AttendFn& 
       apply_norm(l.ffn_norm, norm, c.rms_eps, s.x.data(), n, dim, s.xn.data());
     }
     run_ffn(l.ffn, c, c.parallel_residual ? s.xn2.data() : s.xn.data(), n, s, pool);
+    if (c.family->post_norms) {
+      apply_norm(l.ffn_post_norm, norm, c.rms_eps, s.proj.data(), n, dim, s.proj.data());
+    }
     ops::add(s.proj.data(), s.x.data(), n * dim);
   }
 
   const size_t first = all_logits ? 0 : n - 1;
   apply_norm(output_norm_, norm, c.rms_eps, &s.x[first * dim], n - first, dim, s.xn.data());
   ops::matmul(output_, s.xn.data(), n - first, logits, pool);
+  if (c.final_softcap > 0.0f) {
+    // As llama.cpp: scaled by 1/cap (a multiplication), tanh, scaled back.
+    const float inv = 1.0f / c.final_softcap;
+    for (size_t i = 0; i < (n - first) * c.n_vocab; ++i) {
+      logits[i] = std::tanh(logits[i] * inv) * c.final_softcap;
+    }
+  }
 }
 
 }  // namespace sllm

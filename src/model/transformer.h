@@ -42,6 +42,7 @@ class TransformerModel {
  private:
   struct Layer {
     Norm attn_norm, ffn_norm;
+    Norm attn_post_norm, ffn_post_norm;  // Family::post_norms only
     AttentionWeights attn;
     FfnWeights ffn;
   };

@@ -19,6 +19,7 @@ AttentionProbe::AttentionProbe(const ModelConfig& config, const AttentionMassOpt
     : config_(config),
       options_(options),
       rope_(config.rope_for(n_ctx)),
+      local_rope_(config.local_rope),
       keys_(config.n_layers),
       values_(config.n_layers),
       n_seen_(config.n_layers, 0),
@@ -31,22 +32,27 @@ void AttentionProbe::attend(size_t layer, size_t n_tokens, float* q, float* k, c
   const size_t hd = c.head_dim, q_dim = c.q_dim(), kv_dim = c.kv_dim();
   const size_t group = c.n_heads / c.n_kv_heads;  // query heads per KV head (GQA)
   const size_t max_k = options_.max_k;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  // The model's attention: its scale and soft-cap, and for a sliding-window layer (Gemma) its
+  // own rope and only its last sliding_window tokens.
+  const float scale = c.attn_scale > 0.0f ? c.attn_scale : 1.0f / std::sqrt(static_cast<float>(hd));
+  const bool local = !c.local_layers.empty() && c.local_layers[layer];
+  RopeAngles& rope = local ? local_rope_ : rope_;
   std::vector<float>& keys = keys_[layer];
   std::vector<float>& values = values_[layer];
   const size_t pos0 = n_seen_[layer];
 
   for (size_t i = 0; i < n_tokens; ++i) {
-    rope_.set_position(pos0 + i);
-    rope_.rotate(q + i * q_dim, c.n_heads);
-    rope_.rotate(k + i * kv_dim, c.n_kv_heads);
+    rope.set_position(pos0 + i);
+    rope.rotate(q + i * q_dim, c.n_heads);
+    rope.rotate(k + i * kv_dim, c.n_kv_heads);
   }
   keys.insert(keys.end(), k, k + n_tokens * kv_dim);
   values.insert(values.end(), v, v + n_tokens * kv_dim);
   weights_.resize(pos0 + n_tokens);
 
   for (size_t i = 0; i < n_tokens; ++i) {
-    const size_t t = pos0 + i;  // the query's position; it sees tokens 0..t
+    const size_t t = pos0 + i;  // the query's position; it sees tokens first..t
+    const size_t first = local && t + 1 > c.sliding_window ? t + 1 - c.sliding_window : 0;
     const bool counted = t >= options_.min_query_pos;
     if (counted && layer == 0) {
       ++n_queries_;
@@ -59,21 +65,25 @@ void AttentionProbe::attend(size_t layer, size_t n_tokens, float* q, float* k, c
       const float* qh = q + i * q_dim + h * hd;
       const size_t kv_off = (h / group) * hd;
       float max_score = -INFINITY;
-      for (size_t j = 0; j <= t; ++j) {
+      std::fill(weights_.begin(), weights_.begin() + static_cast<std::ptrdiff_t>(first), 0.0f);
+      for (size_t j = first; j <= t; ++j) {
         const float* kj = &keys[j * kv_dim + kv_off];
         float s = 0;
         for (size_t d = 0; d < hd; ++d) s += qh[d] * kj[d];
         weights_[j] = s * scale;
+        if (c.attn_softcap > 0.0f) {
+          weights_[j] = std::tanh(weights_[j] / c.attn_softcap) * c.attn_softcap;
+        }
         max_score = std::max(max_score, weights_[j]);
       }
       float sum = 0;
-      for (size_t j = 0; j <= t; ++j) {
+      for (size_t j = first; j <= t; ++j) {
         weights_[j] = std::exp(weights_[j] - max_score);
         sum += weights_[j];
       }
       float* oh = out + i * q_dim + h * hd;
       std::fill(oh, oh + hd, 0.0f);
-      for (size_t j = 0; j <= t; ++j) {
+      for (size_t j = first; j <= t; ++j) {
         weights_[j] /= sum;
         const float* vj = &values[j * kv_dim + kv_off];
         for (size_t d = 0; d < hd; ++d) oh[d] += weights_[j] * vj[d];

@@ -43,6 +43,7 @@ class AttentionProbe {
   ModelConfig config_;
   AttentionMassOptions options_;
   RopeAngles rope_;
+  RopeAngles local_rope_;                   // sliding-window layers' (Gemma)
   std::vector<std::vector<float>> keys_;    // [n_layers][n_seen, kv_dim], rotated at their position
   std::vector<std::vector<float>> values_;  // [n_layers][n_seen, kv_dim]
   std::vector<size_t> n_seen_;              // [n_layers]

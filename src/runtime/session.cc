@@ -32,6 +32,17 @@ Result<CachePolicy> parse_policy(std::string_view name) {
                                              "' (expected dense, window, streaming or recompute)");
 }
 
+KvCacheShape cache_shape(const ModelConfig& c, size_t n_slots) {
+  KvCacheShape shape{c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.rope_for(n_slots)};
+  shape.attn_scale = c.attn_scale;
+  shape.attn_softcap = c.attn_softcap;
+  // Local layers keep their native window under every policy: it is part of the model.
+  shape.local_layers = c.local_layers;
+  shape.local_window = c.sliding_window;
+  shape.local_rope = c.local_rope;
+  return shape;
+}
+
 Result<std::unique_ptr<Session>> Session::create(const TransformerModel& model,
                                                  const SessionOptions& options, ThreadPool& pool) {
   if (options.window == 0) {
@@ -49,8 +60,7 @@ Result<std::unique_ptr<Session>> Session::create(const TransformerModel& model,
   cache_options.kv_type = tensor_type(options.kv_type);
   cache_options.start_pos = options.policy == CachePolicy::kRecompute ? 0 : options.start_pos;
   cache_options.max_batch = options.max_batch;
-  const KvCacheShape shape{c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim,
-                           c.rope_for(cache_options.n_sinks + cache_options.window)};
+  const KvCacheShape shape = cache_shape(c, cache_options.n_sinks + cache_options.window);
   // Everything sized from the options, checked together before anything is allocated: the cache,
   // the forward pass's activations and the logits of a batch.
   SLLM_ASSIGN_OR_RETURN(const uint64_t cache_bytes, KvCache::bytes_needed(shape, cache_options));

@@ -29,6 +29,11 @@ using SessionOptions = CacheOptions;
 // The cache's element type for a KvType (KvType's values are ggml type ids).
 inline TensorType tensor_type(KvType type) { return static_cast<TensorType>(type); }
 
+// The cache's shape for a model: its attention, and its sliding-window layers (which keep their
+// native window, at most the cache's size, under every policy). n_slots, the cache's capacity,
+// chooses the rope where the model has two (ModelConfig::rope_for).
+KvCacheShape cache_shape(const ModelConfig& config, size_t n_slots);
+
 // Everything feed() depends on besides the model and the options, as views into a session; for
 // session files (runtime/session_file.h).
 struct SessionState {

@@ -359,7 +359,17 @@ Status SessionFile::validate(uint8_t keep_system, uint32_t policy, uint32_t kv_t
   const uint64_t cache_sinks = cache_policy == CachePolicy::kStreaming ? n_sinks_ : 0;
   const uint64_t elem_bytes = kv_type == static_cast<uint32_t>(TensorType::kF16) ? 2 : 4;
   const uint64_t n_slots = cache_sinks + window;  // checked above
-  std::optional<uint64_t> expected = checked_mul(model.n_layers, n_slots);
+  // Each layer's slots: n_slots, or a sliding-window layer's native window (at most n_slots).
+  const KvCacheShape shape = cache_shape(model, static_cast<size_t>(n_slots));
+  KvCacheOptions cache_options;
+  cache_options.n_sinks = static_cast<size_t>(cache_sinks);
+  cache_options.window = static_cast<size_t>(window);
+  std::vector<uint64_t> layer_slots(model.n_layers);
+  std::optional<uint64_t> expected = 0;
+  for (size_t l = 0; l < model.n_layers; ++l) {
+    layer_slots[l] = KvCache::layer_slots(shape, cache_options, l);
+    if (expected) expected = checked_add(*expected, layer_slots[l]);
+  }
   if (expected) expected = checked_mul(*expected, model.kv_dim());
   if (expected) expected = checked_mul(*expected, elem_bytes);
   if (!expected || keys_.size() != *expected || values_.size() != *expected) {
@@ -407,8 +417,8 @@ Status SessionFile::validate(uint8_t keep_system, uint32_t policy, uint32_t kv_t
   }
   // Each token writes its key row once per layer, or not at all when a later token of its batch
   // already displaces it; under recompute token t (1-based) rewrites the min(t, W) tokens of the
-  // window. Whatever the batches were, the tokens the cache holds now were written, and every
-  // layer wrote the same rows.
+  // window. Whatever the batches were, the tokens the cache holds now were written, and layers of
+  // the same slots wrote the same rows.
   std::optional<uint64_t> most_writes;
   if (!recompute) {
     most_writes = checked_mul(n_seen_, n_layers);
@@ -419,15 +429,19 @@ Status SessionFile::validate(uint8_t keep_system, uint32_t policy, uint32_t kv_t
     if (ramp_writes && full) most_writes = checked_add(*ramp_writes / 2, *full);
     if (most_writes) most_writes = checked_mul(*most_writes, n_layers);
   }
-  const uint64_t n_held = std::min(cache_n_seen_, cache_sinks + window);
-  const std::optional<uint64_t> least_writes = checked_mul(n_held, n_layers);
+  std::optional<uint64_t> least_writes = 0;
+  for (const uint64_t slots : layer_slots) {
+    if (least_writes) least_writes = checked_add(*least_writes, std::min(cache_n_seen_, slots));
+  }
+  const bool uniform =
+      std::all_of(layer_slots.begin(), layer_slots.end(), [&](uint64_t x) { return x == n_slots; });
   if (!most_writes || !least_writes || n_key_writes_ < *least_writes ||
-      n_key_writes_ > *most_writes || (n_layers > 0 && n_key_writes_ % n_layers != 0)) {
+      n_key_writes_ > *most_writes || (uniform && n_layers > 0 && n_key_writes_ % n_layers != 0)) {
     return invalid("the key write count " + str(n_key_writes_) + " does not fit " + str(n_seen_) +
                    " tokens through " + str(n_layers) + " layers" +
                    (most_writes && least_writes
-                        ? " (a multiple of " + str(n_layers) + " in [" + str(*least_writes) + ", " +
-                              str(*most_writes) + "] expected)"
+                        ? " (" + (uniform ? "a multiple of " + str(n_layers) + " " : "") + "in [" +
+                              str(*least_writes) + ", " + str(*most_writes) + "] expected)"
                         : std::string()));
   }
 

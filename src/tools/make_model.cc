@@ -80,8 +80,9 @@ std::vector<float> llama3_rope_factors(size_t rope_dim, double base, float facto
 namespace {
 
 constexpr ArchWriter kArchWriters[] = {
-    {"llama", build_llama}, {"qwen2", build_qwen2},     {"qwen3", build_qwen3},
-    {"phi3", build_phi3},   {"gptneox", build_gptneox},
+    {"llama", build_llama},   {"qwen2", build_qwen2},     {"qwen3", build_qwen3},
+    {"phi3", build_phi3},     {"gptneox", build_gptneox}, {"gemma2", build_gemma2},
+    {"gemma3", build_gemma3},
 };
 
 Error invalid(const std::string& message) { return Error(ErrorCode::kInvalidInput, message); }
@@ -100,6 +101,7 @@ Status check_options(const MakeModelOptions& o) {
   SLLM_RETURN_IF_ERROR(positive("--n-head-kv", o.n_head_kv, o.n_head));
   SLLM_RETURN_IF_ERROR(positive("--n-ff", o.n_ff, 1 << 18));
   SLLM_RETURN_IF_ERROR(positive("--ctx", o.n_ctx, 1 << 24));
+  SLLM_RETURN_IF_ERROR(positive("--sliding-window", o.sliding_window, 1 << 24));
   if (o.n_embd % o.n_head != 0 || (o.n_embd / o.n_head) % 2 != 0) {
     return invalid("make-model: --n-embd " + std::to_string(o.n_embd) + " must be --n-head (" +
                    std::to_string(o.n_head) + ") times an even head dimension");
