@@ -6,7 +6,9 @@
 // The naive reference (NaiveStreamingAttention) is the paper's definition, computed apart from
 // the cache's split-query path: each token's key is kept unrotated (in double), and at every step
 // every cached key is rotated at its in-cache position (sinks at 0..S-1, the window after them)
-// and the query at the newest position, then attention runs in double. It plugs into the model's
+// and the query at the newest position (ALiBi, MPT: no rotation; every cached key's score is
+// re-biased by -slope * its in-cache distance from the newest position), then attention runs in
+// double. It plugs into the model's
 // forward pass as its AttendFn, so it serves every architecture the model runs (norms, biases,
 // fused projections happen before the AttendFn; positions and attention after).
 //
@@ -64,6 +66,14 @@ MakeModelOptions tiny(const char* vocab, double rope_base, const char* scaling, 
   return o;
 }
 
+// `o` with n_head heads of 16 dims (6 heads: both of ALiBi's slope series).
+MakeModelOptions heads(MakeModelOptions o, size_t n_head, size_t n_head_kv) {
+  o.n_embd = 16 * n_head;
+  o.n_head = n_head;
+  o.n_head_kv = n_head_kv;
+  return o;
+}
+
 // The cases, one line each. llama-spm (32000 tokens) unless the case needs another vocabulary,
 // e.g. {"qwen2", tiny("ggml-vocab-qwen2.gguf", 1000000.0, "none", 2, "qwen2")}.
 const ArchCase kCases[] = {
@@ -77,6 +87,9 @@ const ArchCase kCases[] = {
     {"qwen3", tiny("ggml-vocab-llama-spm.gguf", 1000000.0, "none", 2, "qwen3")},
     {"phi3", tiny("ggml-vocab-phi-3.gguf", 10000.0, "none", 4, "phi3")},
     {"gptneox", tiny("ggml-vocab-gpt-neox.gguf", 10000.0, "none", 4, "gptneox")},
+    {"falcon_7b", tiny("ggml-vocab-llama-spm.gguf", 10000.0, "none", 1, "falcon")},
+    {"falcon_40b", tiny("ggml-vocab-llama-spm.gguf", 10000.0, "none", 2, "falcon")},
+    {"mpt", heads(tiny("ggml-vocab-llama-spm.gguf", 10000.0, "none", 0, "mpt"), 6, 3)},
 };
 
 constexpr size_t kSinks = 4;
@@ -196,7 +209,8 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 // included) rolling; every step re-rotates every cached key at its in-cache position. The
 // per-pair frequencies and YaRN's magnitude factor are the model's (config_from_gguf, checked
 // against llama.cpp by peer_greedy_test); the rotation, positions and attention are computed
-// here in double. The scale is 1/sqrt(head_dim), as for every architecture so far.
+// here in double. The scale is 1/sqrt(head_dim), as for every architecture so far. ALiBi's
+// slopes are the model's (config_from_gguf); the bias is recomputed here from in-cache positions.
 class NaiveStreamingAttention {
  public:
   NaiveStreamingAttention(const ModelConfig& config, size_t n_sinks, size_t window)
@@ -243,6 +257,9 @@ class NaiveStreamingAttention {
         double d = 0;
         for (size_t i = 0; i < hd; ++i) d += query[h * hd + i] * rotated[j][kv + i];
         s[j] = d * scale;
+        if (!c_.alibi_slopes.empty()) {  // key j at in-cache position j, the query at n - 1
+          s[j] -= static_cast<double>(c_.alibi_slopes[h]) * static_cast<double>(n - 1 - j);
+        }
         mx = std::max(mx, s[j]);
       }
       double sum = 0;

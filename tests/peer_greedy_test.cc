@@ -1,4 +1,5 @@
-// Random-weight models (make-model: llama, qwen2, qwen3, phi3, gptneox) decode as llama.cpp decodes
+// Random-weight models (make-model: llama, qwen2, qwen3, phi3, gptneox, falcon, mpt) decode as
+// llama.cpp decodes
 // them: 64 greedy ids and the top-5 log-probabilities of the first 8 steps against goldens written
 // by scripts/peer_crosscheck.py --write-goldens (llama.cpp through node-llama-cpp 3.21.1, CPU). The
 // prompts are token ids, so no tokenizer is involved. Also: make-model is deterministic, and the
@@ -164,7 +165,8 @@ TEST_P(PeerGreedy, MakeModelIsDeterministicAndDecodesAsLlamaCpp) {
 
 INSTANTIATE_TEST_SUITE_P(Goldens, PeerGreedy,
                          ::testing::Values("llama3", "llama2", "llama-yarn", "llama-linear",
-                                           "qwen2", "qwen3", "phi3", "gptneox"),
+                                           "qwen2", "qwen3", "phi3", "gptneox", "falcon-7b",
+                                           "falcon-40b", "mpt"),
                          [](const auto& p) {
                            std::string name = p.param;
                            std::replace(name.begin(), name.end(), '-', '_');
@@ -283,7 +285,7 @@ TEST(MakeModel, RejectsAnUnknownArchitectureAndBadShapes) {
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().message(),
             "make-model: architecture 'gpt5' is not supported (supported: llama, qwen2, qwen3, "
-            "phi3, gptneox)");
+            "phi3, gptneox, falcon, mpt)");
   o.arch = "llama";
   o.n_head = 3;
   s = make_model(o, test::temp_dir() + "/bad.gguf");

@@ -42,6 +42,7 @@ Result<std::unique_ptr<Session>> Session::create(const TransformerModel& model,
   }
   const ModelConfig& c = model.config();
   KvCacheShape shape{c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.rope};
+  shape.alibi_slopes = c.alibi_slopes;
   KvCacheOptions cache_options;
   // Every policy is a sinks + window cache; they differ in S and W and, for recompute, in how
   // often the cache is rebuilt.

@@ -81,7 +81,8 @@ namespace {
 
 constexpr ArchWriter kArchWriters[] = {
     {"llama", build_llama}, {"qwen2", build_qwen2},     {"qwen3", build_qwen3},
-    {"phi3", build_phi3},   {"gptneox", build_gptneox},
+    {"phi3", build_phi3},   {"gptneox", build_gptneox}, {"falcon", build_falcon},
+    {"mpt", build_mpt},
 };
 
 Error invalid(const std::string& message) { return Error(ErrorCode::kInvalidInput, message); }

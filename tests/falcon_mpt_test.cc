@@ -1,0 +1,210 @@
+// Falcon and MPT as config_from_gguf and the model read them from make-model files: Falcon's two
+// styles (one shared LayerNorm, or attn_norm_2 for attention), MPT's ALiBi slopes (ggml's two
+// series), clipping and optional biases, what `info` prints, and the files refused. That the
+// numbers equal llama.cpp's is peer_greedy_test's part (goldens falcon-7b, falcon-40b, mpt); the
+// streaming cache's ALiBi positions are arch_streaming_test's.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cli_runner.h"
+#include "gguf/gguf.h"
+#include "model/config.h"
+#include "model/transformer.h"
+#include "runtime/session.h"
+#include "streamingllm/tools.h"
+#include "test_util.h"
+#include "util/thread_pool.h"
+
+namespace sllm {
+namespace {
+
+std::string dir() {
+  static const std::string d = [] {
+    const std::string p = ::testing::TempDir() + "falcon_mpt_test";
+    std::filesystem::create_directories(p);
+    return p;
+  }();
+  return d;
+}
+
+std::string make(const std::string& arch, size_t n_head, size_t n_head_kv,
+                 const std::string& name) {
+  MakeModelOptions o;
+  o.arch = arch;
+  o.vocab = test::shared_path("data/vocab/ggml-vocab-llama-spm.gguf");
+  o.n_embd = 16 * n_head;
+  o.n_layer = 1;
+  o.n_head = n_head;
+  o.n_head_kv = n_head_kv;
+  o.n_ff = 64;
+  const std::string path = dir() + "/" + name + ".gguf";
+  const Status s = make_model(o, path);
+  EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message());
+  return path;
+}
+
+// A copy of `in` with its metadata edited and tensors named in `drop` left out, `extra` added
+// (f32 vectors of the given sizes).
+std::string rewrite(const std::string& in, const std::string& name,
+                    const std::function<void(GgufWriter&)>& edit,
+                    const std::set<std::string>& drop = {},
+                    const std::vector<std::pair<std::string, size_t>>& extra = {}) {
+  auto g = GgufFile::open(in);
+  EXPECT_TRUE(g.ok());
+  GgufWriter w;
+  for (const auto& [key, value] : g->metadata()) w.set(key, value);
+  edit(w);
+  for (const auto& t : g->tensors()) {
+    if (drop.count(t.name) == 0) {
+      EXPECT_TRUE(w.add_tensor(t.name, t.type, t.dims, {t.data, t.n_bytes}).ok());
+    }
+  }
+  for (const auto& [t, n] : extra) {
+    const std::vector<float> v(n, 0.5f);
+    EXPECT_TRUE(
+        w.add_tensor(t, TensorType::kF32, {n}, {reinterpret_cast<const uint8_t*>(v.data()), n * 4})
+            .ok());
+  }
+  const std::string out = dir() + "/" + name + ".gguf";
+  EXPECT_TRUE(w.write(out).ok());
+  return out;
+}
+
+Result<TransformerModel> load(const GgufFile& g) { return TransformerModel::load(g); }
+
+std::string load_error(const std::string& path) {
+  auto g = GgufFile::open(path);
+  if (!g.ok()) return g.error().message();
+  auto m = load(*g);
+  return m.ok() ? "" : m.error().message();
+}
+
+// The last logits after feeding `tokens` to a dense session of the file's model.
+std::vector<float> logits_of(const std::string& path, const std::vector<TokenId>& tokens) {
+  auto g = GgufFile::open(path);
+  EXPECT_TRUE(g.ok());
+  auto m = load(*g);
+  EXPECT_TRUE(m.ok()) << m.error().message();
+  ThreadPool pool(1);
+  SessionOptions o;
+  o.policy = CachePolicy::kDense;
+  o.window = 64;
+  auto s = Session::create(*m, o, pool);
+  EXPECT_TRUE(s.ok());
+  EXPECT_TRUE((*s)->feed(tokens).ok());
+  return {(*s)->last_logits().begin(), (*s)->last_logits().end()};
+}
+
+const std::vector<TokenId> kTokens = {1, 450, 4996, 17354, 1701, 432, 17204, 975};
+
+TEST(Falcon, SevenAndFortyBStylesFromTheFile) {
+  const std::string seven = make("falcon", 4, 1, "falcon7");
+  const std::string forty = make("falcon", 4, 2, "falcon40");
+  for (const auto& [path, norms] :
+       {std::pair{seven, "attn_norm for attention and MLP (7B style)"},
+        std::pair{forty, "attn_norm_2 for attention, attn_norm for the MLP (40B style)"}}) {
+    auto g = GgufFile::open(path);
+    ASSERT_TRUE(g.ok());
+    EXPECT_EQ(g->find_tensor("blk.0.attn_norm_2.weight") != nullptr, path == forty);
+    EXPECT_EQ(g->find_tensor("blk.0.ffn_norm.weight"), nullptr);
+    auto m = load(*g);
+    ASSERT_TRUE(m.ok()) << m.error().message();
+    const ModelConfig& c = m->config();
+    EXPECT_EQ(c.family->title, "Falcon");
+    EXPECT_EQ(c.family->blocks(), "LayerNorm, fused QKV, GELU MLP");
+    EXPECT_TRUE(c.parallel_residual);
+    EXPECT_EQ(c.rope.layout, RopeLayout::kHalfSplit);
+    EXPECT_EQ(c.rope.rope_dim, 16u);
+    EXPECT_TRUE(c.alibi_slopes.empty());
+    ASSERT_EQ(c.family_params.size(), 1u);
+    EXPECT_EQ(c.family_params[0].first, "norms");
+    EXPECT_EQ(c.family_params[0].second, norms);
+  }
+  // The 40B file's attention reads attn_norm_2: without it the same file is a 7B-style model with
+  // different logits (attention then reads attn_norm).
+  const std::string dropped = rewrite(forty, "falcon40_no_norm2", [](GgufWriter&) {},
+                                      {"blk.0.attn_norm_2.weight", "blk.0.attn_norm_2.bias"});
+  EXPECT_EQ(load_error(dropped), "");
+  EXPECT_NE(logits_of(forty, kTokens), logits_of(dropped, kTokens));
+  // attn_norm (the MLP's, and attention's in 7B) is required.
+  const std::string no_norm =
+      rewrite(seven, "falcon7_no_norm", [](GgufWriter&) {}, {"blk.0.attn_norm.bias"});
+  EXPECT_EQ(load_error(no_norm), no_norm + ": missing tensor 'blk.0.attn_norm.bias'");
+}
+
+TEST(Mpt, AlibiSlopesClippingAndNoRope) {
+  const std::string path = make("mpt", 6, 3, "mpt6");
+  auto g = GgufFile::open(path);
+  ASSERT_TRUE(g.ok());
+  auto m = load(*g);
+  ASSERT_TRUE(m.ok()) << m.error().message();
+  const ModelConfig& c = m->config();
+  EXPECT_EQ(c.family->title, "MPT");
+  EXPECT_EQ(c.family->blocks(), "LayerNorm, fused QKV, biases where present, GELU MLP");
+  EXPECT_EQ(c.rope.rope_dim, 0u);
+  EXPECT_FALSE(c.parallel_residual);
+  EXPECT_EQ(c.clamp_kqv, 1.5f);
+  // max bias 8 over 6 heads: 4 heads of 2^(-8/4)^(h+1), then 2 of 2^(-4/4)^(2(h-4)+1).
+  EXPECT_EQ(c.alibi_slopes,
+            (std::vector<float>{0.25f, 0.0625f, 0.015625f, 0.00390625f, 0.5f, 0.125f}));
+  const auto r = test::run_cli("info -m " + test::quote(path));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* line :
+       {"family:         MPT (LayerNorm, fused QKV, biases where present, GELU MLP)\n",
+        "rope:           none\n", "alibi max bias: 8\n",
+        "alibi slopes:   0.25, 0.0625, 0.015625, 0.00390625, 0.5, 0.125\n",
+        "clamp kqv:      1.5\n"}) {
+    EXPECT_NE(r.out.find(line), std::string::npos) << line << r.out;
+  }
+
+  // Clipping and ALiBi each change what the model computes.
+  const auto base = logits_of(path, kTokens);
+  const std::string no_clip = rewrite(path, "mpt_no_clip", [](GgufWriter& w) {
+    w.set("mpt.attention.clamp_kqv", GgufValue::f32(0.0f));
+  });
+  EXPECT_NE(logits_of(no_clip, kTokens), base);
+  const std::string no_alibi = rewrite(path, "mpt_no_alibi", [](GgufWriter& w) {
+    w.set("mpt.attention.max_alibi_bias", GgufValue::f32(0.0f));
+  });
+  EXPECT_NE(logits_of(no_alibi, kTokens), base);
+}
+
+TEST(Mpt, BiasesAreLoadedWhenPresent) {
+  const std::string path = make("mpt", 4, 4, "mpt4");
+  const auto base = logits_of(path, kTokens);
+  // A bias of the right size changes the logits; one of the wrong size is refused by name.
+  const std::string with_bias =
+      rewrite(path, "mpt_bias", [](GgufWriter&) {}, {}, {{"blk.0.attn_output.bias", 64}});
+  EXPECT_EQ(load_error(with_bias), "");
+  EXPECT_NE(logits_of(with_bias, kTokens), base);
+  const std::string norm_bias =
+      rewrite(path, "mpt_norm_bias", [](GgufWriter&) {}, {}, {{"blk.0.ffn_norm.bias", 64}});
+  EXPECT_NE(logits_of(norm_bias, kTokens), base);
+  const std::string bad =
+      rewrite(path, "mpt_bad_bias", [](GgufWriter&) {}, {}, {{"blk.0.ffn_up.bias", 8}});
+  EXPECT_NE(load_error(bad).find(bad + ": tensor 'blk.0.ffn_up.bias' has shape"), std::string::npos)
+      << load_error(bad);
+}
+
+TEST(Mpt, UnsupportedPartsAndBadKeysAreRefusedByName) {
+  const std::string path = make("mpt", 4, 4, "mpt_refused");
+  const std::string pos =
+      rewrite(path, "mpt_pos", [](GgufWriter&) {}, {}, {{"position_embd.weight", 64}});
+  EXPECT_EQ(load_error(pos),
+            pos +
+                ": mpt tensor 'position_embd.weight' is not supported (learned position "
+                "embeddings, q/k LayerNorm and AWQ activation scales are not implemented)");
+  const std::string neg = rewrite(path, "mpt_neg", [](GgufWriter& w) {
+    w.set("mpt.attention.clamp_kqv", GgufValue::f32(-1.0f));
+  });
+  EXPECT_EQ(load_error(neg),
+            neg + ": metadata 'mpt.attention.clamp_kqv' = -1 is not a finite number >= 0");
+}
+
+}  // namespace
+}  // namespace sllm
