@@ -158,9 +158,13 @@ const Loaded& loaded(const ArchCase& c, Need need) {
         value_or_throw(read_file(test::shared_path("data/text/gutenberg_pg1342.txt")), c.name);
     // Comfortably more than kMaxTokens: no vocabulary here packs 8 bytes into a token on average.
     const std::string_view head = std::string_view(text).substr(0, 8 * kMaxTokens + 4096);
-    const Tokenizer& tokenizer = l.engine ? *l.engine->tokenizer : *l.engine_smooth_gelu->tokenizer;
-    l.tokens = value_or_throw(
-        l.model ? l.model->tokenize(head, true) : tokenizer.encode(head, true, false), c.name);
+    // Only the loaded one is dereferenced (with only the model loaded, both engines are null).
+    if (l.model) {
+      l.tokens = value_or_throw(l.model->tokenize(head, true), c.name);
+    } else {
+      const Engine& e = l.engine ? *l.engine : *l.engine_smooth_gelu;
+      l.tokens = value_or_throw(e.tokenizer->encode(head, true, false), c.name);
+    }
   }
   return l;
 }
