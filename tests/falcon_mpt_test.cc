@@ -2,11 +2,15 @@
 // styles (one shared LayerNorm, or attn_norm_2 for attention), MPT's ALiBi slopes (ggml's two
 // series), clipping and optional biases, what `info` prints, and the files refused. That the
 // numbers equal llama.cpp's is peer_greedy_test's part (goldens falcon-7b, falcon-40b, mpt); the
-// streaming cache's ALiBi positions are arch_streaming_test's.
+// streaming cache's ALiBi positions against a re-biasing reference are arch_streaming_test's.
+// Here: MPT under every cache policy, and a restored session state that continues exactly.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -16,7 +20,7 @@
 #include "model/config.h"
 #include "model/transformer.h"
 #include "runtime/session.h"
-#include "streamingllm/tools.h"
+#include "streamingllm/streamingllm.h"
 #include "test_util.h"
 #include "util/thread_pool.h"
 
@@ -204,6 +208,89 @@ TEST(Mpt, UnsupportedPartsAndBadKeysAreRefusedByName) {
   });
   EXPECT_EQ(load_error(neg),
             neg + ": metadata 'mpt.attention.clamp_kqv' = -1 is not a finite number >= 0");
+}
+
+std::unique_ptr<Stream> stream(const std::shared_ptr<Model>& model, CachePolicy policy,
+                               size_t n_sinks, size_t window) {
+  CacheOptions o;
+  o.policy = policy;
+  o.n_sinks = n_sinks;
+  o.window = window;
+  auto s = Stream::create(model, o);
+  EXPECT_TRUE(s.ok()) << s.error().message();
+  return std::move(s).value();
+}
+
+std::vector<TokenId> stream_ids(size_t n) {
+  std::vector<TokenId> ids;
+  for (size_t i = 0; i < n; ++i) ids.push_back(static_cast<TokenId>(1 + (i * 7919) % 31000));
+  return ids;
+}
+
+bool same_bits(std::span<const float> a, std::span<const float> b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size_bytes()) == 0;
+}
+
+// All four policies on an ALiBi model: while the stream fits, window and streaming are dense bit
+// for bit and recompute (which rebuilds its cache at positions 0..) too; past it, each runs on
+// with finite logits, and the sinks make streaming differ from window attention.
+TEST(Mpt, EveryCachePolicyRuns) {
+  auto model = Model::load(make("mpt", 6, 3, "mpt_policies"), {.n_threads = 1});
+  ASSERT_TRUE(model.ok()) << model.error().message();
+  const std::shared_ptr<Model> m = std::move(model).value();
+  const auto ids = stream_ids(48);
+  auto dense = stream(m, CachePolicy::kDense, 0, 64);
+  auto window = stream(m, CachePolicy::kWindow, 0, 64);
+  auto streaming = stream(m, CachePolicy::kStreaming, 4, 60);
+  auto recompute = stream(m, CachePolicy::kRecompute, 0, 64);
+  for (const TokenId id : ids) {
+    for (Stream* s : {dense.get(), window.get(), streaming.get(), recompute.get()}) {
+      ASSERT_TRUE(s->feed({&id, 1}).ok());
+    }
+    EXPECT_TRUE(same_bits(dense->logits(), window->logits()));
+    EXPECT_TRUE(same_bits(dense->logits(), streaming->logits()));
+    EXPECT_TRUE(same_bits(dense->logits(), recompute->logits()));
+  }
+  const auto more = stream_ids(100);
+  auto small_window = stream(m, CachePolicy::kWindow, 0, 16);
+  auto small_streaming = stream(m, CachePolicy::kStreaming, 4, 12);
+  auto small_recompute = stream(m, CachePolicy::kRecompute, 0, 16);
+  for (Stream* s : {small_window.get(), small_streaming.get(), small_recompute.get()}) {
+    ASSERT_TRUE(s->feed(more).ok());
+    EXPECT_EQ(s->n_seen(), more.size());
+    for (const float x : s->logits()) ASSERT_TRUE(std::isfinite(x));
+  }
+  EXPECT_FALSE(same_bits(small_window->logits(), small_streaming->logits()));
+  // ALiBi sees distances only, and a one-layer model's keys depend on their own token alone: so
+  // recompute (the last 16 tokens at positions 0..15) is window attention here, bit for bit.
+  ASSERT_EQ(m->info().n_layers, 1u);
+  EXPECT_TRUE(same_bits(small_window->logits(), small_recompute->logits()));
+}
+
+// A streaming session's state (what a session file holds), taken past its first evictions and
+// restored into a fresh session, continues exactly: nothing ALiBi needs is stored, the positions
+// follow from the tokens seen.
+TEST(Mpt, RestoredSessionContinuesExactly) {
+  auto g = GgufFile::open(make("mpt", 4, 2, "mpt_session"));
+  ASSERT_TRUE(g.ok());
+  auto model = load(*g);
+  ASSERT_TRUE(model.ok()) << model.error().message();
+  ThreadPool pool(1);
+  SessionOptions o;
+  o.policy = CachePolicy::kStreaming;
+  o.n_sinks = 4;
+  o.window = 16;
+  auto a = Session::create(*model, o, pool);
+  auto b = Session::create(*model, o, pool);
+  ASSERT_TRUE(a.ok() && b.ok());
+  const auto ids = stream_ids(80);
+  ASSERT_TRUE((*a)->feed(std::span(ids).first(50)).ok());
+  ASSERT_TRUE((*b)->restore((*a)->state()).ok());
+  for (size_t i = 50; i < ids.size(); ++i) {
+    ASSERT_TRUE((*a)->feed({&ids[i], 1}).ok());
+    ASSERT_TRUE((*b)->feed({&ids[i], 1}).ok());
+    ASSERT_TRUE(same_bits((*a)->last_logits(), (*b)->last_logits())) << "token " << i;
+  }
 }
 
 }  // namespace
