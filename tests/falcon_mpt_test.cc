@@ -19,6 +19,7 @@
 #include "gguf/gguf.h"
 #include "model/config.h"
 #include "model/transformer.h"
+#include "runtime/inspect.h"
 #include "runtime/session.h"
 #include "streamingllm/streamingllm.h"
 #include "test_util.h"
@@ -291,6 +292,38 @@ TEST(Mpt, RestoredSessionContinuesExactly) {
     ASSERT_TRUE((*b)->feed({&ids[i], 1}).ok());
     ASSERT_TRUE(same_bits((*a)->last_logits(), (*b)->last_logits())) << "token " << i;
   }
+}
+
+// The attention-mass probe (`inspect`) attends as the cache does on an ALiBi model: as the
+// model's AttendFn it gives the dense session's logits.
+TEST(Mpt, AttentionProbeAddsTheAlibiBias) {
+  auto g = GgufFile::open(make("mpt", 6, 3, "mpt_probe"));
+  ASSERT_TRUE(g.ok());
+  auto model = load(*g);
+  ASSERT_TRUE(model.ok()) << model.error().message();
+  const ModelConfig& c = model->config();
+  const auto ids = stream_ids(40);
+  ThreadPool pool(1);
+  SessionOptions o;
+  o.policy = CachePolicy::kDense;
+  o.window = 64;
+  auto dense = Session::create(*model, o, pool);
+  ASSERT_TRUE(dense.ok());
+  AttentionProbe probe(c, {});
+  const AttendFn attend = [&](size_t layer, size_t n, float* q, float* k, const float* v,
+                              float* out) { probe.attend(layer, n, q, k, v, out); };
+  ForwardScratch scratch(c, 1);
+  std::vector<float> logits(c.n_vocab);
+  double worst = 0;
+  for (const TokenId id : ids) {
+    ASSERT_TRUE((*dense)->feed({&id, 1}).ok());
+    model->forward({&id, 1}, attend, scratch, pool, logits.data(), false);
+    for (size_t i = 0; i < logits.size(); ++i) {
+      worst =
+          std::max(worst, static_cast<double>(std::abs(logits[i] - (*dense)->last_logits()[i])));
+    }
+  }
+  EXPECT_LT(worst, 1e-4);
 }
 
 }  // namespace

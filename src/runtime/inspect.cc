@@ -63,6 +63,8 @@ void AttentionProbe::attend(size_t layer, size_t n_tokens, float* q, float* k, c
         float s = 0;
         for (size_t d = 0; d < hd; ++d) s += qh[d] * kj[d];
         weights_[j] = s * scale;
+        // ALiBi (MPT), as the cache adds it: the query at t, key j at distance t - j.
+        if (!c.alibi_slopes.empty()) weights_[j] += c.alibi_slopes[h] * -static_cast<float>(t - j);
         max_score = std::max(max_score, weights_[j]);
       }
       float sum = 0;
