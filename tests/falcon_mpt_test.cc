@@ -17,6 +17,7 @@
 
 #include "cli_runner.h"
 #include "gguf/gguf.h"
+#include "kernels/ops.h"
 #include "model/config.h"
 #include "model/transformer.h"
 #include "runtime/inspect.h"
@@ -324,6 +325,51 @@ TEST(Mpt, AttentionProbeAddsTheAlibiBias) {
     }
   }
   EXPECT_LT(worst, 1e-4);
+}
+
+// ops::attention's ALiBi bias: head h's score of a row at distance d gains slope_h * -d after the
+// scale (against a double computation), whatever the runs the rows are split into (bit for bit:
+// what makes a streaming cache that never evicted equal dense attention).
+TEST(Mpt, AttentionKernelBiasesEachRowByItsDistance) {
+  const size_t hd = 8, n_rows = 11, n_heads = 2;
+  const float slopes[n_heads] = {0.5f, 0.125f};
+  std::vector<float> q(n_heads * hd), k(n_rows * hd), v(n_rows * hd);
+  for (size_t i = 0; i < q.size(); ++i) q[i] = std::sin(0.7f * static_cast<float>(i));
+  for (size_t i = 0; i < k.size(); ++i) k[i] = std::cos(0.3f * static_cast<float>(i));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = std::sin(0.11f * static_cast<float>(i) + 1.0f);
+  const ops::KvLayout layout{TensorType::kF32, hd, hd * sizeof(float)};
+  const float scale = 0.35f;
+  // The query is at distance 12 from row 0 (as a sink seen from c(t) = 12), 2 from the last.
+  const uint64_t d0 = 12;
+  const auto run = [&](size_t first, size_t n) {
+    return ops::KvRun{q.data(), &k[first * hd], &v[first * hd], n, d0 - first};
+  };
+  std::vector<float> scores(n_heads * n_rows), whole(n_heads * hd), split(n_heads * hd);
+  const ops::KvRun one[] = {run(0, n_rows)};
+  ops::attention(layout, one, n_heads, scale, scores.data(), whole.data(), slopes);
+  const ops::KvRun three[] = {run(0, 4), run(4, 1), run(5, n_rows - 5)};
+  ops::attention(layout, three, n_heads, scale, scores.data(), split.data(), slopes);
+  EXPECT_EQ(std::memcmp(whole.data(), split.data(), whole.size() * sizeof(float)), 0);
+  for (size_t h = 0; h < n_heads; ++h) {
+    std::vector<double> w(n_rows);
+    double mx = -INFINITY, sum = 0;
+    for (size_t r = 0; r < n_rows; ++r) {
+      double dot = 0;
+      for (size_t i = 0; i < hd; ++i) dot += double{q[h * hd + i]} * k[r * hd + i];
+      w[r] = dot * scale - double{slopes[h]} * static_cast<double>(d0 - r);
+      mx = std::max(mx, w[r]);
+    }
+    for (double& x : w) sum += (x = std::exp(x - mx));
+    for (size_t i = 0; i < hd; ++i) {
+      double o = 0;
+      for (size_t r = 0; r < n_rows; ++r) o += w[r] * v[r * hd + i];
+      EXPECT_NEAR(whole[h * hd + i], o / sum, 1e-6) << "head " << h << ", dim " << i;
+    }
+  }
+  // Without the slopes the result is another one: the bias matters at these distances.
+  std::vector<float> plain(n_heads * hd);
+  ops::attention(layout, one, n_heads, scale, scores.data(), plain.data());
+  EXPECT_GT(std::abs(plain[0] - whole[0]) + std::abs(plain[hd] - whole[hd]), 1e-3);
 }
 
 }  // namespace
