@@ -117,6 +117,26 @@ CASES = {
                      rope_scaling="linear", rope_factor=2.0, seed=14, type="f32",
                      sliding_window=16),
         prompt=GEMMA_PROMPT),
+    # Falcon-7B style: one LayerNorm feeding attention and MLP in parallel, multi-query (one KV
+    # head), fused QKV, NeoX rope, GELU MLP, no biases on the matrices; the falcon vocabulary.
+    "falcon-7b": dict(
+        options=dict(arch="falcon", vocab="ggml-vocab-falcon.gguf", n_embd=64, n_layer=2,
+                     n_head=4, n_head_kv=1, n_ff=256, n_ctx=2048, rope_base=10000.0,
+                     rope_scaling="none", rope_factor=8.0, seed=22, type="f32"),
+        prompt=[487, 1942, 6537, 27224, 25607, 648, 248, 16569, 3696, 25]),
+    # Falcon-40B style: attn_norm_2 for attention, attn_norm for the MLP, several KV heads.
+    "falcon-40b": dict(
+        options=dict(arch="falcon", vocab="ggml-vocab-falcon.gguf", n_embd=64, n_layer=2,
+                     n_head=4, n_head_kv=2, n_ff=256, n_ctx=2048, rope_base=10000.0,
+                     rope_scaling="none", rope_factor=8.0, seed=13, type="f32"),
+        prompt=[487, 1942, 6537, 27224, 25607, 648, 248, 16569, 3696, 25]),
+    # MPT: ALiBi (max bias 8, no rope; 6 heads, so both of ggml's slope series), LayerNorms
+    # without biases, QKV clipped to +-1.5, GELU MLP, GQA; the mpt vocabulary (GPT-NeoX's BPE).
+    "mpt": dict(
+        options=dict(arch="mpt", vocab="ggml-vocab-mpt.gguf", n_embd=96, n_layer=2,
+                     n_head=6, n_head_kv=3, n_ff=384, n_ctx=2048, rope_base=10000.0,
+                     rope_scaling="none", rope_factor=8.0, seed=23, type="f32"),
+        prompt=[510, 3158, 8516, 30013, 27287, 689, 253, 22658, 4370, 15]),
 }
 
 FLAGS = dict(arch="--arch", n_embd="--n-embd", n_layer="--n-layer", n_head="--n-head",

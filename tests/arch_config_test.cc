@@ -139,12 +139,13 @@ TEST(ArchConfig, InfoNamesTheFamilyAndItsBlocks) {
 }
 
 TEST(ArchConfig, AnUnsupportedArchitectureListsTheSupportedOnes) {
-  const std::string path = rewrite(make("llama"), "falcon", [](GgufWriter& w) {
-    w.set("general.architecture", GgufValue::str("falcon"));
+  const std::string path = rewrite(make("llama"), "bloom", [](GgufWriter& w) {
+    w.set("general.architecture", GgufValue::str("bloom"));
   });
   EXPECT_EQ(load_error(path), path +
-                                  ": architecture 'falcon' is not supported (supported: llama, "
-                                  "mistral, qwen2, qwen3, phi3, gptneox, gemma2, gemma3)");
+                                  ": architecture 'bloom' is not supported (supported: llama, "
+                                  "mistral, qwen2, qwen3, phi3, gptneox, gemma2, gemma3, falcon, "
+                                  "mpt)");
 }
 
 TEST(ArchConfig, MissingFamilyTensorsAndKeysAreNamed) {

@@ -6,7 +6,9 @@
 // The naive reference (NaiveStreamingAttention) is the paper's definition, computed apart from
 // the cache's split-query path: each token's key is kept unrotated (in double), and at every step
 // every cached key is rotated at its in-cache position (sinks at 0..S-1, the window after them)
-// and the query at the newest position, then attention runs in double. It plugs into the model's
+// and the query at the newest position (ALiBi, MPT: no rotation; every cached key's score is
+// re-biased by -slope * its in-cache distance from the newest position), then attention runs in
+// double. It plugs into the model's
 // forward pass as its AttendFn, so it serves every architecture the model runs (norms, biases,
 // fused projections happen before the AttendFn; positions and attention after).
 //
@@ -69,6 +71,14 @@ MakeModelOptions with_rope_factor(MakeModelOptions o, float factor) {
   return o;
 }
 
+// `o` with n_head heads of 16 dims (6 heads: both of ALiBi's slope series).
+MakeModelOptions heads(MakeModelOptions o, size_t n_head, size_t n_head_kv) {
+  o.n_embd = 16 * n_head;
+  o.n_head = n_head;
+  o.n_head_kv = n_head_kv;
+  return o;
+}
+
 // The cases, one line each. llama-spm (32000 tokens) unless the case needs another vocabulary,
 // e.g. {"qwen2", tiny("ggml-vocab-qwen2.gguf", 1000000.0, "none", 2, "qwen2")}.
 const ArchCase kCases[] = {
@@ -91,6 +101,9 @@ const ArchCase kCases[] = {
     // rope scaling on the global layer only.
     {"gemma2", tiny("ggml-vocab-llama-spm.gguf", 10000.0, "none", 2, "gemma2")},
     {"gemma3", tiny("ggml-vocab-llama-spm.gguf", 1000000.0, "linear", 2, "gemma3", 3)},
+    {"falcon_7b", tiny("ggml-vocab-llama-spm.gguf", 10000.0, "none", 1, "falcon")},
+    {"falcon_40b", tiny("ggml-vocab-llama-spm.gguf", 10000.0, "none", 2, "falcon")},
+    {"mpt", heads(tiny("ggml-vocab-llama-spm.gguf", 10000.0, "none", 0, "mpt"), 6, 3)},
 };
 
 constexpr size_t kSinks = 4;
@@ -159,12 +172,13 @@ const Loaded& loaded(const ArchCase& c, Need need) {
         value_or_throw(read_file(test::shared_path("data/text/gutenberg_pg1342.txt")), c.name);
     // Comfortably more than kMaxTokens: no vocabulary here packs 8 bytes into a token on average.
     const std::string_view head = std::string_view(text).substr(0, 8 * kMaxTokens + 4096);
-    // The tokenizer of whichever engine is loaded (none is when only the model is).
-    const auto engine_tokens = [&] {
+    // Only the loaded one is dereferenced (with only the model loaded, both engines are null).
+    if (l.model) {
+      l.tokens = value_or_throw(l.model->tokenize(head, true), c.name);
+    } else {
       const Engine& e = l.engine ? *l.engine : *l.engine_smooth_gelu;
-      return e.tokenizer->encode(head, true, false);
-    };
-    l.tokens = value_or_throw(l.model ? l.model->tokenize(head, true) : engine_tokens(), c.name);
+      l.tokens = value_or_throw(e.tokenizer->encode(head, true, false), c.name);
+    }
   }
   return l;
 }
@@ -217,6 +231,8 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 // (Gemma) keeps no sinks and its last min(sliding_window, S + W) tokens, re-rotated at their
 // in-cache positions with the layer's own rope (a native window is contiguous: the in-cache
 // distances are the stream's).
+// ALiBi's slopes are the model's (config_from_gguf); the bias is recomputed here from in-cache
+// positions.
 class NaiveStreamingAttention {
  public:
   NaiveStreamingAttention(const ModelConfig& config, size_t n_sinks, size_t window)
@@ -267,6 +283,9 @@ class NaiveStreamingAttention {
         for (size_t i = 0; i < hd; ++i) d += query[h * hd + i] * rotated[j][kv + i];
         s[j] = d * scale;
         if (cap > 0) s[j] = cap * std::tanh(s[j] / cap);
+        if (!c_.alibi_slopes.empty()) {  // key j at in-cache position j, the query at n - 1
+          s[j] -= static_cast<double>(c_.alibi_slopes[h]) * static_cast<double>(n - 1 - j);
+        }
         mx = std::max(mx, s[j]);
       }
       double sum = 0;

@@ -1,9 +1,9 @@
-// Random-weight models (make-model: llama, qwen2, qwen3, phi3, gptneox, gemma2, gemma3) decode as
-// llama.cpp decodes them: 64 greedy ids and the top-5 log-probabilities of the first 8 steps
-// against goldens written by scripts/peer_crosscheck.py --write-goldens (llama.cpp through
-// node-llama-cpp 3.21.1, CPU). The prompts are token ids, so no tokenizer is involved. Also:
-// make-model is deterministic, and the CLI's run --prompt-ids --print-ids --print-top-logprobs
-// prints what the API computes.
+// Random-weight models (make-model: llama, qwen2, qwen3, phi3, gptneox, gemma2, gemma3, falcon,
+// mpt) decode as llama.cpp decodes them: 64 greedy ids and the top-5 log-probabilities of the
+// first 8 steps against goldens written by scripts/peer_crosscheck.py --write-goldens (llama.cpp
+// through node-llama-cpp 3.21.1, CPU). The prompts are token ids, so no tokenizer is involved.
+// Also: make-model is deterministic, and the CLI's run --prompt-ids --print-ids
+// --print-top-logprobs prints what the API computes.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -167,7 +167,8 @@ TEST_P(PeerGreedy, MakeModelIsDeterministicAndDecodesAsLlamaCpp) {
 INSTANTIATE_TEST_SUITE_P(Goldens, PeerGreedy,
                          ::testing::Values("llama3", "llama2", "llama-yarn", "llama-linear",
                                            "qwen2", "qwen3", "phi3", "phi3-longrope",
-                                           "phi3-shortrope", "gptneox", "gemma2", "gemma3"),
+                                           "phi3-shortrope", "gptneox", "gemma2", "gemma3",
+                                           "falcon-7b", "falcon-40b", "mpt"),
                          [](const auto& p) {
                            std::string name = p.param;
                            std::replace(name.begin(), name.end(), '-', '_');
@@ -286,7 +287,7 @@ TEST(MakeModel, RejectsAnUnknownArchitectureAndBadShapes) {
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().message(),
             "make-model: architecture 'gpt5' is not supported (supported: llama, qwen2, qwen3, "
-            "phi3, gptneox, gemma2, gemma3)");
+            "phi3, gptneox, gemma2, gemma3, falcon, mpt)");
   o.arch = "llama";
   o.n_head = 3;
   s = make_model(o, test::temp_dir() + "/bad.gguf");

@@ -58,8 +58,12 @@ int info(const std::string& path) {
   out("tensor types:   {}\n", type_list);
   out("dims:           dim {}, layers {}, heads {}, kv heads {}, head dim {}, ffn {}\n", c.dim,
       c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn_dim);
-  out("rope:           {} dims, base {}, {}{}\n", c.rope_dims, c.rope_freq_base, c.rope_layout,
-      c.rope_scaling.empty() ? "" : ", " + c.rope_scaling);
+  if (c.rope_dims == 0) {
+    out("rope:           none\n");  // MPT: ALiBi (its family parameters follow)
+  } else {
+    out("rope:           {} dims, base {}, {}{}\n", c.rope_dims, c.rope_freq_base, c.rope_layout,
+        c.rope_scaling.empty() ? "" : ", " + c.rope_scaling);
+  }
   for (const auto& [name, value] : c.family_params) {
     out("{:<16}{}\n", name + ":", value);
   }

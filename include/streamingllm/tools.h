@@ -35,7 +35,7 @@ struct MakeModelOptions {
   size_t n_embd = 64;
   size_t n_layer = 2;
   size_t n_head = 4;
-  size_t n_head_kv = 0;  // 0: n_head
+  size_t n_head_kv = 0;  // 0: n_head (falcon: 1 writes a Falcon-7B-style file, more a 40B-style)
   size_t n_ff = 0;       // 0: about 8/3 n_embd, rounded up to a multiple of 32
   size_t n_ctx = 2048;   // <arch>.context_length
   double rope_base = 10000.0;
@@ -51,8 +51,8 @@ struct MakeModelOptions {
   std::string type = "f32";  // weight matrices: f32 or f16 (vectors stay f32)
 };
 
-// "llama, qwen2, qwen3, phi3, gptneox, gemma2, gemma3": the architectures make_model() writes,
-// comma-separated.
+// "llama, qwen2, qwen3, phi3, gptneox, gemma2, gemma3, falcon, mpt": the architectures
+// make_model() writes, comma-separated.
 std::string make_model_architectures();
 
 // Writes `out` (atomically). Errors name the option or the vocabulary key that is wrong.

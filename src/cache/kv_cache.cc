@@ -36,6 +36,9 @@ Status check_options(const KvCacheShape& shape, const KvCacheOptions& options) {
        shape.local_rope.rope_dim > shape.head_dim)) {
     return Error(ErrorCode::kInvalidInput, "bad sliding-window layers");
   }
+  if (!shape.alibi_slopes.empty() && shape.alibi_slopes.size() != shape.n_heads) {
+    return Error(ErrorCode::kInvalidInput, "ALiBi needs one slope per query head");
+  }
   return {};
 }
 
@@ -294,31 +297,36 @@ void KvCache::attend_group(size_t layer, size_t head, size_t i, const float* q, 
   // depend on where the runs split, only on the rows and their order.
   ops::KvRun runs[5];
   size_t n_runs = 0;
+  // `distance`: the in-cache distance from the query to the run's first row (ALiBi's): c(t) - j
+  // for sink j, t - n for window token n.
   const auto add_run = [&](const float* query, const uint8_t* k, const uint8_t* v, uint64_t row,
-                           uint64_t n_rows) {
+                           uint64_t n_rows, uint64_t distance) {
     if (n_rows == 0) return;
     assert(n_runs < std::size(runs));
     const size_t offset = static_cast<size_t>(row) * slot_bytes_ + kv_offset;
-    runs[n_runs++] = {query, k + offset, v + offset, static_cast<size_t>(n_rows)};
+    runs[n_runs++] = {query, k + offset, v + offset, static_cast<size_t>(n_rows), distance};
   };
+  const uint64_t c_t = cache_pos(t);
   const uint64_t n_sinks_cached = std::min(n_sink_seen, t0);
-  add_run(q_sink, layer_k, layer_v, 0, n_sinks_cached);
-  add_run(q_sink, batch_k_.data(), batch_v_.data(), 0, n_sink_seen - n_sinks_cached);
+  add_run(q_sink, layer_k, layer_v, 0, n_sinks_cached, c_t);
+  add_run(q_sink, batch_k_.data(), batch_v_.data(), 0, n_sink_seen - n_sinks_cached,
+          c_t - n_sinks_cached);
   // Cached part of the window walks the ring from slot_of(lo), wrapping past the last slot.
   const uint64_t n_window_cached = lo < t0 ? std::min(t0, t + 1) - lo : 0;
   const uint64_t first_slot = n_window_cached > 0 ? slot_of(ls, lo) : 0;
   const uint64_t n_before_wrap = std::min<uint64_t>(n_window_cached, ls.n_slots - first_slot);
-  add_run(q, layer_k, layer_v, first_slot, n_before_wrap);
-  add_run(q, layer_k, layer_v, n_sinks, n_window_cached - n_before_wrap);
+  add_run(q, layer_k, layer_v, first_slot, n_before_wrap, t - lo);
+  add_run(q, layer_k, layer_v, n_sinks, n_window_cached - n_before_wrap, t - lo - n_before_wrap);
   const uint64_t first_batch = std::max(lo, t0);  // > t while the sinks are still filling
   add_run(q, batch_k_.data(), batch_v_.data(), first_batch - t0,
-          first_batch <= t ? t + 1 - first_batch : 0);
+          first_batch <= t ? t + 1 - first_batch : 0, t - first_batch);
 
   const ops::KvLayout layout{options_.kv_type, head_dim, slot_bytes_, shape_.attn_softcap};
   const float scale =
       shape_.attn_scale > 0.0f ? shape_.attn_scale : 1.0f / std::sqrt(static_cast<float>(head_dim));
+  const float* slopes = shape_.alibi_slopes.empty() ? nullptr : &shape_.alibi_slopes[head];
   ops::attention(layout, std::span(runs, n_runs), shape_.n_heads / shape_.n_kv_heads, scale, scores,
-                 out);
+                 out, slopes);
 }
 
 }  // namespace sllm

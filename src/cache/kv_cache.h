@@ -14,6 +14,12 @@
 //   - against sink keys (written at 0..S-1) with the query rotated at c(t).
 // That is two query rotations per token and head instead of a pass over the cache. docs/design.md
 // has the derivation; tests/cache_test.cc checks it against the re-rotating reference.
+//
+// ALiBi (MPT: no rope, rope_dim 0) follows the same identity with a bias for the rotation: the
+// paper's "contiguous" bias, -slope * (in-cache distance). A window key n is at in-cache
+// distance t - n from the query (the window is contiguous), a sink j at c(t) - j. Both are
+// differences of stream indices known when the query is scored, so no key is ever rewritten or
+// re-biased: the bias is added to each score as it is computed.
 #pragma once
 
 #include <cstddef>
@@ -46,6 +52,7 @@ struct KvCacheShape {
   std::vector<bool> local_layers{};
   size_t local_window = 0;
   RopeSpec local_rope{};
+  std::vector<float> alibi_slopes{};  // [n_heads] ALiBi slopes; empty: no ALiBi
 };
 
 struct KvCacheOptions {

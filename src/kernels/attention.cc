@@ -268,9 +268,23 @@ HWY_INLINE void accumulate_values(D d, const KvLayout& layout, std::span<const K
   }
 }
 
+// scores[h * n_rows + n] += slope_h * -distance(n): ALiBi, after the scale.
+void add_alibi(std::span<const KvRun> runs, size_t n_heads, size_t n_rows, const float* slopes,
+               float* scores) {
+  for (size_t h = 0; h < n_heads; ++h) {
+    float* row = scores + h * n_rows;
+    for (const KvRun& run : runs) {
+      for (size_t r = 0; r < run.n_rows; ++r) {
+        row[r] += slopes[h] * -static_cast<float>(run.distance - r);
+      }
+      row += run.n_rows;
+    }
+  }
+}
+
 template <TensorType kType, class D>
 void attention_typed(D d, const KvLayout& layout, std::span<const KvRun> runs, size_t n_heads,
-                     float scale, float* scores, float* out) {
+                     float scale, float* scores, float* out, const float* alibi_slopes) {
   const size_t head_dim = layout.head_dim;
   size_t n_rows = 0;
   for (const KvRun& run : runs) n_rows += run.n_rows;
@@ -294,6 +308,7 @@ void attention_typed(D d, const KvLayout& layout, std::span<const KvRun> runs, s
       scores[i] = std::tanh(scores[i] * inv) * layout.softcap;
     }
   }
+  if (alibi_slopes != nullptr) add_alibi(runs, n_heads, n_rows, alibi_slopes, scores);
   // Softmax, its normalization folded into the weighted sum: one pass over the scores less.
   // Heads go in pairs that share each value row's load.
   const size_t n_lanes = hn::Lanes(d);
@@ -326,24 +341,26 @@ void attention_typed(D d, const KvLayout& layout, std::span<const KvRun> runs, s
 
 template <class D>
 void attention_vectors(D d, const KvLayout& layout, std::span<const KvRun> runs, size_t n_heads,
-                       float scale, float* scores, float* out) {
+                       float scale, float* scores, float* out, const float* alibi_slopes) {
   if (layout.type == TensorType::kF16) {
-    attention_typed<TensorType::kF16>(d, layout, runs, n_heads, scale, scores, out);
+    attention_typed<TensorType::kF16>(d, layout, runs, n_heads, scale, scores, out, alibi_slopes);
   } else {
-    attention_typed<TensorType::kF32>(d, layout, runs, n_heads, scale, scores, out);
+    attention_typed<TensorType::kF32>(d, layout, runs, n_heads, scale, scores, out, alibi_slopes);
   }
 }
 
 void attention_simd(const KvLayout& layout, std::span<const KvRun> runs, size_t n_heads,
-                    float scale, float* scores, float* out) {
+                    float scale, float* scores, float* out, const float* alibi_slopes) {
   // The widest vector that divides a row: full vectors for head_dim 64 or 128, 8 lanes for the
   // 8-float rows of stories260K on AVX-512; padded tails only for odd sizes.
   if (layout.head_dim % hn::Lanes(DF()) == 0) {
-    attention_vectors(DF(), layout, runs, n_heads, scale, scores, out);
+    attention_vectors(DF(), layout, runs, n_heads, scale, scores, out, alibi_slopes);
   } else if (layout.head_dim % 8 == 0) {
-    attention_vectors(hn::CappedTag<float, 8>(), layout, runs, n_heads, scale, scores, out);
+    attention_vectors(hn::CappedTag<float, 8>(), layout, runs, n_heads, scale, scores, out,
+                      alibi_slopes);
   } else {
-    attention_vectors(hn::CappedTag<float, 4>(), layout, runs, n_heads, scale, scores, out);
+    attention_vectors(hn::CappedTag<float, 4>(), layout, runs, n_heads, scale, scores, out,
+                      alibi_slopes);
   }
 }
 
@@ -378,9 +395,9 @@ void axpy_kv(float a, const void* v, TensorType kv_type, float* y, size_t n) {
 }
 
 void attention(const KvLayout& layout, std::span<const KvRun> runs, size_t n_heads, float scale,
-               float* scores, float* out) {
+               float* scores, float* out, const float* alibi_slopes) {
   assert(is_kv_type(layout.type) && layout.head_dim > 0 && n_heads > 0);
-  HWY_DYNAMIC_DISPATCH(attention_simd)(layout, runs, n_heads, scale, scores, out);
+  HWY_DYNAMIC_DISPATCH(attention_simd)(layout, runs, n_heads, scale, scores, out, alibi_slopes);
 }
 
 void store_kv(const float* src, void* dst, TensorType kv_type, size_t n) {

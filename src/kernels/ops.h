@@ -62,6 +62,8 @@ struct KvRun {
   const void* keys = nullptr;    // [n_rows] rows of the layout, at the KV head's part of row 0
   const void* values = nullptr;  // [n_rows] likewise
   size_t n_rows = 0;
+  // ALiBi only: the query-key distance of row 0; row r is at distance - r.
+  uint64_t distance = 0;
 };
 
 // n_heads query heads that share one KV head (grouped-query attention; 1 without it) attending
@@ -73,8 +75,10 @@ struct KvRun {
 // bits; nor on n_heads: a head's result is the same alone or in a group. One dispatch per call,
 // whatever the number of rows: this is the inner loop of decoding. The heads of a group are
 // scored while a group of keys is in L1, and share each value row's load.
+// alibi_slopes (null: none): [n_heads]; head h's score of a row at distance d (KvRun::distance)
+// gains slope_h * -d after the scale, as ggml_soft_max_ext adds its ALiBi bias.
 void attention(const KvLayout& layout, std::span<const KvRun> runs, size_t n_heads, float scale,
-               float* scores, float* out);
+               float* scores, float* out, const float* alibi_slopes = nullptr);
 
 // Single rows of cached keys/values stored as f32 or f16 (`kv_type` is kF32 or kF16).
 // dot: returns sum_i a[i] * k[i]. axpy: y[i] += a * v[i].

@@ -33,6 +33,22 @@ float gelu_ggml(float x) {
   return quant::f16_to_f32(quant::f32_to_f16(gelu_tanh(quant::f16_to_f32(quant::f32_to_f16(x)))));
 }
 
+// A bias the family requires (`required`), or, for families whose biases are optional
+// (biases_if_present), the file's if it has one; empty otherwise.
+Result<std::vector<float>> load_bias(const GgufFile& gguf, const ModelConfig& c,
+                                     const std::string& name, size_t n, bool required) {
+  if (!required && !(c.family->biases_if_present && gguf.find_tensor(name) != nullptr)) {
+    return std::vector<float>();
+  }
+  return get_vector(gguf, name, n);
+}
+
+// MPT's clip_qkv, as ggml_clamp: x limited to [-limit, limit].
+void clamp_inplace(float limit, float* x, size_t n) {
+  if (limit <= 0.0f) return;
+  for (size_t i = 0; i < n; ++i) x[i] = x[i] < -limit ? -limit : (x[i] > limit ? limit : x[i]);
+}
+
 void gelu_inplace(GeluKind kind, float* x, size_t n) {
   if (kind == GeluKind::kTanh) {
     for (size_t i = 0; i < n; ++i) x[i] = gelu_tanh(x[i]);
@@ -77,6 +93,15 @@ Result<Norm> load_norm(const GgufFile& gguf, const std::string& name, size_t dim
   return n;
 }
 
+Result<Norm> load_norm(const GgufFile& gguf, const ModelConfig& c, const std::string& name) {
+  const NormKind kind = c.family->norm;
+  if (kind == NormKind::kLayer && c.family->biases_if_present &&
+      gguf.find_tensor(name + ".bias") == nullptr) {
+    return load_norm(gguf, name, c.dim, NormKind::kRms);  // the weight alone
+  }
+  return load_norm(gguf, name, c.dim, kind);
+}
+
 void apply_norm(const Norm& norm, NormKind kind, float eps, const float* x, size_t n, size_t dim,
                 float* out) {
   for (size_t t = 0; t < n; ++t) {
@@ -92,6 +117,10 @@ void apply_norm(const Norm& norm, NormKind kind, float eps, const float* x, size
     float var = 0.0f;
     for (size_t i = 0; i < dim; ++i) var += (row[i] - mean) * (row[i] - mean);
     const float scale = 1.0f / std::sqrt(var / static_cast<float>(dim) + eps);
+    if (norm.bias.empty()) {  // biases_if_present families
+      for (size_t i = 0; i < dim; ++i) o[i] = (row[i] - mean) * scale * norm.weight[i];
+      continue;
+    }
     for (size_t i = 0; i < dim; ++i) {
       o[i] = (row[i] - mean) * scale * norm.weight[i] + norm.bias[i];
     }
@@ -105,27 +134,21 @@ Result<AttentionWeights> load_attention(const GgufFile& gguf, const std::string&
   if (f.fused_qkv) {
     const size_t rows = c.q_dim() + 2 * c.kv_dim();
     SLLM_ASSIGN_OR_RETURN(w.wqkv, get_matrix(gguf, p + "attn_qkv.weight", rows, c.dim));
-    if (f.qkv_bias) {
-      SLLM_ASSIGN_OR_RETURN(w.bqkv, get_vector(gguf, p + "attn_qkv.bias", rows));
-    }
+    SLLM_ASSIGN_OR_RETURN(w.bqkv, load_bias(gguf, c, p + "attn_qkv.bias", rows, f.qkv_bias));
   } else {
     SLLM_ASSIGN_OR_RETURN(w.wq, get_matrix(gguf, p + "attn_q.weight", c.q_dim(), c.dim));
     SLLM_ASSIGN_OR_RETURN(w.wk, get_matrix(gguf, p + "attn_k.weight", c.kv_dim(), c.dim));
     SLLM_ASSIGN_OR_RETURN(w.wv, get_matrix(gguf, p + "attn_v.weight", c.kv_dim(), c.dim));
-    if (f.qkv_bias) {
-      SLLM_ASSIGN_OR_RETURN(w.bq, get_vector(gguf, p + "attn_q.bias", c.q_dim()));
-      SLLM_ASSIGN_OR_RETURN(w.bk, get_vector(gguf, p + "attn_k.bias", c.kv_dim()));
-      SLLM_ASSIGN_OR_RETURN(w.bv, get_vector(gguf, p + "attn_v.bias", c.kv_dim()));
-    }
+    SLLM_ASSIGN_OR_RETURN(w.bq, load_bias(gguf, c, p + "attn_q.bias", c.q_dim(), f.qkv_bias));
+    SLLM_ASSIGN_OR_RETURN(w.bk, load_bias(gguf, c, p + "attn_k.bias", c.kv_dim(), f.qkv_bias));
+    SLLM_ASSIGN_OR_RETURN(w.bv, load_bias(gguf, c, p + "attn_v.bias", c.kv_dim(), f.qkv_bias));
   }
   if (f.head_norm) {
     SLLM_ASSIGN_OR_RETURN(w.q_norm, get_vector(gguf, p + "attn_q_norm.weight", c.head_dim));
     SLLM_ASSIGN_OR_RETURN(w.k_norm, get_vector(gguf, p + "attn_k_norm.weight", c.head_dim));
   }
   SLLM_ASSIGN_OR_RETURN(w.wo, get_matrix(gguf, p + "attn_output.weight", c.dim, c.q_dim()));
-  if (f.out_bias) {
-    SLLM_ASSIGN_OR_RETURN(w.bo, get_vector(gguf, p + "attn_output.bias", c.dim));
-  }
+  SLLM_ASSIGN_OR_RETURN(w.bo, load_bias(gguf, c, p + "attn_output.bias", c.dim, f.out_bias));
   return w;
 }
 
@@ -136,6 +159,7 @@ void project_qkv(const AttentionWeights& w, const ModelConfig& c, const float* x
     const size_t width = q_dim + 2 * kv_dim;
     ops::matmul(w.wqkv, xn, n, s.qkv.data(), pool);
     add_bias(w.bqkv, s.qkv.data(), n);
+    clamp_inplace(c.clamp_kqv, s.qkv.data(), n * width);
     for (size_t t = 0; t < n; ++t) {
       const float* row = &s.qkv[t * width];
       std::memcpy(&s.q[t * q_dim], row, q_dim * sizeof(float));
@@ -149,6 +173,9 @@ void project_qkv(const AttentionWeights& w, const ModelConfig& c, const float* x
     add_bias(w.bq, s.q.data(), n);
     add_bias(w.bk, s.k.data(), n);
     add_bias(w.bv, s.v.data(), n);
+    clamp_inplace(c.clamp_kqv, s.q.data(), n * q_dim);
+    clamp_inplace(c.clamp_kqv, s.k.data(), n * kv_dim);
+    clamp_inplace(c.clamp_kqv, s.v.data(), n * kv_dim);
   }
   if (!w.q_norm.empty()) {
     const size_t hd = c.head_dim;
@@ -177,10 +204,8 @@ Result<FfnWeights> load_ffn(const GgufFile& gguf, const std::string& p, const Mo
   const size_t up_rows = f.ffn == FfnKind::kSwiGluFused ? 2 * c.ffn_dim : c.ffn_dim;
   SLLM_ASSIGN_OR_RETURN(w.up, get_matrix(gguf, p + "ffn_up.weight", up_rows, c.dim));
   SLLM_ASSIGN_OR_RETURN(w.down, get_matrix(gguf, p + "ffn_down.weight", c.dim, c.ffn_dim));
-  if (f.ffn_bias) {
-    SLLM_ASSIGN_OR_RETURN(w.b_up, get_vector(gguf, p + "ffn_up.bias", up_rows));
-    SLLM_ASSIGN_OR_RETURN(w.b_down, get_vector(gguf, p + "ffn_down.bias", c.dim));
-  }
+  SLLM_ASSIGN_OR_RETURN(w.b_up, load_bias(gguf, c, p + "ffn_up.bias", up_rows, f.ffn_bias));
+  SLLM_ASSIGN_OR_RETURN(w.b_down, load_bias(gguf, c, p + "ffn_down.bias", c.dim, f.ffn_bias));
   return w;
 }
 

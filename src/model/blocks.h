@@ -35,11 +35,13 @@ struct ForwardScratch {
 
 struct Norm {
   std::vector<float> weight;  // [dim]
-  std::vector<float> bias;    // [dim], LayerNorm only
+  std::vector<float> bias;    // [dim], LayerNorm only (may be empty: biases_if_present)
 };
 
 // `name` without its ".weight" / ".bias" suffix.
 Result<Norm> load_norm(const GgufFile& gguf, const std::string& name, size_t dim, NormKind kind);
+// The family's norm `name` of width dim (biases_if_present: the bias only if the file has it).
+Result<Norm> load_norm(const GgufFile& gguf, const ModelConfig& c, const std::string& name);
 // out[t] = norm(x[t]) for n rows of dim; out may be x.
 void apply_norm(const Norm& norm, NormKind kind, float eps, const float* x, size_t n, size_t dim,
                 float* out);
@@ -57,7 +59,8 @@ struct AttentionWeights {
 // blk = "blk.<i>."
 Result<AttentionWeights> load_attention(const GgufFile& gguf, const std::string& blk,
                                         const ModelConfig& c);
-// s.q, s.k, s.v = the (unrotated) projections of xn [n, dim], with biases and head norms.
+// s.q, s.k, s.v = the (unrotated) projections of xn [n, dim], with biases, clipping
+// (clamp_kqv) and head norms.
 void project_qkv(const AttentionWeights& w, const ModelConfig& c, const float* xn, size_t n,
                  ForwardScratch& s, ThreadPool& pool);
 // s.proj = wo · s.att (+ bias).

@@ -40,11 +40,16 @@ struct ModelConfig {
   float rms_eps = 1e-5f;  // <arch>.attention.layer_norm_rms_epsilon (layer_norm_epsilon: LayerNorm)
   bool parallel_residual = false;        // x + attn(norm1(x)) + ffn(norm2(x)) (GPT-NeoX's flag)
   GeluKind gelu = GeluKind::kGgmlTable;  // how the GELU MLP and GeGLU compute GELU
-  RopeSpec rope;                         // dims, base, layout, scaling
+  RopeSpec rope;                         // dims, base, layout, scaling (rope_dim 0: no rope)
   // Phi-3.5 / Phi-4 long-rope: `rope` has the short factors (rope_factors_short), this the long
   // ones, which llama.cpp uses when the context is longer than n_ctx_orig. Use rope_for().
   std::optional<RopeSpec> rope_long;
-  size_t n_ctx_orig = 0;     // <arch>.rope.scaling.original_context_length, else n_ctx_train
+  size_t n_ctx_orig = 0;   // <arch>.rope.scaling.original_context_length, else n_ctx_train
+  float clamp_kqv = 0.0f;  // > 0: q, k and v clipped to [-clamp_kqv, clamp_kqv] (MPT's clip_qkv)
+  // ALiBi (MPT): the slope of each query head, [n_heads]; empty without ALiBi. Attention adds
+  // -slope * (query position - key position) to each scaled score (the cache says which
+  // positions: kv_cache.h).
+  std::vector<float> alibi_slopes;
   std::string rope_scaling;  // what scales the rope ("" when nothing), for `info`
   // Hyper-parameters only some families have (soft-capping, sliding window, ALiBi, clipping), as
   // (name, value) for `info`; each family's configure() appends its own.

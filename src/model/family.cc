@@ -4,16 +4,17 @@ namespace sllm {
 
 // Defined in the family files.
 extern const Family kLlamaFamily, kMistralFamily, kQwen2Family, kQwen3Family, kPhi3Family,
-    kGptNeoxFamily, kGemma2Family, kGemma3Family;
+    kGptNeoxFamily, kGemma2Family, kGemma3Family, kFalconFamily, kMptFamily;
 
 namespace {
-constexpr const Family* kFamilies[] = {&kLlamaFamily,  &kMistralFamily, &kQwen2Family,
-                                       &kQwen3Family,  &kPhi3Family,    &kGptNeoxFamily,
-                                       &kGemma2Family, &kGemma3Family};
+constexpr const Family* kFamilies[] = {
+    &kLlamaFamily,   &kMistralFamily, &kQwen2Family,  &kQwen3Family,  &kPhi3Family,
+    &kGptNeoxFamily, &kGemma2Family,  &kGemma3Family, &kFalconFamily, &kMptFamily};
 }  // namespace
 
 size_t Family::tensors_per_block() const {
-  const size_t norms = (norm == NormKind::kLayer ? 4 : 2) + (post_norms ? 2 : 0);
+  const size_t per_norm = norm == NormKind::kLayer && !biases_if_present ? 2 : 1;
+  const size_t norms = (shared_norm ? 1 : 2) * per_norm + (post_norms ? 2 : 0);
   const size_t attn = (fused_qkv ? 2 : 4) + (qkv_bias ? (fused_qkv ? 1 : 3) : 0) +
                       (out_bias ? 1 : 0) + (head_norm ? 2 : 0);
   const size_t ffn_tensors =
@@ -25,6 +26,7 @@ std::string Family::blocks() const {
   std::string s = norm == NormKind::kRms ? "RMSNorm" : "LayerNorm";
   s += fused_qkv ? ", fused QKV" : ", separate Q/K/V";
   if (qkv_bias) s += " with biases";
+  if (biases_if_present) s += ", biases where present";
   if (head_norm) s += ", q/k head RMSNorm";
   if (post_norms) s += ", post-attention/FFN RMSNorms";
   if (scaled_embd) s += ", embedding x sqrt(dim)";

@@ -39,6 +39,12 @@ struct Family {
   // (post_attention_norm, post_ffw_norm) before they join the residual.
   bool scaled_embd = false;
   bool post_norms = false;
+  // Every bias (norms, QKV, attn_output, FFN) is loaded when the file has it, none is required
+  // (MPT: llama.cpp loads each as optional, for the no_bias option).
+  bool biases_if_present = false;
+  // One norm, attn_norm, feeds both attention and the FFN (Falcon-7B); a block that also has
+  // attn_norm_2 gives attention that one instead (Falcon-40B). No ffn_norm.
+  bool shared_norm = false;
   // Family-specific checks and hyper-parameters beyond the shared ones; may be null.
   Status (*configure)(const GgufFile& gguf, ModelConfig& config) = nullptr;
 

@@ -12,24 +12,27 @@ Result<TransformerModel> TransformerModel::load(const GgufFile& gguf, GeluKind g
   SLLM_ASSIGN_OR_RETURN(m.config_, config_from_gguf(gguf));
   m.config_.gelu = gelu;
   const ModelConfig& c = m.config_;
-  const NormKind norm = c.family->norm;
   SLLM_ASSIGN_OR_RETURN(m.token_embd_, get_matrix(gguf, "token_embd.weight", c.n_vocab, c.dim));
   // config_from_gguf() checked n_layers against the file's tensors; each layer is added only once
   // its tensors are found, so a bad count costs nothing.
   for (size_t i = 0; i < c.n_layers; ++i) {
     Layer& l = m.layers_.emplace_back();
     const std::string p = "blk." + std::to_string(i) + ".";
-    SLLM_ASSIGN_OR_RETURN(l.attn_norm, load_norm(gguf, p + "attn_norm", c.dim, norm));
+    // Falcon (shared_norm): attn_norm feeds the FFN, and attention too unless the block has
+    // attn_norm_2 (40B).
+    const bool shared = c.family->shared_norm;
+    const bool norm_2 = shared && gguf.find_tensor(p + "attn_norm_2.weight") != nullptr;
+    SLLM_ASSIGN_OR_RETURN(l.attn_norm,
+                          load_norm(gguf, c, p + (norm_2 ? "attn_norm_2" : "attn_norm")));
     SLLM_ASSIGN_OR_RETURN(l.attn, load_attention(gguf, p, c));
-    SLLM_ASSIGN_OR_RETURN(l.ffn_norm, load_norm(gguf, p + "ffn_norm", c.dim, norm));
+    SLLM_ASSIGN_OR_RETURN(l.ffn_norm, load_norm(gguf, c, p + (shared ? "attn_norm" : "ffn_norm")));
     SLLM_ASSIGN_OR_RETURN(l.ffn, load_ffn(gguf, p, c));
     if (c.family->post_norms) {
-      SLLM_ASSIGN_OR_RETURN(l.attn_post_norm,
-                            load_norm(gguf, p + "post_attention_norm", c.dim, norm));
-      SLLM_ASSIGN_OR_RETURN(l.ffn_post_norm, load_norm(gguf, p + "post_ffw_norm", c.dim, norm));
+      SLLM_ASSIGN_OR_RETURN(l.attn_post_norm, load_norm(gguf, c, p + "post_attention_norm"));
+      SLLM_ASSIGN_OR_RETURN(l.ffn_post_norm, load_norm(gguf, c, p + "post_ffw_norm"));
     }
   }
-  SLLM_ASSIGN_OR_RETURN(m.output_norm_, load_norm(gguf, "output_norm", c.dim, norm));
+  SLLM_ASSIGN_OR_RETURN(m.output_norm_, load_norm(gguf, c, "output_norm"));
   if (gguf.find_tensor("output.weight") != nullptr) {
     SLLM_ASSIGN_OR_RETURN(m.output_, get_matrix(gguf, "output.weight", c.n_vocab, c.dim));
   } else {

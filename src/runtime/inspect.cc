@@ -74,6 +74,8 @@ void AttentionProbe::attend(size_t layer, size_t n_tokens, float* q, float* k, c
         if (c.attn_softcap > 0.0f) {
           weights_[j] = std::tanh(weights_[j] / c.attn_softcap) * c.attn_softcap;
         }
+        // ALiBi (MPT), as the cache adds it: the query at t, key j at distance t - j.
+        if (!c.alibi_slopes.empty()) weights_[j] += c.alibi_slopes[h] * -static_cast<float>(t - j);
         max_score = std::max(max_score, weights_[j]);
       }
       float sum = 0;

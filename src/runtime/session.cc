@@ -40,6 +40,7 @@ KvCacheShape cache_shape(const ModelConfig& c, size_t n_slots) {
   shape.local_layers = c.local_layers;
   shape.local_window = c.sliding_window;
   shape.local_rope = c.local_rope;
+  shape.alibi_slopes = c.alibi_slopes;
   return shape;
 }
 

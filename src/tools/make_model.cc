@@ -82,7 +82,7 @@ namespace {
 constexpr ArchWriter kArchWriters[] = {
     {"llama", build_llama},   {"qwen2", build_qwen2},     {"qwen3", build_qwen3},
     {"phi3", build_phi3},     {"gptneox", build_gptneox}, {"gemma2", build_gemma2},
-    {"gemma3", build_gemma3},
+    {"gemma3", build_gemma3}, {"falcon", build_falcon},   {"mpt", build_mpt},
 };
 
 Error invalid(const std::string& message) { return Error(ErrorCode::kInvalidInput, message); }

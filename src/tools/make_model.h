@@ -79,6 +79,8 @@ Status build_phi3(ModelBuilder& b);
 Status build_gptneox(ModelBuilder& b);  // make_model_gptneox.cc
 Status build_gemma2(ModelBuilder& b);   // make_model_gemma.cc
 Status build_gemma3(ModelBuilder& b);
+Status build_falcon(ModelBuilder& b);  // make_model_falcon.cc
+Status build_mpt(ModelBuilder& b);     // make_model_falcon.cc
 
 // Llama 3.1's rope_freqs factors (llama.cpp's convert_hf_to_gguf.py, rope_type "llama3").
 std::vector<float> llama3_rope_factors(size_t rope_dim, double base, float factor,
