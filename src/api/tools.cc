@@ -12,8 +12,12 @@ Status quantize(const std::string& in, const std::string& out, std::string_view 
                 const LogFn& log) {
   const auto parsed = parse_tensor_type(std::string(type));
   if (!parsed) {
-    return Error(ErrorCode::kInvalidInput, "unknown weight type '" + std::string(type) +
-                                               "' (expected q8_0, q4_0, f16, bf16 or f32)");
+    std::string expected;
+    for (const TensorTypeTraits& t : supported_tensor_types()) {
+      expected += (expected.empty() ? "" : ", ") + std::string(t.name);
+    }
+    return Error(ErrorCode::kInvalidInput,
+                 "unknown weight type '" + std::string(type) + "' (expected " + expected + ")");
   }
   return quantize_gguf(in, out, *parsed, log);
 }

@@ -12,7 +12,9 @@
 namespace sllm {
 namespace {
 
-// llama.cpp's LLAMA_FTYPE for a file whose matrices are mostly `type` (llama.h llama_ftype).
+// llama.cpp's LLAMA_FTYPE for a file whose matrices are mostly `type` (llama.h llama_ftype; for
+// the K-quants the "_M" mixes' ids would claim per-tensor choices a single-type file lacks, so the
+// plain or "_S" ids are used).
 uint32_t llama_file_type(TensorType type) {
   switch (type) {
     case TensorType::kF32:
@@ -21,17 +23,64 @@ uint32_t llama_file_type(TensorType type) {
       return 1;  // LLAMA_FTYPE_MOSTLY_F16
     case TensorType::kQ4_0:
       return 2;  // LLAMA_FTYPE_MOSTLY_Q4_0
+    case TensorType::kQ4_1:
+      return 3;  // LLAMA_FTYPE_MOSTLY_Q4_1
     case TensorType::kQ8_0:
       return 7;  // LLAMA_FTYPE_MOSTLY_Q8_0
+    case TensorType::kQ5_0:
+      return 8;  // LLAMA_FTYPE_MOSTLY_Q5_0
+    case TensorType::kQ5_1:
+      return 9;  // LLAMA_FTYPE_MOSTLY_Q5_1
+    case TensorType::kQ2_K:
+      return 10;  // LLAMA_FTYPE_MOSTLY_Q2_K
+    case TensorType::kQ3_K:
+      return 11;  // LLAMA_FTYPE_MOSTLY_Q3_K_S
+    case TensorType::kQ4_K:
+      return 14;  // LLAMA_FTYPE_MOSTLY_Q4_K_S
+    case TensorType::kQ5_K:
+      return 16;  // LLAMA_FTYPE_MOSTLY_Q5_K_S
+    case TensorType::kQ6_K:
+      return 18;  // LLAMA_FTYPE_MOSTLY_Q6_K
+    case TensorType::kIQ4_NL:
+      return 25;  // LLAMA_FTYPE_MOSTLY_IQ4_NL
+    case TensorType::kIQ4_XS:
+      return 30;  // LLAMA_FTYPE_MOSTLY_IQ4_XS
     case TensorType::kBF16:
       return 32;  // LLAMA_FTYPE_MOSTLY_BF16
+    case TensorType::kMXFP4:
+      return 38;  // LLAMA_FTYPE_MOSTLY_MXFP4_MOE
+    case TensorType::kQ8_K:
+      break;
   }
   return 0;
 }
 
-// Every TensorType enumerator is a supported type, so the lookup cannot fail.
-TensorTypeTraits traits(TensorType type) {
-  return *tensor_type_traits(static_cast<uint32_t>(type));
+// llama.cpp's type for rows that `type`'s block does not divide (llama-quant.cpp
+// tensor_type_fallback): a 32-element relative of the 256-element types; f16 when that does not
+// fit either.
+TensorType fallback_type(TensorType type, uint64_t row_length) {
+  TensorType fallback = type;
+  switch (type) {
+    case TensorType::kIQ4_XS:
+      fallback = TensorType::kIQ4_NL;
+      break;
+    case TensorType::kQ2_K:
+    case TensorType::kQ3_K:
+      fallback = TensorType::kQ4_0;
+      break;
+    case TensorType::kQ4_K:
+      fallback = TensorType::kQ5_0;
+      break;
+    case TensorType::kQ5_K:
+      fallback = TensorType::kQ5_1;
+      break;
+    case TensorType::kQ6_K:
+      fallback = TensorType::kQ8_0;
+      break;
+    default:
+      break;
+  }
+  return row_length % traits_of(fallback).block_elems == 0 ? fallback : TensorType::kF16;
 }
 
 // llama.cpp quantizes the 2-D weights (matmul operands and the embedding table) and leaves
@@ -106,12 +155,13 @@ Status quantize_gguf(const std::string& in, const std::string& out, TensorType t
       emit(fmt::format("{}: kept at q8_0 (the output matrix), as llama.cpp does for q4_0", t.name));
     }
     if (t.row_length() % traits(out_type).block_elems != 0) {
-      // f16 keeps every row length and is what llama.cpp falls back to for legacy quants.
+      const TensorType fallback = fallback_type(out_type, t.row_length());
       emit(
           fmt::format("{}: row length {} is not a multiple of the {}-element {} block; "
-                      "written as f16",
-                      t.name, t.row_length(), traits(out_type).block_elems, traits(out_type).name));
-      out_type = TensorType::kF16;
+                      "written as {}",
+                      t.name, t.row_length(), traits(out_type).block_elems, traits(out_type).name,
+                      traits(fallback).name));
+      out_type = fallback;
     }
     if (out_type == t.type) {
       SLLM_RETURN_IF_ERROR(writer.add_tensor(t.name, t.type, t.dims, bytes));
