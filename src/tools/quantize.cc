@@ -91,7 +91,7 @@ bool is_weight_matrix(const GgufTensorInfo& t) {
          t.name.compare(t.name.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0;
 }
 
-bool is_block_type(TensorType type) { return traits(type).block_elems > 1; }
+bool is_block_type(TensorType type) { return traits_of(type).block_elems > 1; }
 
 // Decodes each row of `t` to f32 and encodes it as `out_type`.
 Result<std::vector<uint8_t>> encode(const GgufTensorInfo& t, TensorType out_type,
@@ -99,7 +99,7 @@ Result<std::vector<uint8_t>> encode(const GgufTensorInfo& t, TensorType out_type
   const size_t n_rows = static_cast<size_t>(t.n_rows());
   const size_t row_length = static_cast<size_t>(t.row_length());
   const size_t src_row_bytes = static_cast<size_t>(t.n_bytes) / n_rows;
-  const TensorTypeTraits out = traits(out_type);
+  const TensorTypeTraits out = traits_of(out_type);
   const size_t dst_row_bytes = row_length / out.block_elems * out.block_bytes;
 
   std::vector<float> row(row_length);                    // [row_length]
@@ -154,13 +154,13 @@ Status quantize_gguf(const std::string& in, const std::string& out, TensorType t
       out_type = TensorType::kQ8_0;
       emit(fmt::format("{}: kept at q8_0 (the output matrix), as llama.cpp does for q4_0", t.name));
     }
-    if (t.row_length() % traits(out_type).block_elems != 0) {
+    if (t.row_length() % traits_of(out_type).block_elems != 0) {
       const TensorType fallback = fallback_type(out_type, t.row_length());
       emit(
           fmt::format("{}: row length {} is not a multiple of the {}-element {} block; "
                       "written as {}",
-                      t.name, t.row_length(), traits(out_type).block_elems, traits(out_type).name,
-                      traits(fallback).name));
+                      t.name, t.row_length(), traits_of(out_type).block_elems, traits_of(out_type).name,
+                      traits_of(fallback).name));
       out_type = fallback;
     }
     if (out_type == t.type) {
@@ -169,7 +169,7 @@ Status quantize_gguf(const std::string& in, const std::string& out, TensorType t
     }
     if (is_block_type(t.type)) {
       emit(fmt::format("{}: requantizing {} to {} adds the rounding errors of both", t.name,
-                       traits(t.type).name, traits(out_type).name));
+                       traits_of(t.type).name, traits_of(out_type).name));
     }
     SLLM_ASSIGN_OR_RETURN(std::vector<uint8_t> encoded, encode(t, out_type, in));
     SLLM_RETURN_IF_ERROR(writer.add_tensor(t.name, out_type, t.dims, encoded));
