@@ -38,11 +38,12 @@ Command add_quantize(CLI::App& app) {
   cmd->add_option("output", a->out, "Output GGUF")->required();
   cmd->add_option("--type", a->type,
                   "Weight type: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_K q3_K q4_K q5_K q6_K "
-                  "iq4_nl iq4_xs mxfp4")
+                  "iq4_nl iq4_xs mxfp4, or llama.cpp's mixes Q4_K_M Q5_K_M")
       ->required()
-      ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_K",
-                             "q3_K", "q4_K", "q5_K", "q6_K", "iq4_nl", "iq4_xs", "mxfp4"},
-                            CLI::ignore_case));
+      ->check(CLI::IsMember(
+          {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_K", "q3_K", "q4_K",
+           "q5_K", "q6_K", "iq4_nl", "iq4_xs", "mxfp4", "Q4_K_M", "Q5_K_M"},
+          CLI::ignore_case));
   return [a] {
     SLLM_CLI_CHECK(quantize(a->in, a->out, a->type));
     fmt::print(stderr, "wrote {}\n", a->out);

@@ -2,7 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
 #include <cmath>
+#include <cstdio>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "gguf/gguf.h"
@@ -122,10 +126,68 @@ Result<std::vector<uint8_t>> encode(const GgufTensorInfo& t, TensorType out_type
   return encoded;
 }
 
-}  // namespace
+// Per-tensor type choice: `type` for a single-type file, or a mix's rule.
+struct TypeChooser {
+  std::optional<QuantMix> mix;
+  TensorType type = TensorType::kF32;  // single-type files
+  int n_layer = 0;                     // <arch>.block_count
+  int n_attn_v = 0;                    // attn_v / attn_qkv / attn_kv_b matrices
+  bool tied_embeddings = true;         // no output.weight: token_embd is the output matrix
 
-Status quantize_gguf(const std::string& in, const std::string& out, TensorType type,
-                     const QuantizeLog& log) {
+  // llama.cpp's use_more_bits: the first and last eighth of the layers and every third between.
+  static bool use_more_bits(int i, int n) {
+    return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+  }
+
+  static int layer_of(const std::string& name) {
+    int layer = -1;
+    if (std::sscanf(name.c_str(), "blk.%d.", &layer) != 1) return -1;
+    return layer;
+  }
+
+  static bool is_attn_v(const std::string& name) {
+    return name.find("attn_qkv.weight") != std::string::npos ||
+           name.find("attn_kv_b.weight") != std::string::npos ||
+           name.find("attn_v.weight") != std::string::npos;
+  }
+
+  TensorType base() const {
+    if (!mix) return type;
+    return *mix == QuantMix::kQ4_K_M ? TensorType::kQ4_K : TensorType::kQ5_K;
+  }
+
+  // The type before the row-length fallback, and why it differs from base(), if it does.
+  std::pair<TensorType, std::string> choose(const GgufTensorInfo& t) const {
+    if (!mix) {
+      if (type == TensorType::kQ4_0 && t.name == "output.weight") {
+        // The output matrix is the most sensitive one (its error lands on every logit); llama.cpp
+        // keeps it at a higher-precision type for q4_0 files (q6_K there). q8_0 is ours.
+        return {TensorType::kQ8_0, "kept at q8_0 (the output matrix), as llama.cpp does for q4_0"};
+      }
+      return {type, ""};
+    }
+    const bool is_output =
+        t.name == "output.weight" || (tied_embeddings && t.name == "token_embd.weight");
+    if (is_output) {
+      if (t.row_length() % traits_of(base()).block_elems != 0) {
+        return {TensorType::kQ8_0, "q8_0 (the output matrix, rows no multiple of the block)"};
+      }
+      return {TensorType::kQ6_K, "q6_K (the output matrix)"};
+    }
+    if (t.name == "token_embd.weight") return {base(), ""};
+    const int layer = layer_of(t.name);
+    if (is_attn_v(t.name) && use_more_bits(layer, n_attn_v)) {
+      return {TensorType::kQ6_K, fmt::format("q6_K (attention values of layer {})", layer)};
+    }
+    if (t.name.find("ffn_down") != std::string::npos && use_more_bits(layer, n_layer)) {
+      return {TensorType::kQ6_K, fmt::format("q6_K (ffn_down of layer {})", layer)};
+    }
+    return {base(), ""};
+  }
+};
+
+Status quantize_with(const std::string& in, const std::string& out, TypeChooser chooser,
+                     uint32_t file_type, const QuantizeLog& log) {
   auto emit = [&](const std::string& line) {
     if (log) {
       log(line);
@@ -137,9 +199,20 @@ Status quantize_gguf(const std::string& in, const std::string& out, TensorType t
   SLLM_RETURN_IF_ERROR(check_output_path(out));
   SLLM_ASSIGN_OR_RETURN(GgufFile src, GgufFile::open(in));
 
+  if (chooser.mix) {
+    // use_more_bits needs the layer count; a file without it is no model llama.cpp quantizes.
+    SLLM_ASSIGN_OR_RETURN(const std::string arch, src.get_string("general.architecture"));
+    SLLM_ASSIGN_OR_RETURN(const uint32_t n_layer, src.get_u32(arch + ".block_count"));
+    chooser.n_layer = static_cast<int>(n_layer);
+    for (const GgufTensorInfo& t : src.tensors()) {
+      if (TypeChooser::is_attn_v(t.name)) ++chooser.n_attn_v;
+      if (t.name == "output.weight") chooser.tied_embeddings = false;
+    }
+  }
+
   GgufWriter writer;
   for (const auto& [key, value] : src.metadata()) writer.set(key, value);
-  writer.set("general.file_type", GgufValue::u32(llama_file_type(type)));
+  writer.set("general.file_type", GgufValue::u32(file_type));
 
   for (const GgufTensorInfo& t : src.tensors()) {
     const std::span<const uint8_t> bytes(t.data, static_cast<size_t>(t.n_bytes));
@@ -147,20 +220,14 @@ Status quantize_gguf(const std::string& in, const std::string& out, TensorType t
       SLLM_RETURN_IF_ERROR(writer.add_tensor(t.name, t.type, t.dims, bytes));
       continue;
     }
-    TensorType out_type = type;
-    if (type == TensorType::kQ4_0 && t.name == "output.weight") {
-      // The output matrix is the most sensitive one (its error lands on every logit); llama.cpp
-      // keeps it at a higher-precision type for q4_0 files (q6_K there). q8_0 is ours.
-      out_type = TensorType::kQ8_0;
-      emit(fmt::format("{}: kept at q8_0 (the output matrix), as llama.cpp does for q4_0", t.name));
-    }
+    auto [out_type, why] = chooser.choose(t);
+    if (!why.empty()) emit(fmt::format("{}: {}", t.name, why));
     if (t.row_length() % traits_of(out_type).block_elems != 0) {
       const TensorType fallback = fallback_type(out_type, t.row_length());
-      emit(
-          fmt::format("{}: row length {} is not a multiple of the {}-element {} block; "
-                      "written as {}",
-                      t.name, t.row_length(), traits_of(out_type).block_elems, traits_of(out_type).name,
-                      traits_of(fallback).name));
+      emit(fmt::format(
+          "{}: row length {} is not a multiple of the {}-element {} block; written as {}", t.name,
+          t.row_length(), traits_of(out_type).block_elems, traits_of(out_type).name,
+          traits_of(fallback).name));
       out_type = fallback;
     }
     if (out_type == t.type) {
@@ -175,6 +242,31 @@ Status quantize_gguf(const std::string& in, const std::string& out, TensorType t
     SLLM_RETURN_IF_ERROR(writer.add_tensor(t.name, out_type, t.dims, encoded));
   }
   return writer.write(out);
+}
+
+}  // namespace
+
+Status quantize_gguf(const std::string& in, const std::string& out, TensorType type,
+                     const QuantizeLog& log) {
+  TypeChooser chooser;
+  chooser.type = type;
+  return quantize_with(in, out, chooser, llama_file_type(type), log);
+}
+
+std::optional<QuantMix> parse_quant_mix(const std::string& name) {
+  std::string lower = name;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "q4_k_m") return QuantMix::kQ4_K_M;
+  if (lower == "q5_k_m") return QuantMix::kQ5_K_M;
+  return std::nullopt;
+}
+
+Status quantize_gguf_mix(const std::string& in, const std::string& out, QuantMix mix,
+                         const QuantizeLog& log) {
+  TypeChooser chooser;
+  chooser.mix = mix;
+  // LLAMA_FTYPE_MOSTLY_Q4_K_M / _Q5_K_M
+  return quantize_with(in, out, chooser, mix == QuantMix::kQ4_K_M ? 15 : 17, log);
 }
 
 }  // namespace sllm
