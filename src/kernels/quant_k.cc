@@ -222,10 +222,6 @@ void pack_2bit(const uint8_t* L, uint8_t* qs) {
   }
 }
 
-uint8_t code_2bit(const uint8_t* qs, size_t e) {
-  return static_cast<uint8_t>((qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3);
-}
-
 BlockQ2_K quantize_q2_K(const float* x) {
   BlockQ2_K y{};
   uint8_t L[kK];
@@ -275,14 +271,23 @@ BlockQ2_K quantize_q2_K(const float* x) {
   return y;
 }
 
+// Two-bit codes of sub-block s (16 elements) in q2_K / q3_K's qs: byte 32 * (s / 8) + 16 * (s % 2)
+// + l, bits 2 * ((s % 8) / 2).
+void codes_2bit(const uint8_t* qs, size_t s, int* q) {
+  const uint8_t* bytes = qs + 32 * (s / 8) + 16 * (s % 2);
+  const int shift = static_cast<int>(2 * ((s % 8) / 2));
+  for (size_t l = 0; l < 16; ++l) q[l] = (bytes[l] >> shift) & 3;
+}
+
 void dequantize_q2_K(const BlockQ2_K& b, float* y) {
   const float d = f16_to_f32(b.d);
   const float min = f16_to_f32(b.dmin);
-  for (size_t e = 0; e < kK; ++e) {
-    const uint8_t sc = b.scales[e / 16];
-    const float dl = d * fl(sc & 0xF);
-    const float ml = min * fl(sc >> 4);
-    y[e] = dl * fl(code_2bit(b.qs, e)) - ml;
+  for (size_t s = 0; s < kK / 16; ++s, y += 16) {
+    const float dl = d * fl(b.scales[s] & 0xF);
+    const float ml = min * fl(b.scales[s] >> 4);
+    int q[16];
+    codes_2bit(b.qs, s, q);
+    for (size_t l = 0; l < 16; ++l) y[l] = dl * fl(q[l]) - ml;
   }
 }
 
@@ -349,10 +354,17 @@ BlockQ3_K quantize_q3_K(const float* x) {
 
 void dequantize_q3_K(const BlockQ3_K& b, float* y) {
   const float d_all = f16_to_f32(b.d);
-  for (size_t e = 0; e < kK; ++e) {
-    const float dl = d_all * fl(q3_scale(b.scales, e / 16) - 32);
-    const int high = (b.hmask[e % 32] >> (e / 32)) & 1;
-    y[e] = dl * fl(code_2bit(b.qs, e) - (high ? 0 : 4));
+  for (size_t s = 0; s < kK / 16; ++s, y += 16) {
+    const float dl = d_all * fl(q3_scale(b.scales, s) - 32);
+    int q[16];
+    codes_2bit(b.qs, s, q);
+    // Element e's high bit is bit e / 32 of hmask[e % 32].
+    const size_t e0 = 16 * s;
+    for (size_t l = 0; l < 16; ++l) {
+      const size_t e = e0 + l;
+      const int high = (b.hmask[e % 32] >> (e / 32)) & 1;
+      y[l] = dl * fl(q[l] - (high ? 0 : 4));
+    }
   }
 }
 
@@ -423,26 +435,26 @@ BlockQ4_K quantize_q4_K(const float* x) {
   return y;
 }
 
-// Element e's low nibble in q4_K/q5_K's qs.
-int nibble_k(const uint8_t* qs, size_t e) {
-  const uint8_t byte = qs[32 * (e / 64) + e % 32];
-  return (e % 64) < 32 ? byte & 0xF : byte >> 4;
-}
-
 template <class Block>
 void dequantize_affine_k(const Block& b, float* y) {
   const float d = f16_to_f32(b.d);
   const float min = f16_to_f32(b.dmin);
-  for (size_t e = 0; e < kK; ++e) {
+  for (size_t s = 0; s < kK / 32; ++s, y += 32) {
     uint8_t sc;
     uint8_t m;
-    scale_min_k4(e / 32, b.scales, &sc, &m);
-    int q = nibble_k(b.qs, e);
-    if constexpr (sizeof(Block) == sizeof(BlockQ5_K)) {
-      // Fifth bit: byte e % 32 of qh, bit e / 32.
-      q += ((b.qh[e % 32] >> (e / 32)) & 1) ? 16 : 0;
+    scale_min_k4(s, b.scales, &sc, &m);
+    const float d1 = d * fl(sc);
+    const float m1 = min * fl(m);
+    // Sub-block s: the low (s even) or high (s odd) nibbles of bytes 32 * (s / 2) + l.
+    const uint8_t* bytes = b.qs + 32 * (s / 2);
+    const int shift = s % 2 == 0 ? 0 : 4;
+    for (size_t l = 0; l < 32; ++l) {
+      int q = (bytes[l] >> shift) & 0xF;
+      if constexpr (sizeof(Block) == sizeof(BlockQ5_K)) {
+        q += ((b.qh[l] >> s) & 1) ? 16 : 0;  // fifth bit: bit s of qh[l]
+      }
+      y[l] = d1 * fl(q) - m1;
     }
-    y[e] = d * fl(sc) * fl(q) - min * fl(m);
   }
 }
 
@@ -513,15 +525,22 @@ BlockQ6_K quantize_q6_K(const float* x) {
 
 void dequantize_q6_K(const BlockQ6_K& b, float* y) {
   const float d = f16_to_f32(b.d);
-  for (size_t e = 0; e < kK; ++e) {
-    const size_t half = e / 128;
-    const size_t k = (e % 128) / 32;  // which quarter of the 128
-    const size_t l = e % 32;
-    const uint8_t lo_byte = b.ql[64 * half + l + 32 * (k & 1)];
-    const int lo = k < 2 ? lo_byte & 0xF : lo_byte >> 4;
-    const int hi = (b.qh[32 * half + l] >> (2 * k)) & 3;
-    const int q = (lo | (hi << 4)) - 32;
-    y[e] = d * fl(b.scales[e / 16]) * fl(q);
+  for (size_t half = 0; half < 2; ++half) {
+    const uint8_t* ql = b.ql + 64 * half;
+    const uint8_t* qh = b.qh + 32 * half;
+    for (size_t k = 0; k < 4; ++k) {  // quarters of 32 elements
+      for (size_t h16 = 0; h16 < 2; ++h16) {
+        const float ds = d * fl(b.scales[8 * half + 2 * k + h16]);
+        float* out = y + 128 * half + 32 * k + 16 * h16;
+        for (size_t i = 0; i < 16; ++i) {
+          const size_t l = 16 * h16 + i;
+          const uint8_t lo_byte = ql[l + 32 * (k & 1)];
+          const int lo = k < 2 ? lo_byte & 0xF : lo_byte >> 4;
+          const int hi = (qh[l] >> (2 * k)) & 3;
+          out[i] = ds * fl((lo | (hi << 4)) - 32);
+        }
+      }
+    }
   }
 }
 
