@@ -225,5 +225,27 @@ TEST(QuantModel, MixesPickLlamaCppsTypesPerTensor) {
   std::remove(base.c_str());
 }
 
+// Rows are encoded in parallel; a non-finite weight is still reported at its first position in row
+// order, whatever thread met it.
+TEST(QuantModel, NonFiniteWeightsAreNamed) {
+  std::vector<float> w(256 * 64, 0.5f);
+  w[7 * 256 + 5] = INFINITY;
+  w[40 * 256 + 1] = NAN;
+  GgufWriter writer;
+  writer.set("general.architecture", GgufValue::str("llama"));
+  const auto* bytes = reinterpret_cast<const uint8_t*>(w.data());
+  ASSERT_TRUE(
+      writer.add_tensor("x.weight", TensorType::kF32, {256, 64}, {bytes, 4 * w.size()}).ok());
+  const std::string in = temp_path("nonfinite.gguf");
+  ASSERT_TRUE(writer.write(in).ok());
+  const Status s = quantize_gguf(in, temp_path("nonfinite-q4_K.gguf"), TensorType::kQ4_K,
+                                 [](const std::string&) {});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().message(), "'" + in +
+                                     "': tensor 'x.weight' has the non-finite value inf at row 7, "
+                                     "column 5; q4_K needs finite weights");
+  std::remove(in.c_str());
+}
+
 }  // namespace
 }  // namespace sllm::test

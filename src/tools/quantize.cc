@@ -5,13 +5,16 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <mutex>
 #include <optional>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "gguf/gguf.h"
 #include "kernels/quant.h"
 #include "util/mapped_file.h"
+#include "util/thread_pool.h"
 
 namespace sllm {
 namespace {
@@ -97,31 +100,52 @@ bool is_weight_matrix(const GgufTensorInfo& t) {
 
 bool is_block_type(TensorType type) { return traits_of(type).block_elems > 1; }
 
-// Decodes each row of `t` to f32 and encodes it as `out_type`.
+// Decodes each row of `t` to f32 and encodes it as `out_type`, chunks of rows in parallel (the
+// K-quants' scale searches make this the slow part of quantize). Rows are independent, so the
+// bytes do not depend on the thread count.
 Result<std::vector<uint8_t>> encode(const GgufTensorInfo& t, TensorType out_type,
-                                    const std::string& path) {
+                                    const std::string& path, ThreadPool& pool) {
   const size_t n_rows = static_cast<size_t>(t.n_rows());
   const size_t row_length = static_cast<size_t>(t.row_length());
   const size_t src_row_bytes = static_cast<size_t>(t.n_bytes) / n_rows;
   const TensorTypeTraits out = traits_of(out_type);
   const size_t dst_row_bytes = row_length / out.block_elems * out.block_bytes;
 
-  std::vector<float> row(row_length);                    // [row_length]
   std::vector<uint8_t> encoded(n_rows * dst_row_bytes);  // [n_rows, dst_row_bytes]
-  for (size_t r = 0; r < n_rows; ++r) {
-    quant::dequantize_row_ref(t.type, t.data + r * src_row_bytes, row.data(), row_length);
-    if (is_block_type(out_type)) {
-      // A block's scale comes from its largest magnitude; inf or NaN would poison the block.
-      for (size_t i = 0; i < row_length; ++i) {
-        if (!std::isfinite(row[i])) {
-          return Error(ErrorCode::kInvalidInput,
-                       fmt::format("'{}': tensor '{}' has the non-finite value {} at row {}, "
-                                   "column {}; {} needs finite weights",
-                                   path, t.name, row[i], r, i, out.name));
+  // The first non-finite value in row order, if any (each task stops at its first).
+  std::mutex mutex;
+  size_t bad_row = n_rows;
+  size_t bad_col = 0;
+  float bad_value = 0.0f;
+  const size_t n_tasks = std::min(n_rows, 4 * pool.n_threads());
+  const size_t rows_per_task = (n_rows + n_tasks - 1) / n_tasks;
+  pool.run(n_tasks, [&](size_t task) {
+    std::vector<float> row(row_length);  // [row_length]
+    const size_t end = std::min(n_rows, (task + 1) * rows_per_task);
+    for (size_t r = task * rows_per_task; r < end; ++r) {
+      quant::dequantize_row_ref(t.type, t.data + r * src_row_bytes, row.data(), row_length);
+      if (is_block_type(out_type)) {
+        // A block's scale comes from its largest magnitude; inf or NaN would poison the block.
+        for (size_t i = 0; i < row_length; ++i) {
+          if (!std::isfinite(row[i])) {
+            const std::lock_guard lock(mutex);
+            if (r < bad_row) {
+              bad_row = r;
+              bad_col = i;
+              bad_value = row[i];
+            }
+            return;
+          }
         }
       }
+      quant::quantize_row(out_type, row.data(), encoded.data() + r * dst_row_bytes, row_length);
     }
-    quant::quantize_row(out_type, row.data(), encoded.data() + r * dst_row_bytes, row_length);
+  });
+  if (bad_row < n_rows) {
+    return Error(ErrorCode::kInvalidInput,
+                 fmt::format("'{}': tensor '{}' has the non-finite value {} at row {}, column {}; "
+                             "{} needs finite weights",
+                             path, t.name, bad_value, bad_row, bad_col, out.name));
   }
   return encoded;
 }
@@ -213,6 +237,7 @@ Status quantize_with(const std::string& in, const std::string& out, TypeChooser 
   GgufWriter writer;
   for (const auto& [key, value] : src.metadata()) writer.set(key, value);
   writer.set("general.file_type", GgufValue::u32(file_type));
+  ThreadPool pool(std::max(1u, std::thread::hardware_concurrency()));
 
   for (const GgufTensorInfo& t : src.tensors()) {
     const std::span<const uint8_t> bytes(t.data, static_cast<size_t>(t.n_bytes));
@@ -238,7 +263,7 @@ Status quantize_with(const std::string& in, const std::string& out, TypeChooser 
       emit(fmt::format("{}: requantizing {} to {} adds the rounding errors of both", t.name,
                        traits_of(t.type).name, traits_of(out_type).name));
     }
-    SLLM_ASSIGN_OR_RETURN(std::vector<uint8_t> encoded, encode(t, out_type, in));
+    SLLM_ASSIGN_OR_RETURN(std::vector<uint8_t> encoded, encode(t, out_type, in, pool));
     SLLM_RETURN_IF_ERROR(writer.add_tensor(t.name, out_type, t.dims, encoded));
   }
   return writer.write(out);
