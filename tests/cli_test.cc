@@ -110,6 +110,30 @@ TEST(CliTest, QuantizeWritesALoadableModel) {
   EXPECT_EQ(r.out.rfind("Once upon a time", 0), 0u) << r.out;
 }
 
+// Issue 12: the K-quant types and llama.cpp's mixes at the CLI (names as llama.cpp prints them, the
+// mixes upper-case as llama-quantize takes them); stories260K's rows fall back as in llama.cpp.
+TEST(CliTest, QuantizeTakesKQuantsAndMixes) {
+  const std::string out = temp_dir() + "/q4km.gguf";
+  CliResult r = run_cli("quantize " + kModel + " " + quote(out) + " --type Q4_K_M");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("blk.0.attn_q.weight: row length 64 is not a multiple of the 256-element "
+                       "q4_K block; written as q5_0"),
+            std::string::npos)
+      << r.err;
+  r = run_cli("info -m " + quote(out));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("tensor types:   f16 x5, f32 x11, q5_0 x29, q8_0 x3"), std::string::npos)
+      << r.out;
+  r = run_cli("run -m " + quote(out) + " -n 4 --temp 0");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_cli("quantize " + kModel + " " + quote(temp_dir() + "/x.gguf") + " --type iq2_xxs");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--type: iq2_xxs not in {f32,f16,bf16,q8_0,q4_0,q4_1,q5_0,q5_1,q2_K,q3_K,"
+                       "q4_K,q5_K,q6_K,iq4_nl,iq4_xs,mxfp4,Q4_K_M,Q5_K_M}"),
+            std::string::npos)
+      << r.err;
+}
+
 // Acceptance 6 at the CLI: each bad input is a clear error on stderr and a non-zero exit.
 struct BadInput {
   const char* name;

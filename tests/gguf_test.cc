@@ -505,19 +505,38 @@ TEST(GgufTensors, ElementCountOverflow) {
 }
 
 TEST(GgufTensors, UnsupportedTypes) {
-  Bytes q4k = header(3, 1, 0);
-  q4k.tensor_info("blk.0.attn_q.weight", {256, 4}, 12, 0).pad_to(32).zeros(1024);
-  const Error e = parse_error(q4k);
+  // q4_K and the other llama.cpp file types load since issue 12; the other IQ types and the
+  // ternary ones do not, and the error names the tensor and the type.
+  constexpr const char* kSupported =
+      "supported: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K, "
+      "iq4_nl, iq4_xs, mxfp4";
+  Bytes iq2 = header(3, 1, 0);
+  iq2.tensor_info("blk.0.attn_q.weight", {256, 4}, 16, 0).pad_to(32).zeros(1024);
+  const Error e = parse_error(iq2);
   EXPECT_EQ(e.code(), ErrorCode::kUnsupported);
   EXPECT_EQ(e.message(),
-            "bad.gguf: offset 71: tensor 'blk.0.attn_q.weight' has unsupported type q4_K (ggml "
-            "type 12); supported: f32, f16, bf16, q8_0, q4_0");
+            "bad.gguf: offset 71: tensor 'blk.0.attn_q.weight' has unsupported type iq2_xxs "
+            "(ggml type 16); " +
+                std::string(kSupported));
+
+  Bytes tq1 = header(3, 1, 0);
+  tq1.tensor_info("blk.0.ffn_up.weight", {256, 4}, 34, 0).pad_to(32).zeros(1024);
+  EXPECT_EQ(parse_error(tq1).message(),
+            "bad.gguf: offset 71: tensor 'blk.0.ffn_up.weight' has unsupported type tq1_0 (ggml "
+            "type 34); " +
+                std::string(kSupported));
 
   const Error unknown = parse_error(one_tensor_file({4}, 1000, 0, 16));
   EXPECT_EQ(unknown.code(), ErrorCode::kUnsupported);
-  EXPECT_EQ(unknown.message(),
-            "bad.gguf: offset 45: tensor 't' has unknown ggml type 1000; supported: f32, f16, "
-            "bf16, q8_0, q4_0");
+  EXPECT_EQ(unknown.message(), "bad.gguf: offset 45: tensor 't' has unknown ggml type 1000; " +
+                                   std::string(kSupported));
+}
+
+TEST(GgufTensors, KQuantRowsMustBeAMultipleOf256) {
+  // 288 is a multiple of 32 but not of q4_K's 256-element super-block.
+  EXPECT_EQ(parse_error(one_tensor_file({288, 2}, 12, 0, 288)).message(),
+            "bad.gguf: offset 53: tensor 't' row length 288 is not a multiple of the q4_K block "
+            "size 256");
 }
 
 TEST(GgufTensors, RowLengthMustBeAMultipleOfTheBlock) {
@@ -832,7 +851,7 @@ TEST(GgufWriter, RejectsBadTensors) {
   EXPECT_EQ(
       w.add_tensor("d", TensorType::kF32, {1, 1, 1, 1, 1}, {bytes.data(), 4}).error().message(),
       "gguf writer: tensor 'd' has more than 4 dimensions");
-  EXPECT_EQ(w.add_tensor("x", static_cast<TensorType>(12), {256}, {}).error().message(),
+  EXPECT_EQ(w.add_tensor("x", static_cast<TensorType>(16), {256}, {}).error().message(),
             "gguf writer: tensor 'x' has an unsupported type");
 }
 

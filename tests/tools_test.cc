@@ -242,6 +242,9 @@ float error_bound(TensorType type, const std::vector<float>& row, size_t i) {
       const float step = max_abs(row, block, quant::kBlockElems) / 8.0f;
       return step * (1.0f + 8.0f * 0x1p-11f) + 1e-9f;
     }
+    default:
+      // The other block types are checked bit for bit against llama.cpp (quant_types_test).
+      break;
   }
   return 0.0f;
 }

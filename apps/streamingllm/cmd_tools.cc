@@ -36,9 +36,14 @@ Command add_quantize(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("quantize", "Re-encode a GGUF model's weight matrices");
   cmd->add_option("input", a->in, "Input GGUF")->required()->check(CLI::ExistingFile);
   cmd->add_option("output", a->out, "Output GGUF")->required();
-  cmd->add_option("--type", a->type, "Weight type: q8_0, q4_0, f16, bf16 or f32")
+  cmd->add_option("--type", a->type,
+                  "Weight type: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_K q3_K q4_K q5_K q6_K "
+                  "iq4_nl iq4_xs mxfp4, or llama.cpp's mixes Q4_K_M Q5_K_M")
       ->required()
-      ->check(CLI::IsMember({"q8_0", "q4_0", "f16", "bf16", "f32"}));
+      ->check(CLI::IsMember(
+          {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_K", "q3_K", "q4_K",
+           "q5_K", "q6_K", "iq4_nl", "iq4_xs", "mxfp4", "Q4_K_M", "Q5_K_M"},
+          CLI::ignore_case));
   return [a] {
     SLLM_CLI_CHECK(quantize(a->in, a->out, a->type));
     fmt::print(stderr, "wrote {}\n", a->out);

@@ -16,7 +16,10 @@ namespace sllm {
 using LogFn = std::function<void(const std::string& line)>;
 
 // Writes `out` (atomically) with `in`'s metadata and every 2-D weight matrix encoded as `type`
-// ("q8_0", "q4_0", "f16", "bf16", "f32"); other tensors are copied. Refuses to replace anything
+// (as llama.cpp names it: "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_K",
+// "q3_K", "q4_K", "q5_K", "q6_K", "iq4_nl", "iq4_xs", "mxfp4"; rows a type's block does not divide
+// fall back as in llama.cpp), or llama.cpp's mixes "Q4_K_M" / "Q5_K_M" (per-tensor types as
+// llama-quantize picks them); other tensors are copied. Refuses to replace anything
 // that is not a regular file. An empty `log` prints to stderr.
 Status quantize(const std::string& in, const std::string& out, std::string_view type,
                 const LogFn& log = {});

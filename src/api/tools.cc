@@ -10,10 +10,17 @@ namespace sllm {
 
 Status quantize(const std::string& in, const std::string& out, std::string_view type,
                 const LogFn& log) {
+  if (const auto mix = parse_quant_mix(std::string(type))) {
+    return quantize_gguf_mix(in, out, *mix, log);
+  }
   const auto parsed = parse_tensor_type(std::string(type));
   if (!parsed) {
+    std::string expected;
+    for (const TensorTypeTraits& t : supported_tensor_types()) {
+      expected += (expected.empty() ? "" : ", ") + std::string(t.name);
+    }
     return Error(ErrorCode::kInvalidInput, "unknown weight type '" + std::string(type) +
-                                               "' (expected q8_0, q4_0, f16, bf16 or f32)");
+                                               "' (expected " + expected + ", Q4_K_M or Q5_K_M)");
   }
   return quantize_gguf(in, out, *parsed, log);
 }

@@ -39,10 +39,6 @@ constexpr uint64_t kMinEntryBytes = 8 + 4 + 1;
 // A tensor info: name length (8) + n_dims (4) + type (4) + offset (8), with no dimensions.
 constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 4 + 8;
 
-// Display order of the supported types in error messages.
-constexpr TensorType kSupportedTypes[] = {TensorType::kF32, TensorType::kF16, TensorType::kBF16,
-                                          TensorType::kQ8_0, TensorType::kQ4_0};
-
 bool is_valid_value_type(uint32_t id) {
   return id <= static_cast<uint32_t>(GgufValueType::kFloat64);
 }
@@ -86,9 +82,9 @@ uint64_t min_value_bytes(GgufValueType type) {
 
 std::string supported_types_list() {
   std::string list;
-  for (TensorType t : kSupportedTypes) {
+  for (const TensorTypeTraits& t : supported_tensor_types()) {
     if (!list.empty()) list += ", ";
-    list += tensor_type_traits(static_cast<uint32_t>(t))->name;
+    list += t.name;
   }
   return list;
 }

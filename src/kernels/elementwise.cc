@@ -112,6 +112,9 @@ void dequantize_row_simd(TensorType type, const void* src, float* dst, size_t n)
                                         dst + b * quant::kBlockElems);
       }
       return;
+    default:
+      // No SIMD decoder yet (K-quants, q4_1, q5_*, iq4_*, mxfp4): the scalar reference.
+      return quant::dequantize_row_ref(type, src, dst, n);
   }
 }
 

@@ -12,6 +12,7 @@
 #include <cassert>
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/quant.h"
 #include "util/tensor_type.h"
@@ -120,8 +121,32 @@ HWY_INLINE void group_dots(const uint8_t* const* rows, size_t n_valid, const flo
   }
 }
 
-// Rows [row_begin, row_end) of y for every batch row. A group of weight rows is read from memory
-// once and then served from L1 to each tile of batch rows.
+// y[b, r + g] for every batch row b and g < n_valid: one group of weight rows times x, tile by
+// tile of batch rows, so the group is read from memory once and then served from L1.
+template <TensorType kType>
+HWY_INLINE void group_times_batch(const uint8_t* const* rows, size_t n_valid, const MatView& w,
+                                  const float* x, size_t n_batch, float* y, size_t r) {
+  for (size_t b0 = 0; b0 < n_batch; b0 += kBatchTile) {
+    const float* xb = x + b0 * w.n_cols;
+    float* yb = y + b0 * w.n_rows + r;
+    const size_t n_tile = std::min(kBatchTile, n_batch - b0);
+    if (n_tile == kBatchTile) {
+      group_dots<kType, kBatchTile>(rows, n_valid, xb, w.n_cols, yb, w.n_rows);
+    } else if constexpr (kBatchTile == 4) {
+      if (n_tile == 3) {
+        group_dots<kType, 3>(rows, n_valid, xb, w.n_cols, yb, w.n_rows);
+      } else if (n_tile == 2) {
+        group_dots<kType, 2>(rows, n_valid, xb, w.n_cols, yb, w.n_rows);
+      } else {
+        group_dots<kType, 1>(rows, n_valid, xb, w.n_cols, yb, w.n_rows);
+      }
+    } else {
+      group_dots<kType, 1>(rows, n_valid, xb, w.n_cols, yb, w.n_rows);
+    }
+  }
+}
+
+// Rows [row_begin, row_end) of y for every batch row.
 template <TensorType kType>
 void matmul_rows(const MatView& w, const float* x, size_t n_batch, float* y, size_t row_begin,
                  size_t row_end) {
@@ -132,24 +157,38 @@ void matmul_rows(const MatView& w, const float* x, size_t n_batch, float* y, siz
     for (size_t g = 0; g < kRowGroup; ++g) {
       rows[g] = data + (r + std::min(g, n_valid - 1)) * w.row_bytes;
     }
-    for (size_t b0 = 0; b0 < n_batch; b0 += kBatchTile) {
-      const float* xb = x + b0 * w.n_cols;
-      float* yb = y + b0 * w.n_rows + r;
-      const size_t n_tile = std::min(kBatchTile, n_batch - b0);
-      if (n_tile == kBatchTile) {
-        group_dots<kType, kBatchTile>(rows, n_valid, xb, w.n_cols, yb, w.n_rows);
-      } else if constexpr (kBatchTile == 4) {
-        if (n_tile == 3) {
-          group_dots<kType, 3>(rows, n_valid, xb, w.n_cols, yb, w.n_rows);
-        } else if (n_tile == 2) {
-          group_dots<kType, 2>(rows, n_valid, xb, w.n_cols, yb, w.n_rows);
-        } else {
-          group_dots<kType, 1>(rows, n_valid, xb, w.n_cols, yb, w.n_rows);
-        }
-      } else {
-        group_dots<kType, 1>(rows, n_valid, xb, w.n_cols, yb, w.n_rows);
-      }
+    group_times_batch<kType>(rows, n_valid, w, x, n_batch, y, r);
+  }
+}
+
+// The types without a SIMD decoder (the K-quants, q4_1, q5_*, iq4_*, mxfp4): each group of weight
+// rows is decoded to f32 by the scalar reference once, then multiplied by the f32 kernel. Correct
+// for every type; their fast integer kernels are a separate step.
+void matmul_rows_decoded(const MatView& w, const float* x, size_t n_batch, float* y,
+                         size_t row_begin, size_t row_end) {
+  const auto* data = static_cast<const uint8_t*>(w.data);
+  std::vector<float> decoded(kRowGroup * w.n_cols);  // [kRowGroup, n_cols]
+  for (size_t r = row_begin; r < row_end; r += kRowGroup) {
+    const size_t n_valid = std::min(kRowGroup, row_end - r);
+    for (size_t g = 0; g < n_valid; ++g) {
+      quant::dequantize_row_ref(w.type, data + (r + g) * w.row_bytes, decoded.data() + g * w.n_cols,
+                                w.n_cols);
     }
+    const uint8_t* rows[kRowGroup];
+    for (size_t g = 0; g < kRowGroup; ++g) {
+      rows[g] =
+          reinterpret_cast<const uint8_t*>(decoded.data() + std::min(g, n_valid - 1) * w.n_cols);
+    }
+    group_times_batch<TensorType::kF32>(rows, n_valid, w, x, n_batch, y, r);
+  }
+}
+
+template <TensorType kType, bool kDecoded>
+void rows_of(const MatView& w, const float* x, size_t n_batch, float* y, size_t begin, size_t end) {
+  if constexpr (kDecoded) {
+    matmul_rows_decoded(w, x, n_batch, y, begin, end);
+  } else {
+    matmul_rows<kType>(w, x, n_batch, y, begin, end);
   }
 }
 
@@ -157,10 +196,10 @@ void matmul_rows(const MatView& w, const float* x, size_t n_batch, float* y, siz
 // and a chunk per thread leaves nothing to hand out per row.
 // Small matrices (all of stories260K's at batch 1) run on the caller: waking the pool would cost
 // more than the rows. Chunks are whole groups of rows.
-template <TensorType kType>
+template <TensorType kType, bool kDecoded = false>
 void matmul_pooled(const MatView& w, const float* x, size_t n_batch, float* y, ThreadPool& pool) {
   if (!pool.worth_parallel(w.n_rows * w.n_cols * n_batch)) {
-    return matmul_rows<kType>(w, x, n_batch, y, 0, w.n_rows);
+    return rows_of<kType, kDecoded>(w, x, n_batch, y, 0, w.n_rows);
   }
   constexpr size_t kMinRowsPerTask = 16;
   const size_t n_tasks =
@@ -170,7 +209,7 @@ void matmul_pooled(const MatView& w, const float* x, size_t n_batch, float* y, T
   pool.run(n_tasks, [&](size_t task) HWY_ATTR {
     const size_t begin = std::min(w.n_rows, task * rows_per_task);
     const size_t end = std::min(w.n_rows, begin + rows_per_task);
-    if (begin < end) matmul_rows<kType>(w, x, n_batch, y, begin, end);
+    if (begin < end) rows_of<kType, kDecoded>(w, x, n_batch, y, begin, end);
   });
 }
 
@@ -186,6 +225,8 @@ void matmul_simd(const MatView& w, const float* x, size_t n_batch, float* y, Thr
       return matmul_pooled<TensorType::kQ8_0>(w, x, n_batch, y, pool);
     case TensorType::kQ4_0:
       return matmul_pooled<TensorType::kQ4_0>(w, x, n_batch, y, pool);
+    default:
+      return matmul_pooled<TensorType::kF32, true>(w, x, n_batch, y, pool);
   }
 }
 
@@ -203,7 +244,7 @@ HWY_EXPORT(target_name_simd);
 
 void matmul(const MatView& w, const float* x, size_t n_batch, float* y, ThreadPool& pool) {
   if (w.n_rows == 0 || n_batch == 0) return;
-  assert(w.n_cols % (*tensor_type_traits(static_cast<uint32_t>(w.type))).block_elems == 0);
+  assert(w.n_cols % traits_of(w.type).block_elems == 0);
   HWY_DYNAMIC_DISPATCH(matmul_simd)(w, x, n_batch, y, pool);
 }
 

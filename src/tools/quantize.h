@@ -1,8 +1,9 @@
-// Offline re-encoding of a GGUF's weight matrices (f32 -> f16 / bf16 / q8_0 / q4_0), like
-// llama.cpp's llama-quantize for the types streamingllm supports.
+// Offline re-encoding of a GGUF's weight matrices (to any type streamingllm reads, or llama.cpp's
+// Q4_K_M / Q5_K_M mixes), like llama.cpp's llama-quantize without an importance matrix.
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "streamingllm/error.h"
@@ -21,5 +22,21 @@ using QuantizeLog = std::function<void(const std::string& line)>;
 // type are decoded to f32 first; an empty `log` prints to stderr.
 Status quantize_gguf(const std::string& in, const std::string& out, TensorType type,
                      const QuantizeLog& log = {});
+
+// llama.cpp's mixes (llama-quant.cpp llama_tensor_get_type for a dense model): the base K-quant
+// everywhere, q6_K for output.weight (the token embedding when it is tied), for the attn_v /
+// attn_qkv and ffn_down matrices of the layers use_more_bits picks (the first and last eighth and
+// every third between), then llama.cpp's fallbacks for rows the block does not divide.
+enum class QuantMix {
+  kQ4_K_M,  // base q4_K, LLAMA_FTYPE_MOSTLY_Q4_K_M
+  kQ5_K_M,  // base q5_K, LLAMA_FTYPE_MOSTLY_Q5_K_M
+};
+
+// "q4_k_m" / "Q4_K_M", "q5_k_m" (case-insensitive), or nullopt.
+std::optional<QuantMix> parse_quant_mix(const std::string& name);
+
+// quantize_gguf with the types `mix` picks per tensor.
+Status quantize_gguf_mix(const std::string& in, const std::string& out, QuantMix mix,
+                         const QuantizeLog& log = {});
 
 }  // namespace sllm
