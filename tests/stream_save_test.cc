@@ -289,7 +289,7 @@ void reseal(std::vector<uint8_t>& bytes) {
   std::memcpy(bytes.data() + 24, &h, 8);
 }
 
-TEST_F(StreamSaveTest, CraftedDecoderStateIsRefused) {
+TEST_F(StreamSaveTest, CraftedFieldsAreRefused) {
   const std::vector<uint8_t> good = good_bytes(path("good.stream"));
   // After the header: fingerprint (u64), model path (u64 + n), policy (u32), sinks asked and
   // kept, window (u64 each), KV type (u32), start position, batch (u64 each), six 4-byte sampler
@@ -310,6 +310,20 @@ TEST_F(StreamSaveTest, CraftedDecoderStateIsRefused) {
     return s.ok() ? std::string() : why(s.error());
   };
   EXPECT_EQ(error_of(good), "");
+  // The checks shared with session files, worded for a stream file: a window of 2^40 is refused
+  // before anything is sized from it, and a stream keeps exactly the sinks it asked for.
+  const size_t sinks_at = 32 + 8 + 8 + path_len + 4;
+  std::vector<uint8_t> wide = good;
+  const uint64_t huge = uint64_t{1} << 40;
+  std::memcpy(wide.data() + sinks_at + 16, &huge, 8);
+  EXPECT_EQ(error_of(wide).rfind("invalid stream file: the keys and values hold ", 0), 0u)
+      << error_of(wide);
+  std::vector<uint8_t> sinks = good;
+  sinks[sinks_at + 8] = 5;
+  EXPECT_EQ(error_of(sinks),
+            "invalid stream file: the effective sink count 5 does not follow "
+            "from the sink count 4");
+
   std::vector<uint8_t> flag = good;
   flag[at_start] = 2;
   EXPECT_EQ(error_of(flag), "invalid stream file: the decoder's start flag 2 is not 0 or 1");
