@@ -305,6 +305,26 @@ PYBIND11_MODULE(_streamingllm, m) {
           },
           py::arg("max_tokens") = -1, py::arg("stop") = std::vector<std::string>{},
           py::arg("on_text") = py::none(), py::arg("interrupt") = nullptr)
+      .def(
+          "save",
+          [](const sllm::Stream& s, const std::string& path) {
+            sllm::Status st = [&] {
+              py::gil_scoped_release nogil;
+              return s.save(path);
+            }();
+            check(st);
+          },
+          py::arg("path"))
+      .def_static(
+          "load",
+          [](ModelPtr model, const std::string& path) {
+            sllm::Result<std::unique_ptr<sllm::Stream>> r = [&] {
+              py::gil_scoped_release nogil;
+              return sllm::Stream::load(std::move(model), path);
+            }();
+            return check(std::move(r));
+          },
+          py::arg("model"), py::arg("path"))
       .def("reset", &sllm::Stream::reset)
       .def_property_readonly("n_seen", &sllm::Stream::n_seen)
       .def_property_readonly("cache_bytes", &sllm::Stream::cache_bytes)

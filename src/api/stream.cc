@@ -3,6 +3,7 @@
 #include "api/impl.h"
 #include "runtime/decode.h"
 #include "runtime/perplexity.h"
+#include "runtime/stream_file.h"
 
 namespace sllm {
 
@@ -47,6 +48,26 @@ Result<Generation> Stream::generate(const StopOptions& stop, const TextFn& on_te
   std::lock_guard<std::mutex> lock(s.model->impl().compute);
   return decode(*s.session, s.sampler, &s.decoder, s.model->impl().end_tokens, stop, on_text,
                 on_token);
+}
+
+Status Stream::save(const std::string& path) const {
+  const Impl& s = *impl_;
+  SLLM_ASSIGN_OR_RETURN(const uint64_t fingerprint, s.model->impl().file_fingerprint());
+  return save_stream_file(path, *s.session, s.sampling, s.sampler, s.decoder, fingerprint,
+                          s.model->info().path);
+}
+
+Result<std::unique_ptr<Stream>> Stream::load(std::shared_ptr<const Model> model,
+                                             const std::string& path) {
+  if (model == nullptr) return Error(ErrorCode::kInvalidInput, "no model given");
+  SLLM_ASSIGN_OR_RETURN(const uint64_t fingerprint, model->impl().file_fingerprint());
+  SLLM_ASSIGN_OR_RETURN(StreamFile file,
+                        StreamFile::read(path, fingerprint, model->impl().model().config()));
+  SLLM_ASSIGN_OR_RETURN(std::unique_ptr<Stream> stream,
+                        create(std::move(model), file.cache_options(), file.sampling_options()));
+  Impl& s = *stream->impl_;
+  SLLM_RETURN_IF_ERROR(file.restore(*s.session, s.sampler, s.decoder));
+  return stream;
 }
 
 void Stream::reset() {

@@ -2,7 +2,8 @@
 // stopped: the same K/V in the same slots, the same absolute position, the same sampler history
 // and random numbers, hence the same tokens as a run that never stopped.
 //
-// Layout (little-endian; docs/chat.md lists the payload's fields):
+// Layout (little-endian; docs/chat.md lists the payload's fields; state_file.h has the machinery
+// stream files share):
 //   [0, 8)    magic "SLLMCHAT"
 //   [8, 12)   u32 format version (2)
 //   [12, 16)  u32 zero
@@ -11,29 +12,22 @@
 //   [32, ..)  payload: model fingerprint and path, chat options, chat state, sampler state,
 //             session state, K/V
 //
-// A file is refused with a message that says why when it is not a session file, is of another
-// version, is truncated or too long, fails its checksum (any flipped bit in the payload) or was
-// saved with another model.
+// A file is refused with a message that says why when it is not a session file (a stream file
+// is named as one), is of another version, is truncated or too long, fails its checksum (any
+// flipped bit in the payload) or was saved with another model.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "gguf/gguf.h"
 #include "model/config.h"
 #include "runtime/chat_session.h"
+#include "runtime/state_file.h"
 #include "streamingllm/error.h"
 #include "util/mapped_file.h"
 
 namespace sllm {
-
-// Identifies a model file: FNV-1a 64 over everything before the tensor data (header, metadata,
-// tensor infos), every tensor's name, type and shape, and its data: whole up to 64 KiB, else 64
-// runs of 64 bytes spread evenly from its first byte to its last. Another vocabulary,
-// quantisation, shape or set of weights gives another fingerprint; hashing all the weights would
-// cost seconds per load.
-Result<uint64_t> model_fingerprint(const GgufFile& gguf);
 
 // Writes the chat's state to `path` atomically (temp file, fsync, rename). `model_path` is kept
 // for messages only.
@@ -57,30 +51,20 @@ class SessionFile {
 
   const ChatOptions& options() const { return options_; }
   uint64_t n_turns() const { return n_turns_; }
-  uint64_t n_seen() const { return n_seen_; }
+  uint64_t n_seen() const { return state_.n_seen; }
 
   // `chat` must have been created from options() on the model of the fingerprint.
   Status restore(ChatSession& chat) const;
 
  private:
   SessionFile() = default;
-  Status validate(uint8_t keep_system, uint32_t policy, uint32_t kv_type, uint64_t n_sinks,
-                  uint64_t window, uint64_t max_batch, const ModelConfig& model);
 
   std::string path_;
-  MappedFile file_;  // the whole file; keys_ and values_ point into it
+  MappedFile file_;  // the whole file; state_ points into it
   ChatOptions options_;
-  uint64_t n_sinks_ = 0;  // effective, after --keep-system
   uint64_t n_turns_ = 0;
   std::string pending_;
-  std::string sampler_state_;
-  uint64_t n_seen_ = 0;
-  std::vector<float> last_logits_;
-  std::vector<TokenId> recent_;
-  uint64_t cache_n_seen_ = 0;
-  uint64_t n_key_writes_ = 0;
-  std::span<const uint8_t> keys_;
-  std::span<const uint8_t> values_;
+  SavedState state_;
 };
 
 }  // namespace sllm

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "streamingllm/error.h"
@@ -132,6 +133,18 @@ class StreamDecoder {
   std::string push(TokenId id);
   // Returns whatever is still buffered (an incomplete character is returned as U+FFFD).
   std::string flush();
+
+  // What a saved stream keeps so that its text goes on exactly: the bytes of a character not yet
+  // complete, and whether the next piece is the first of a sequence (its dummy space dropped).
+  struct State {
+    std::string pending;
+    bool at_start = true;
+  };
+  State state() const { return {pending_, at_start_}; }
+  void restore(State state) {
+    pending_ = std::move(state.pending);
+    at_start_ = state.at_start;
+  }
 
  private:
   const Tokenizer* tokenizer_;
