@@ -178,7 +178,7 @@ TEST(GemmaInfo, NamesTheFamilyAndItsHyperParameters) {
        {"family:         Gemma 2 (RMSNorm, separate Q/K/V, post-attention/FFN RMSNorms, "
         "embedding x sqrt(dim), GeGLU (tanh))\n",
         "sliding window: 16\n", "swa pattern:    2\n", "global layers:  1\n",
-        "local rope base:1e+06\n", "attn softcap:   10\n", "final softcap:  30\n",
+        "local rope base: 1e+06\n", "attn softcap:   10\n", "final softcap:  30\n",
         "attn scale:     1/sqrt(16)\n",
         "local layers:   1 of 2 keep at most 16 tokens (their sliding window)\n"}) {
     EXPECT_NE(r.out.find(line), std::string::npos) << line << r.out;
@@ -186,7 +186,7 @@ TEST(GemmaInfo, NamesTheFamilyAndItsHyperParameters) {
   const auto g3 = test::run_cli("info -m " + test::quote(make("gemma3", 3)));
   ASSERT_EQ(g3.exit_code, 0) << g3.err;
   EXPECT_NE(g3.out.find("global layers:  2\n"), std::string::npos) << g3.out;
-  EXPECT_NE(g3.out.find("local rope base:10000\n"), std::string::npos) << g3.out;
+  EXPECT_NE(g3.out.find("local rope base: 10000\n"), std::string::npos) << g3.out;
   EXPECT_NE(g3.out.find("final softcap:  none\n"), std::string::npos) << g3.out;
 }
 

@@ -65,7 +65,7 @@ int info(const std::string& path) {
         c.rope_scaling.empty() ? "" : ", " + c.rope_scaling);
   }
   for (const auto& [name, value] : c.family_params) {
-    out("{:<16}{}\n", name + ":", value);
+    out("{:<15} {}\n", name + ":", value);  // a space even after a long name
   }
   out("context:        {} (training length the file states)\n", c.n_ctx_train);
   print_vocabulary(c.tokenizer_model, c.pre_tokenizer, c.n_tokens, c.bos, c.eos,
