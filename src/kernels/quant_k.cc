@@ -22,10 +22,8 @@ constexpr float kGroupMaxEps = 1e-15f;
 
 float fl(int v) { return static_cast<float>(v); }
 
-// Symmetric codes l in [-nmax, nmax) for n values, stored as l + nmax, and their scale: the
-// largest magnitude maps to -nmax, then 18 nearby scales are tried and the one minimising the
-// x^2-weighted squared error wins. (ggml's make_qx_quants with rmse_type 1, no weights.)
-float make_symmetric_codes(int n, int nmax, const float* x, int8_t* L) {
+// The value of largest magnitude (the first of equals), with its sign.
+float largest_magnitude(int n, const float* x) {
   float max = 0.0f;
   float amax = 0.0f;
   for (int i = 0; i < n; ++i) {
@@ -35,7 +33,15 @@ float make_symmetric_codes(int n, int nmax, const float* x, int8_t* L) {
       max = x[i];
     }
   }
-  if (amax < kGroupMaxEps) {
+  return max;
+}
+
+// Symmetric codes l in [-nmax, nmax) for n values, stored as l + nmax, and their scale: the
+// largest magnitude maps to -nmax, then 18 nearby scales are tried and the one minimising the
+// x^2-weighted squared error wins. (ggml's make_qx_quants with rmse_type 1, no weights.)
+float make_symmetric_codes(int n, int nmax, const float* x, int8_t* L) {
+  const float max = largest_magnitude(n, x);
+  if (std::fabs(max) < kGroupMaxEps) {
     std::fill(L, L + n, int8_t{0});
     return 0.0f;
   }
@@ -75,16 +81,8 @@ float make_symmetric_codes(int n, int nmax, const float* x, int8_t* L) {
 // sweeps) while that raises the x^2-weighted fit; stored as l + nmax. (ggml's make_q3_quants with
 // do_rmse.)
 float make_q3_codes(int n, int nmax, const float* x, int8_t* L) {
-  float max = 0.0f;
-  float amax = 0.0f;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
-  if (amax < kGroupMaxEps) {
+  const float max = largest_magnitude(n, x);
+  if (std::fabs(max) < kGroupMaxEps) {
     std::fill(L, L + n, int8_t{0});
     return 0.0f;
   }
