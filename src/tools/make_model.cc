@@ -134,6 +134,13 @@ Status check_options(const MakeModelOptions& o) {
 
 }  // namespace
 
+Widths widths(const ModelBuilder& b) {
+  const MakeModelOptions& o = b.options();
+  const size_t d = o.n_embd, q_dim = o.n_head * b.shape().head_dim;
+  return {d, q_dim, o.n_head_kv * b.shape().head_dim, 1.0f / std::sqrt(static_cast<float>(d)),
+          1.0f / std::sqrt(static_cast<float>(o.n_ff))};
+}
+
 }  // namespace make_model_detail
 
 using namespace make_model_detail;

@@ -63,6 +63,14 @@ struct ArchWriter {
   Status (*build)(ModelBuilder& b);
 };
 
+// The widths every builder sizes its tensors by, and the standard deviations that keep each
+// projection's output at unit variance (1 / sqrt(fan_in)).
+struct Widths {
+  size_t d, q_dim, kv_dim;
+  float in_std, ff_std;  // for a matrix reading d, or n_ff, inputs
+};
+Widths widths(const ModelBuilder& b);
+
 // The Llama block and its variants (make_model_llama.cc).
 struct LlamaLike {
   std::string_view name;   // general.architecture, the metadata prefix

@@ -41,9 +41,7 @@ Status build_falcon(ModelBuilder& b) {
   b.set(p + "rope.freq_base", GgufValue::f32(static_cast<float>(o.rope_base)));
   b.set(p + "tensor_data_layout", GgufValue::str("jploski"));
 
-  const size_t d = o.n_embd, q_dim = o.n_head * s.head_dim, kv_dim = o.n_head_kv * s.head_dim;
-  const float in_std = 1.0f / std::sqrt(static_cast<float>(d));
-  const float ff_std = 1.0f / std::sqrt(static_cast<float>(o.n_ff));
+  const auto [d, q_dim, kv_dim, in_std, ff_std] = widths(b);
   const auto norm = [&](const std::string& name) -> Status {
     SLLM_RETURN_IF_ERROR(b.vector(name + ".weight", d, 1.0f, 0.2f));
     return b.vector(name + ".bias", d, 0.0f, 0.1f);
@@ -71,9 +69,7 @@ Status build_mpt(ModelBuilder& b) {
   b.set(p + "attention.clamp_kqv", GgufValue::f32(1.5f));
   b.set(p + "attention.max_alibi_bias", GgufValue::f32(8.0f));
 
-  const size_t d = o.n_embd, q_dim = o.n_head * s.head_dim, kv_dim = o.n_head_kv * s.head_dim;
-  const float in_std = 1.0f / std::sqrt(static_cast<float>(d));
-  const float ff_std = 1.0f / std::sqrt(static_cast<float>(o.n_ff));
+  const auto [d, q_dim, kv_dim, in_std, ff_std] = widths(b);
   SLLM_RETURN_IF_ERROR(b.matrix("token_embd.weight", s.n_vocab, d, 1.0f));
   for (size_t l = 0; l < o.n_layer; ++l) {
     const std::string blk = "blk." + std::to_string(l) + ".";

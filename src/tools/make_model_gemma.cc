@@ -47,9 +47,7 @@ Status build_gemma(ModelBuilder& b, bool gemma3) {
     b.set(p + "final_logit_softcapping", GgufValue::f32(30.0f));
   }
 
-  const size_t d = o.n_embd, q_dim = o.n_head * s.head_dim, kv_dim = o.n_head_kv * s.head_dim;
-  const float in_std = 1.0f / std::sqrt(static_cast<float>(d));
-  const float ff_std = 1.0f / std::sqrt(static_cast<float>(o.n_ff));
+  const auto [d, q_dim, kv_dim, in_std, ff_std] = widths(b);
   SLLM_RETURN_IF_ERROR(b.matrix("token_embd.weight", s.n_vocab, d, 1.0f));
   for (size_t l = 0; l < o.n_layer; ++l) {
     const std::string blk = "blk." + std::to_string(l) + ".";

@@ -29,9 +29,7 @@ Status build_gptneox(ModelBuilder& b) {
   b.set(p + "rope.freq_base", GgufValue::f32(static_cast<float>(o.rope_base)));
   b.set(p + "use_parallel_residual", GgufValue::boolean(true));
 
-  const size_t d = o.n_embd, q_dim = o.n_head * s.head_dim, kv_dim = o.n_head_kv * s.head_dim;
-  const float in_std = 1.0f / std::sqrt(static_cast<float>(d));
-  const float ff_std = 1.0f / std::sqrt(static_cast<float>(o.n_ff));
+  const auto [d, q_dim, kv_dim, in_std, ff_std] = widths(b);
   const auto norm = [&](const std::string& name) -> Status {
     SLLM_RETURN_IF_ERROR(b.vector(name + ".weight", d, 1.0f, 0.2f));
     return b.vector(name + ".bias", d, 0.0f, 0.1f);

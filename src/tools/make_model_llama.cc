@@ -39,9 +39,7 @@ Status build_llama_like(ModelBuilder& b, const LlamaLike& arch) {
     b.set(p + "rope.scaling.original_context_length", u32(original > 0 ? original : 1));
   }
 
-  const size_t d = o.n_embd, q_dim = o.n_head * s.head_dim, kv_dim = o.n_head_kv * s.head_dim;
-  const float in_std = 1.0f / std::sqrt(static_cast<float>(d));
-  const float ff_std = 1.0f / std::sqrt(static_cast<float>(o.n_ff));
+  const auto [d, q_dim, kv_dim, in_std, ff_std] = widths(b);
   if (o.rope_scaling == "llama3") {
     SLLM_RETURN_IF_ERROR(
         b.values("rope_freqs.weight",
