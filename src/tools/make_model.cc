@@ -134,6 +134,12 @@ Status check_options(const MakeModelOptions& o) {
 
 }  // namespace
 
+Status ModelBuilder::layer_norm(const std::string& name) {
+  const size_t d = options().n_embd;
+  SLLM_RETURN_IF_ERROR(vector(name + ".weight", d, 1.0f, 0.2f));
+  return vector(name + ".bias", d, 0.0f, 0.1f);
+}
+
 Widths widths(const ModelBuilder& b) {
   const MakeModelOptions& o = b.options();
   const size_t d = o.n_embd, q_dim = o.n_head * b.shape().head_dim;

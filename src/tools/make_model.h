@@ -47,6 +47,8 @@ class ModelBuilder {
   Status matrix(const std::string& name, size_t n_rows, size_t n_cols, float std);
   // A vector (f32) of `center` +- `spread` (uniform).
   Status vector(const std::string& name, size_t n, float center, float spread);
+  // A LayerNorm of n_embd: `name`.weight around 1, `name`.bias around 0.
+  Status layer_norm(const std::string& name);
   // A vector (f32) of the given values.
   Status values(const std::string& name, const std::vector<float>& v);
 

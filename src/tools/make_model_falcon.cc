@@ -42,22 +42,18 @@ Status build_falcon(ModelBuilder& b) {
   b.set(p + "tensor_data_layout", GgufValue::str("jploski"));
 
   const auto [d, q_dim, kv_dim, in_std, ff_std] = widths(b);
-  const auto norm = [&](const std::string& name) -> Status {
-    SLLM_RETURN_IF_ERROR(b.vector(name + ".weight", d, 1.0f, 0.2f));
-    return b.vector(name + ".bias", d, 0.0f, 0.1f);
-  };
   SLLM_RETURN_IF_ERROR(b.matrix("token_embd.weight", s.n_vocab, d, 1.0f));
   for (size_t l = 0; l < o.n_layer; ++l) {
     const std::string blk = "blk." + std::to_string(l) + ".";
-    SLLM_RETURN_IF_ERROR(norm(blk + "attn_norm"));
-    if (o.n_head_kv > 1) SLLM_RETURN_IF_ERROR(norm(blk + "attn_norm_2"));
+    SLLM_RETURN_IF_ERROR(b.layer_norm(blk + "attn_norm"));
+    if (o.n_head_kv > 1) SLLM_RETURN_IF_ERROR(b.layer_norm(blk + "attn_norm_2"));
     SLLM_RETURN_IF_ERROR(b.matrix(blk + "attn_qkv.weight", q_dim + 2 * kv_dim, d, 1.3f * in_std));
     SLLM_RETURN_IF_ERROR(b.matrix(blk + "attn_output.weight", d, q_dim,
                                   1.0f / std::sqrt(static_cast<float>(q_dim))));
     SLLM_RETURN_IF_ERROR(b.matrix(blk + "ffn_up.weight", o.n_ff, d, in_std));
     SLLM_RETURN_IF_ERROR(b.matrix(blk + "ffn_down.weight", d, o.n_ff, ff_std));
   }
-  SLLM_RETURN_IF_ERROR(norm("output_norm"));
+  SLLM_RETURN_IF_ERROR(b.layer_norm("output_norm"));
   return b.matrix("output.weight", s.n_vocab, d, 12.0f * in_std);
 }
 
