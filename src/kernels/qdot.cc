@@ -152,6 +152,8 @@ HWY_INLINE float finish8(__m256 v) {
 // 16 accumulators per (row, token) = one zmm: lanes 0-7 take even blocks, 8-15 odd blocks.
 constexpr size_t kRows = 4;
 constexpr size_t kToks = 4;
+// How far ahead of a weight row's current block pair its bytes are prefetched.
+constexpr size_t kPrefetchBytes = 1024;
 
 // [scale of block 0] x 8, [scale of block 1] x 8.
 HWY_INLINE __m512 weight_scales(const uint8_t* block0, const uint8_t* block1) {
@@ -182,6 +184,8 @@ HWY_INLINE void step(const uint8_t* const* w_rows, const Acts& a, size_t t0, siz
   for (size_t r = 0; r < kR; ++r) {
     const uint8_t* blk0 = w_rows[r] + b * kBB;
     const uint8_t* blk1 = kPair ? blk0 + kBB : blk0;
+    // The hardware prefetcher alone leaves a third of one core's bandwidth unused (qdot_bench).
+    _mm_prefetch(reinterpret_cast<const char*>(blk0) + kPrefetchBytes, _MM_HINT_T0);
     const __m512 dw = weight_scales(blk0, blk1);
     __m512i w;
     __m512i init = _mm512_setzero_si512();
