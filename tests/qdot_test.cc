@@ -13,6 +13,11 @@
 #include <string>
 #include <vector>
 
+// As the kernel files are compiled (src/kernels/CMakeLists.txt): HWY_TARGETS here then lists the
+// targets qdot.cc has. This file does not dispatch, so it need not agree with them otherwise.
+#ifndef HWY_WANT_AVX3_DL
+#define HWY_WANT_AVX3_DL
+#endif
 #include "hwy/highway.h"
 #include "kernels/ops.h"
 #include "kernels/ops_ref.h"
@@ -27,11 +32,11 @@ constexpr TensorType kTypes[] = {TensorType::kQ8_0, TensorType::kQ4_0};
 
 size_t block_bytes(TensorType type) { return type == TensorType::kQ8_0 ? 34 : 18; }
 
-// Every target the CPU has among those qdot.cc is compiled for: this file's, and AVX3_DL.
+// Every target the CPU has among those qdot.cc is compiled for.
 std::vector<int64_t> machine_targets() {
   std::vector<int64_t> out;
   for (int64_t t : {HWY_AVX3_DL, HWY_AVX3, HWY_AVX2, HWY_SSE4, HWY_SSSE3, HWY_EMU128, HWY_SCALAR}) {
-    if ((hwy::SupportedTargets() & t) && (t & (HWY_TARGETS | HWY_AVX3_DL))) out.push_back(t);
+    if ((hwy::SupportedTargets() & t) && (t & HWY_TARGETS)) out.push_back(t);
   }
   return out;
 }

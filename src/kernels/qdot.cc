@@ -21,10 +21,10 @@
 #include "util/tensor_type.h"
 #include "util/thread_pool.h"
 
-// Highway 1.0.3 compiles its VNNI target (AVX3_DL) only on request; the dispatch of this file
-// then includes it, independently of the other kernel files.
+// Highway 1.0.3 compiles its VNNI target (AVX3_DL) only on request: src/kernels/CMakeLists.txt
+// requests it for every kernel file (see there why not for this one alone).
 #ifndef HWY_WANT_AVX3_DL
-#define HWY_WANT_AVX3_DL
+#error "kernels need HWY_WANT_AVX3_DL (src/kernels/CMakeLists.txt)"
 #endif
 
 #undef HWY_TARGET_INCLUDE
