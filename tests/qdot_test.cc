@@ -142,7 +142,7 @@ void expect_equal_to_reference(TensorType type, size_t n_rows, size_t n_cols, si
   std::vector<uint8_t> storage(1 + n_rows * row_bytes);
   const std::vector<uint8_t> packed = random_rows(rng, type, n_rows, n_cols, any_scale);
   const size_t packed_row = n_cols / 32 * block_bytes(type);
-  for (size_t r = 0; r < n_rows; ++r) {
+  for (size_t r = 0; r < n_rows && packed_row > 0; ++r) {
     std::memcpy(storage.data() + 1 + r * row_bytes, packed.data() + r * packed_row, packed_row);
   }
   const ops::MatView w{type, storage.data() + 1, n_rows, n_cols, row_bytes};
