@@ -137,6 +137,21 @@ CASES = {
                      n_head=6, n_head_kv=3, n_ff=384, n_ctx=2048, rope_base=10000.0,
                      rope_scaling="none", rope_factor=8.0, seed=23, type="f32"),
         prompt=[510, 3158, 8516, 30013, 27287, 689, 253, 22658, 4370, 15]),
+    # Quantized weights (make-model f32, then `streamingllm quantize`): llama.cpp multiplies q8_0 /
+    # q4_0 rows with activations quantized to q8_0, as streamingllm's integer kernels do. 128/256
+    # columns: 4 and 8 blocks per row.
+    "llama2-q8_0": dict(
+        options=dict(arch="llama", vocab="ggml-vocab-llama-spm.gguf", n_embd=128, n_layer=2,
+                     n_head=4, n_head_kv=2, n_ff=256, n_ctx=2048, rope_base=10000.0,
+                     rope_scaling="none", rope_factor=8.0, seed=25, type="f32"),
+        quantize="q8_0",
+        prompt=[1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889]),
+    "llama2-q4_0": dict(
+        options=dict(arch="llama", vocab="ggml-vocab-llama-spm.gguf", n_embd=128, n_layer=2,
+                     n_head=4, n_head_kv=2, n_ff=256, n_ctx=2048, rope_base=10000.0,
+                     rope_scaling="none", rope_factor=8.0, seed=22, type="f32"),
+        quantize="q4_0",
+        prompt=[1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889]),
 }
 
 FLAGS = dict(arch="--arch", n_embd="--n-embd", n_layer="--n-layer", n_head="--n-head",
@@ -193,6 +208,7 @@ def max_logprob_diff(ours, peer):
 
 def write_golden(name, case, peer):
     golden = dict(case=name, options=case["options"], prompt=case["prompt"], ids=peer["ids"],
+                  **({"quantize": case["quantize"]} if "quantize" in case else {}),
                   top=peer["top"],
                   source="llama.cpp via node-llama-cpp 3.21.1 (peer/greedy.mjs), CPU, 1 thread")
     path = os.path.join(ROOT, "tests", "data", f"peer_greedy_{name}.json")
@@ -219,6 +235,11 @@ def main():
             case = CASES[name]
             model = os.path.join(tmp, name + ".gguf")
             make_model(args.bin, case["options"], model)
+            if "quantize" in case:
+                f32 = model + ".f32"
+                os.replace(model, f32)
+                subprocess.run([args.bin, "quantize", f32, model, "--type", case["quantize"]],
+                               check=True, capture_output=True)
             ids, top = run_ours(args.bin, model, case["prompt"])
             peer = run_peer(model, case["prompt"])
             if ids is None:

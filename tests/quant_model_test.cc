@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "gguf/gguf.h"
+#include "kernels/qdot.h"
 #include "runtime/engine.h"
 #include "runtime/session.h"
 #include "streamingllm/tools.h"
@@ -134,8 +135,15 @@ TEST(QuantModel, EveryTypeLoadsAndEqualsItsDecodedF32Model) {
     std::printf("%-7s logits vs its decoded f32 model: rel. rms %.2e; vs the f32 model: %.4f\n",
                 name.c_str(), vs_decoded, vs_f32);
     RecordProperty("rel_rms_vs_f32_" + name, std::to_string(vs_f32));
-    // Only the f32 sums' order may differ from the decoded model's.
-    EXPECT_LT(vs_decoded, 1e-5) << name;
+    if (ops::is_quantized_matmul_type(c.type)) {
+      // The integer kernels round the activations to 8 bits as llama.cpp does (qdot_test checks
+      // them bit for bit): a step of amax/127 over 32 values (amax ~ 2 sigma) is ~0.5% rms per
+      // matmul, compounding over the model's matmuls to 1-2% (measured 1.3e-2 q8_0, 1.2e-2 q4_0).
+      EXPECT_LT(vs_decoded, 3e-2) << name;
+    } else {
+      // Only the f32 sums' order may differ from the decoded model's.
+      EXPECT_LT(vs_decoded, 1e-5) << name;
+    }
     EXPECT_LT(vs_f32, c.max_relative_rms) << name;
     EXPECT_GT(vs_f32, 0.0) << name << ": quantization changed nothing?";
     std::remove(quantized.c_str());

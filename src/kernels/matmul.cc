@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/qdot.h"
 #include "kernels/quant.h"
 #include "util/tensor_type.h"
 #include "util/thread_pool.h"
@@ -214,6 +215,8 @@ void matmul_pooled(const MatView& w, const float* x, size_t n_batch, float* y, T
 }
 
 void matmul_simd(const MatView& w, const float* x, size_t n_batch, float* y, ThreadPool& pool) {
+  // q8_0 / q4_0 take integer dot products with quantized activations (qdot.cc).
+  if (is_quantized_matmul_type(w.type)) return matmul_quantized(w, x, n_batch, y, pool);
   switch (w.type) {
     case TensorType::kF32:
       return matmul_pooled<TensorType::kF32>(w, x, n_batch, y, pool);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/qdot.h"
 #include "kernels/quant.h"
 
 namespace sllm::ops::ref {
@@ -21,6 +22,7 @@ std::vector<float> decode_kv(const void* src, TensorType kv_type, size_t n) {
 }  // namespace
 
 void matmul(const MatView& w, const float* x, size_t n_batch, float* y) {
+  if (is_quantized_matmul_type(w.type)) return matmul_quantized(w, x, n_batch, y);
   std::vector<float> row(w.n_cols);
   for (size_t r = 0; r < w.n_rows; ++r) {
     quant::dequantize_row_ref(w.type, static_cast<const char*>(w.data) + r * w.row_bytes,

@@ -12,6 +12,8 @@
 namespace sllm::ops::ref {
 
 // y[b, r] = sum_c W[r, c] * x[b, c]; x: [n_batch, n_cols], y: [n_batch, n_rows].
+// For q8_0 / q4_0 weights: the integer algorithm of qdot.h (ref::matmul_quantized), which the
+// SIMD kernels equal bit for bit.
 void matmul(const MatView& w, const float* x, size_t n_batch, float* y);
 
 void rmsnorm(const float* x, const float* weight, size_t n, float eps, float* out);
