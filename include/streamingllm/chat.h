@@ -3,6 +3,7 @@
 // costs the same per turn and the same memory. Old turns leave the window and are forgotten.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -86,6 +87,17 @@ class Chat {
   // that fails (invalid UTF-8, an empty first turn) changes nothing.
   Result<ChatReply> send(std::string_view user_text, const StopOptions& stop = {},
                          const TextFn& on_text = {});
+
+  // A past exchange as a client stored it (an OpenAI-style history): feeds the user turn and the
+  // reply text as the chat template writes them, without generating. Returns the tokens fed:
+  // all, or fewer when `interrupt` was set (the exchange then counts as fed). Errors change
+  // nothing.
+  Result<size_t> add_turn(std::string_view user_text, std::string_view reply_text,
+                          const std::atomic<bool>* interrupt = nullptr);
+
+  // Samples with these options from the next reply on: the random draw restarts from
+  // sampling.seed; the repetition penalty keeps the tokens it has seen. save() stores them.
+  Status set_sampling(const SamplingOptions& sampling);
 
   // Whether send() would take this turn (valid UTF-8, not an empty first turn, ...), without
   // changing anything.

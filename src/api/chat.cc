@@ -78,6 +78,18 @@ Result<ChatReply> Chat::send(std::string_view user_text, const StopOptions& stop
   return impl_->session->send(user_text, stop, on_text);
 }
 
+Result<size_t> Chat::add_turn(std::string_view user_text, std::string_view reply_text,
+                              const std::atomic<bool>* interrupt) {
+  std::lock_guard<std::mutex> lock(impl_->model->impl().compute);
+  return impl_->session->add_turn(user_text, reply_text, interrupt);
+}
+
+Status Chat::set_sampling(const SamplingOptions& sampling) {
+  SLLM_RETURN_IF_ERROR(impl_->session->set_sampling(sampling));
+  impl_->options.sampling = sampling;
+  return {};
+}
+
 Status Chat::check_turn(std::string_view user_text) const {
   return impl_->session->check_turn(user_text);
 }

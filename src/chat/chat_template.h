@@ -77,6 +77,10 @@ class ChatTemplate {
   std::string user_turn(std::string_view content, bool first) const;
   ChatPieces user_turn_pieces(std::string_view content, bool first) const;  // in pieces
 
+  // Text after the generation prompt that render() leaves out in front of a stored reply
+  // (Gemma 4's empty thought channel); "" for most templates.
+  const std::string& generation_suffix() const { return generation_suffix_; }
+
   // Text the model writes itself in front of its answer (rendered for stored replies only).
   const std::string& reply_lead() const { return reply_lead_; }
 

@@ -94,14 +94,21 @@ Result<std::vector<TokenId>> ChatSession::encode_turn(const ChatPieces& pieces,
   return encoder_.encode(pieces, add_bos, /*drop_leading_space=*/vocab.add_space_prefix);
 }
 
-Result<std::vector<TokenId>> ChatSession::turn_tokens(std::string_view user_text) const {
+Result<std::vector<TokenId>> ChatSession::turn_tokens(std::string_view user_text,
+                                                      const std::string_view* stored_reply) const {
+  ChatPieces turn = template_.user_turn_pieces(user_text, n_turns_ == 0);
+  if (stored_reply != nullptr) {
+    // As render(): a stored reply's header has no generation suffix, and the reply is content.
+    std::string& header = turn.back().text;
+    header.resize(header.size() - template_.generation_suffix().size());
+    turn.push_back({template_.reply_lead(), false});
+    turn.push_back({std::string(*stored_reply), true});
+  }
   if (n_turns_ > 0) {
     ChatPieces pieces = {{pending_, false}};
-    for (ChatPiece& p : template_.user_turn_pieces(user_text, false))
-      pieces.push_back(std::move(p));
+    for (ChatPiece& p : turn) pieces.push_back(std::move(p));
     return encode_turn(pieces, false);
   }
-  const ChatPieces turn = template_.user_turn_pieces(user_text, true);
   ChatPieces whole = template_.opening_pieces(options_.system);
   whole.insert(whole.end(), turn.begin(), turn.end());
   SLLM_ASSIGN_OR_RETURN(std::vector<TokenId> ids, encode_turn(whole, true));
@@ -186,6 +193,34 @@ Result<ChatReply> ChatSession::send(std::string_view user_text, const StopOption
   const size_t at = ended_text.empty() ? std::string::npos : closing.find(ended_text);
   pending_ = at == std::string::npos ? closing : closing.substr(at);
   return reply;
+}
+
+Result<size_t> ChatSession::add_turn(std::string_view user_text, std::string_view reply_text,
+                                     const std::atomic<bool>* interrupt) {
+  SLLM_ASSIGN_OR_RETURN(const std::vector<TokenId> ids, turn_tokens(user_text, &reply_text));
+  const SessionOptions& session_options = session_->options();
+  if (session_options.policy == CachePolicy::kDense &&
+      session_->n_seen() + ids.size() > session_options.window) {
+    return Error(ErrorCode::kLimit, "dense attention would exceed its context limit of " +
+                                        std::to_string(session_options.window) + " tokens (" +
+                                        std::to_string(session_->n_seen()) +
+                                        " fed, an exchange of " + std::to_string(ids.size()) +
+                                        " more)");
+  }
+  SLLM_ASSIGN_OR_RETURN(const size_t n_fed,
+                        feed_interruptible(*session_, sampler_, ids, interrupt));
+  ++n_turns_;
+  pending_ = template_.end_of_reply();
+  return n_fed;
+}
+
+Status ChatSession::set_sampling(const SamplingOptions& sampling) {
+  SLLM_RETURN_IF_ERROR(sampling.validate());
+  Sampler next(sampling, sampler_.n_vocab());
+  for (const int32_t token : sampler_.history()) next.accept(token);
+  sampler_ = std::move(next);
+  options_.sampling = sampling;
+  return {};
 }
 
 Status ChatSession::restore(uint64_t n_turns, std::string pending, std::string_view sampler_state,

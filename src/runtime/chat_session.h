@@ -57,6 +57,17 @@ class ChatSession {
   Result<ChatReply> send(std::string_view user_text, const StopOptions& stop,
                          const TextFn& on_text);
 
+  // A past exchange of the conversation, as a client stored it: feeds the user turn and the reply
+  // text as render() writes them, without generating (the reply is closed before the next
+  // turn). Returns the tokens fed: all of them, or fewer when `interrupt` stopped the feed (the
+  // exchange then counts as fed, as an interrupted send() does). Errors change nothing.
+  Result<size_t> add_turn(std::string_view user_text, std::string_view reply_text,
+                          const std::atomic<bool>* interrupt);
+
+  // Samples with these options from the next token on: the random draw restarts from
+  // options.seed, the repetition penalty keeps the tokens it has seen (the last repeat_last_n).
+  Status set_sampling(const SamplingOptions& sampling);
+
   // The error send() would return for this text before feeding anything (invalid UTF-8, an
   // empty first turn), without changing the chat: lets a caller skip a bad turn and go on.
   Status check_turn(std::string_view user_text) const;
@@ -85,7 +96,9 @@ class ChatSession {
               std::unique_ptr<Session> session, std::vector<TokenId> opening_tokens);
   // The template's special-token texts become tokens; the user's and system's text stays text.
   Result<std::vector<TokenId>> encode_turn(const ChatPieces& pieces, bool at_start) const;
-  Result<std::vector<TokenId>> turn_tokens(std::string_view user_text) const;
+  // The tokens of a user turn; with stored_reply, followed by that reply as render() writes it.
+  Result<std::vector<TokenId>> turn_tokens(std::string_view user_text,
+                                           const std::string_view* stored_reply = nullptr) const;
   bool is_stop_token(TokenId id) const;
 
   const Tokenizer* tokenizer_;

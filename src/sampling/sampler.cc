@@ -116,6 +116,14 @@ Sampler::Sampler(SamplerOptions options, size_t n_vocab)
   candidates_.reserve(n_vocab_);
 }
 
+std::vector<int32_t> Sampler::history() const {
+  std::vector<int32_t> out(history_.begin() + static_cast<std::ptrdiff_t>(history_next_),
+                           history_.end());
+  out.insert(out.end(), history_.begin(),
+             history_.begin() + static_cast<std::ptrdiff_t>(history_next_));
+  return out;
+}
+
 void Sampler::accept(int32_t token) {
   assert(token >= 0 && static_cast<size_t>(token) < n_vocab_);
   if (history_capacity_ == 0) return;

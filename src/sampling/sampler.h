@@ -57,6 +57,9 @@ class Sampler {
   // Records a token (prompt or generated) in the repetition-penalty history.
   void accept(int32_t token);
 
+  // The repetition-penalty history, oldest first (at most repeat_last_n tokens).
+  std::vector<int32_t> history() const;
+
   // RNG + history as text; load_state validates it against this sampler's n_vocab and
   // repeat_last_n and leaves the sampler unchanged on error.
   std::string save_state() const;
