@@ -21,6 +21,7 @@ Command add_ppl(CLI::App& app);
 Command add_bench(CLI::App& app);
 Command add_inspect(CLI::App& app);
 Command add_chat(CLI::App& app);
+Command add_serve(CLI::App& app);
 Command add_make_model(CLI::App& app);
 
 // Prints "error: <message>" to stderr and returns the exit code for it.

@@ -35,6 +35,7 @@ int run_main(int argc, char** argv) {
   add(sllm::cli::add_bench);
   add(sllm::cli::add_inspect);
   add(sllm::cli::add_chat);
+  add(sllm::cli::add_serve);
   add(sllm::cli::add_make_model);
 
   if (argc > 1 && argv[1][0] != '-' && commands.count(argv[1]) == 0) {
