@@ -142,6 +142,10 @@ std::optional<ApiError> parse_generation(const json& body, const SamplingOptions
     if (!it->is_boolean()) return wrong_type("stream", "a boolean", *it);
     out.stream = it->get<bool>();
   }
+  if (const auto it = body.find("ignore_eos"); it != body.end() && !it->is_null()) {
+    if (!it->is_boolean()) return wrong_type("ignore_eos", "a boolean", *it);
+    out.ignore_eos = it->get<bool>();
+  }
   if (const auto it = body.find("n"); it != body.end() && !it->is_null()) {
     if (!it->is_number_integer()) return wrong_type("n", "an integer", *it);
     if (it->get<int64_t>() != 1) return out_of_range("n", "1 (one choice per request)", *it);
@@ -253,6 +257,11 @@ std::optional<ApiError> read_content(const json& value, const std::string& field
 std::optional<ApiError> parse_chat_request(const json& body, const SamplingOptions& defaults,
                                            const RequestLimits& limits, ChatRequest& out) {
   SLLM_RETURN_API_ERROR(parse_generation(body, defaults, limits, out));
+  if (out.ignore_eos) {
+    return bad_request(
+        "unsupported_field",
+        "ignore_eos is for /v1/completions: a chat reply ends at the end of its turn");
+  }
   if (const auto it = body.find("session_id"); it != body.end() && !it->is_null()) {
     if (!it->is_string()) return wrong_type("session_id", "a string", *it);
     out.session_id = it->get<std::string>();

@@ -40,6 +40,7 @@ struct GenerationRequest {
   std::vector<std::string> stop;
   SamplingOptions sampling;  // the server's defaults, overridden by the request's fields
   bool seed_given = false;   // the request named a seed (else sampling.seed is a fresh random one)
+  bool ignore_eos = false;   // llama.cpp's extension: generate past end-of-generation tokens
 };
 
 enum class Role { kSystem, kUser, kAssistant };

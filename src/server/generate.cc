@@ -54,6 +54,8 @@ bool same_sampling(const SamplingOptions& a, const SamplingOptions& b) {
          a.repeat_last_n == b.repeat_last_n && a.seed == b.seed;
 }
 
+constexpr auto kHeartbeat = std::chrono::milliseconds(200);
+
 std::string sse(const json& event) { return "data: " + event.dump() + "\n\n"; }
 
 // Serves `st` as Server-Sent Events: `first` at once, a chunk per piece of text, the final chunk
@@ -65,10 +67,15 @@ void stream_events(httplib::Response& res, std::shared_ptr<RequestState> st, jso
   res.status = 200;
   res.set_header("Cache-Control", "no-cache");
   auto first_sent = std::make_shared<bool>(false);
+  // A client that leaves is noticed when a write fails. While nothing is generated (a long
+  // prompt being fed) an SSE comment every kHeartbeat keeps writing, so that it is noticed
+  // then too and the prompt stops within a chunk.
+  auto last_write =
+      std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
   res.set_chunked_content_provider(
       "text/event-stream",
-      [st, first = std::move(first), piece = std::move(piece), last = std::move(last), first_sent](
-          size_t, httplib::DataSink& sink) {
+      [st, first = std::move(first), piece = std::move(piece), last = std::move(last), first_sent,
+       last_write](size_t, httplib::DataSink& sink) {
         std::deque<std::string> pieces;
         bool done = false;
         {
@@ -86,6 +93,9 @@ void stream_events(httplib::Response& res, std::shared_ptr<RequestState> st, jso
           out += sse(st->outcome.error ? error_json(*st->outcome.error) : last(st->outcome));
           out += "data: [DONE]\n\n";
         }
+        const auto now = std::chrono::steady_clock::now();
+        if (out.empty() && now - *last_write >= kHeartbeat) out = ": keep-alive\n\n";
+        if (!out.empty()) *last_write = now;
         if (!out.empty() && !sink.write(out.data(), out.size())) {
           st->interrupt = true;  // the client left: stop generating at once
           return false;
@@ -284,6 +294,7 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
       stop.max_tokens = r->max_tokens;
       stop.stop_strings = r->stop;
       stop.interrupt = &st->interrupt;
+      stop.at_end_of_generation = !r->ignore_eos;
       auto g = (*stream)->generate(stop, [&](std::string_view text) { st->push(text); });
       if (!g.ok()) return from_library(g.error());
       o.replied = true;

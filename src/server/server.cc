@@ -81,6 +81,7 @@ void Metrics::add(const Outcome& o) {
   prompt_tokens_fed += o.prompt_tokens_fed;
   prompt_tokens_cached += o.cached_tokens;
   completion_tokens += o.completion_tokens;
+  if (!o.error && o.stop == StopReason::kInterrupted) ++interrupted;
   std::lock_guard<std::mutex> lock(mu);
   generate_seconds += o.generate_seconds;
 }
@@ -213,6 +214,9 @@ void Server::Impl::routes() {
                "Prompt tokens of held conversations, not fed again.",
                static_cast<double>(metrics.prompt_tokens_cached.load()));
     prometheus(out, "sllm_completion_tokens_total", "counter", "Tokens generated.", completion);
+    prometheus(out, "sllm_generations_interrupted_total", "counter",
+               "Generations stopped early because the client left or the server stopped.",
+               static_cast<double>(metrics.interrupted.load()));
     prometheus(out, "sllm_decode_tokens_per_second", "gauge",
                "Tokens generated per second of generation, since start.",
                generate_seconds > 0 ? completion / generate_seconds : 0.0);

@@ -73,7 +73,8 @@ struct Metrics {
   std::atomic<uint64_t> prompt_tokens_fed{0};
   std::atomic<uint64_t> prompt_tokens_cached{0};
   std::atomic<uint64_t> completion_tokens{0};
-  double generate_seconds = 0;  // under mu
+  std::atomic<uint64_t> interrupted{0};  // generations stopped by a client that left (or stop())
+  double generate_seconds = 0;           // under mu
   void count(int status);
   void add(const Outcome& o);
 };
