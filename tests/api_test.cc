@@ -283,6 +283,79 @@ TEST(ApiChatTest, SaveAndLoadContinueExactly) {
   EXPECT_EQ((*resumed)->n_turns(), turns.size());  // a refused turn changes nothing
 }
 
+// A stored exchange fed by add_turn is the exchange the chat would have had: when the reply text
+// is one the model generated (and renders back to its tokens), the next turn goes on as if the
+// chat had generated it. (Not every reply does: the plain template writes a space in front of a
+// stored reply, so a reply that began with "," renders as " ," and one token longer.)
+TEST(ApiChatTest, AddTurnFeedsAStoredExchangeAsTheChatWouldHave) {
+  const auto model = stories();
+  ChatOptions options;
+  options.cache = *CacheOptions::for_policy(CachePolicy::kStreaming, 48, 4);
+  options.sampling.temperature = 0;
+  StopOptions stop;
+  stop.max_tokens = 20;
+  auto generated = Chat::create(model, options);
+  ASSERT_TRUE(generated.ok());
+  const std::string opening = "Once upon a time there was a cat.";
+  auto first = (*generated)->send(opening, stop);
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->stop, StopReason::kMaxTokens);
+  ASSERT_EQ(first->text.rfind("The cat was", 0), 0u) << first->text;
+  auto second = (*generated)->send("The dog ran", stop);
+  ASSERT_TRUE(second.ok());
+
+  auto stored = Chat::create(model, options);
+  ASSERT_TRUE(stored.ok());
+  auto fed = (*stored)->add_turn(opening, first->text);
+  ASSERT_TRUE(fed.ok()) << fed.error().message();
+  EXPECT_EQ(*fed, first->prompt_tokens.size() + first->n_tokens);
+  EXPECT_EQ((*stored)->n_turns(), 1u);
+  auto after = (*stored)->send("The dog ran", stop);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->prompt_tokens, second->prompt_tokens);
+  EXPECT_EQ(after->tokens, second->tokens);
+  EXPECT_EQ(after->text, second->text);
+  EXPECT_FALSE((*stored)->add_turn("ok \xc3\x28", "fine").ok());  // invalid UTF-8: refused
+  EXPECT_EQ((*stored)->n_turns(), 2u);
+}
+
+// set_sampling changes the options from the next reply on and keeps the penalty history: greedy
+// with a repetition penalty depends on that history only, so a chat whose options were set again
+// (with another seed) answers as the one that was left alone; save() stores the new options.
+TEST(ApiChatTest, SetSamplingKeepsThePenaltyHistory) {
+  const auto model = stories();
+  ChatOptions options;
+  options.cache = *CacheOptions::for_policy(CachePolicy::kStreaming, 48, 4);
+  options.sampling.temperature = 0;
+  options.sampling.repeat_penalty = 1.5f;
+  StopOptions stop;
+  stop.max_tokens = 24;
+  auto left = Chat::create(model, options);
+  auto reset = Chat::create(model, options);
+  ASSERT_TRUE(left.ok() && reset.ok());
+  ASSERT_TRUE((*left)->send("Once upon a time", stop).ok());
+  ASSERT_TRUE((*reset)->send("Once upon a time", stop).ok());
+  SamplingOptions again = options.sampling;
+  again.seed = 99;
+  ASSERT_TRUE((*reset)->set_sampling(again).ok());
+  EXPECT_EQ((*reset)->options().sampling.seed, 99u);
+  auto a = (*left)->send("The dog ran", stop);
+  auto b = (*reset)->send("The dog ran", stop);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->tokens, b->tokens);
+
+  SamplingOptions bad = options.sampling;
+  bad.top_p = 0;
+  EXPECT_FALSE((*reset)->set_sampling(bad).ok());
+  EXPECT_EQ((*reset)->options().sampling.seed, 99u);  // unchanged
+  const std::string path = temp_path("set_sampling.session");
+  ASSERT_TRUE((*reset)->save(path).ok());
+  auto loaded = Chat::load(model, path);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message();
+  EXPECT_EQ((*loaded)->options().sampling.seed, 99u);
+  std::filesystem::remove(path);
+}
+
 TEST(ApiInspectTest, AttentionMassHasOneRowPerLayerAndHead) {
   const auto model = stories();
   auto tokens = model->tokenize(

@@ -433,8 +433,8 @@ TEST_F(ServerTest, BadInputGetsAnOpenAiErrorAndTheServerGoesOn) {
   EXPECT_EQ(fine.status, 200) << fine.body;
 }
 
-// A second request on a busy session gets 409; the first one's client hangs up mid-stream, the
-// generation stops and the session takes requests again.
+// A second request on a busy session gets 409; the first one's client hangs up mid-stream and
+// the session takes requests again (HangingUpStopsTheGeneration shows the reply stopping).
 TEST_F(ServerTest, BusySessionGets409AndAClientThatLeavesStopsItsReply) {
   ServerOptions o = options();
   o.max_sessions = 1;
@@ -473,7 +473,6 @@ TEST_F(ServerTest, BusySessionGets409AndAClientThatLeavesStopsItsReply) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_EQ(again.status, 200) << again.body;
-  EXPECT_EQ(metric(s->port(), "sllm_generations_interrupted_total"), 1);
 }
 
 // A client that hangs up stops a generation that would otherwise run for 16384 tokens.
