@@ -559,6 +559,19 @@ TEST_F(ServerTest, EvictedSessionWithoutADirectoryIsUnknown) {
   EXPECT_EQ(r.body.at("error").at("code"), "session_not_found");
 }
 
+TEST_F(ServerTest, APortInUseIsAnError) {
+  auto s = start(options());
+  ServerOptions o = options();
+  o.port = s->port();
+  auto second = Server::create(stories(), o);
+  ASSERT_TRUE(second.ok());
+  const Status started = (*second)->start();
+  ASSERT_FALSE(started.ok());
+  EXPECT_EQ(started.error().message(), "cannot bind to 127.0.0.1:" + std::to_string(s->port()) +
+                                           " (in use, or not an address of this machine)");
+  EXPECT_EQ(request(s->port(), "GET", "/health").status, 200);
+}
+
 TEST_F(ServerTest, ApiKeyIsRequiredEverywhereButHealth) {
   ServerOptions o = options();
   o.api_key = "s3cret";

@@ -147,6 +147,12 @@ void prometheus(std::ostringstream& out, const char* name, const char* type, con
 
 void Server::Impl::routes() {
   http.set_payload_max_length(options.max_body_bytes);
+  // httplib's default also sets SO_REUSEPORT, which lets a second server bind the same port
+  // and silently take half of the connections: address reuse only.
+  http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof(yes));
+  });
   const size_t n_threads = options.n_http_threads;
   http.new_task_queue = [n_threads] { return new httplib::ThreadPool(n_threads); };
 
