@@ -1,13 +1,19 @@
 // `streamingllm serve` over real HTTP on loopback: the server runs in this process on a free
 // port, the requests go through httplib::Client, the replies are compared with the library's
 // Chat driven directly (same model, cache and seeded sampling).
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
 #include <thread>
 
 #include "server.h"
@@ -590,6 +596,60 @@ TEST_F(ServerTest, ApiKeyIsRequiredEverywhereButHealth) {
   const Reply right = post(s->port(), "/v1/chat/completions", chat_body({user("Hi")}),
                            {{"Authorization", "Bearer s3cret"}});
   EXPECT_EQ(right.status, 200) << right.body;
+}
+
+// The `serve` subcommand itself: it prints its address and the cache bytes of one session,
+// serves, writes each conversation to --session-dir, and on SIGTERM finishes and exits 0.
+TEST_F(ServerTest, ServeCommandStopsCleanlyOnSigterm) {
+  const std::string dir = testing::TempDir() + "server_test_cli_" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string log = dir + "/stderr.txt";
+  const std::string model = test::stories_gguf();  // built before fork(): the child only execs
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, STDERR_FILENO);
+    execl(SLLM_CLI_PATH, SLLM_CLI_PATH, "serve", "-m", model.c_str(), "--port", "0", "--window",
+          "60", "-t", "1", "--session-dir", dir.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  auto read_log = [&] {
+    std::ifstream in(log);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  std::smatch m;
+  std::string text;
+  const std::regex address(
+      R"(http://127\.0\.0\.1:(\d+) \| cache 4 sinks \+ 60 window, f32 per session: (\d+) bytes)");
+  for (int i = 0; i < 3000 && !std::regex_search(text, m, address); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    text = read_log();
+  }
+  ASSERT_TRUE(std::regex_search(text, m, address)) << text;
+  const int port = std::stoi(m[1]);
+  EXPECT_EQ(std::stoull(m[2]), stories()->info().kv_cache_bytes(KvType::kF32, 64));
+  EXPECT_EQ(request(port, "GET", "/health").status, 200);
+  const Reply r = post(port, "/v1/chat/completions", chat_body({user(kTurns[0])}));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const std::string id = r.body.at("session_id");
+  EXPECT_TRUE(std::filesystem::exists(dir + "/" + id + ".session"));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/serve.lock"));
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << read_log();
+  text = read_log();
+  EXPECT_NE(text.find("POST /v1/chat/completions 200\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("streamingllm serve: SIGTERM, finishing the requests in progress\n"
+                      "streamingllm serve: stopped\n"),
+            std::string::npos)
+      << text;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/serve.lock"));  // the directory is free again
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
