@@ -598,57 +598,129 @@ TEST_F(ServerTest, ApiKeyIsRequiredEverywhereButHealth) {
   EXPECT_EQ(right.status, 200) << right.body;
 }
 
-// The `serve` subcommand itself: it prints its address and the cache bytes of one session,
-// serves, writes each conversation to --session-dir, and on SIGTERM finishes and exits 0.
-TEST_F(ServerTest, ServeCommandStopsCleanlyOnSigterm) {
-  const std::string dir = testing::TempDir() + "server_test_cli_" + std::to_string(getpid());
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  const std::string log = dir + "/stderr.txt";
-  const std::string model = test::stories_gguf();  // built before fork(): the child only execs
-  const pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, STDERR_FILENO);
-    execl(SLLM_CLI_PATH, SLLM_CLI_PATH, "serve", "-m", model.c_str(), "--port", "0", "--window",
-          "60", "-t", "1", "--session-dir", dir.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
+// `streamingllm serve` as a process of its own, its stderr in a file.
+class ServeProcess {
+ public:
+  ServeProcess(const std::string& dir, const std::string& log) : log_(log) {
+    const std::string model = test::stories_gguf();  // built before fork(): the child only execs
+    pid_ = fork();
+    if (pid_ == 0) {
+      const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(fd, STDERR_FILENO);
+      execl(SLLM_CLI_PATH, SLLM_CLI_PATH, "serve", "-m", model.c_str(), "--port", "0", "--window",
+            "60", "-t", "1", "--session-dir", dir.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
   }
-  auto read_log = [&] {
-    std::ifstream in(log);
+  ~ServeProcess() {
+    if (pid_ > 0) stop(SIGKILL);
+  }
+  std::string log() const {
+    std::ifstream in(log_);
     std::stringstream ss;
     ss << in.rdbuf();
     return ss.str();
-  };
-  std::smatch m;
-  std::string text;
-  const std::regex address(
-      R"(http://127\.0\.0\.1:(\d+) \| cache 4 sinks \+ 60 window, f32 per session: (\d+) bytes)");
-  for (int i = 0; i < 3000 && !std::regex_search(text, m, address); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    text = read_log();
   }
-  ASSERT_TRUE(std::regex_search(text, m, address)) << text;
-  const int port = std::stoi(m[1]);
-  EXPECT_EQ(std::stoull(m[2]), stories()->info().kv_cache_bytes(KvType::kF32, 64));
+  // The port from the line the server prints once it listens (0 if it never did), and the
+  // bytes of one session's cache it prints there.
+  int port(size_t* session_bytes = nullptr) const {
+    const std::regex address(
+        R"(http://127\.0\.0\.1:(\d+) \| cache 4 sinks \+ 60 window, f32 per session: (\d+) bytes)");
+    std::smatch m;
+    std::string text;
+    for (int i = 0; i < 3000 && !std::regex_search(text, m, address); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      text = log();
+    }
+    if (!std::regex_search(text, m, address)) return 0;
+    if (session_bytes != nullptr) *session_bytes = std::stoull(m[2]);
+    return std::stoi(m[1]);
+  }
+  // Sends the signal and returns the wait status.
+  int stop(int signal) {
+    int status = -1;
+    if (pid_ > 0 && kill(pid_, signal) == 0) waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+
+ private:
+  std::string log_;
+  pid_t pid_ = -1;
+};
+
+std::string fresh_dir(const std::string& name) {
+  const std::string dir = testing::TempDir() + name + "_" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+// The `serve` subcommand itself: it prints its address and the cache bytes of one session,
+// serves, writes each conversation to --session-dir, and on SIGTERM finishes and exits 0.
+TEST_F(ServerTest, ServeCommandStopsCleanlyOnSigterm) {
+  const std::string dir = fresh_dir("server_test_cli");
+  ServeProcess serve(dir, dir + "/stderr.txt");
+  size_t session_bytes = 0;
+  const int port = serve.port(&session_bytes);
+  ASSERT_GT(port, 0) << serve.log();
+  EXPECT_EQ(session_bytes, stories()->info().kv_cache_bytes(KvType::kF32, 64));
   EXPECT_EQ(request(port, "GET", "/health").status, 200);
   const Reply r = post(port, "/v1/chat/completions", chat_body({user(kTurns[0])}));
   ASSERT_EQ(r.status, 200) << r.body;
   const std::string id = r.body.at("session_id");
   EXPECT_TRUE(std::filesystem::exists(dir + "/" + id + ".session"));
   EXPECT_TRUE(std::filesystem::exists(dir + "/serve.lock"));
-  ASSERT_EQ(kill(pid, SIGTERM), 0);
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << read_log();
-  text = read_log();
+  const int status = serve.stop(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << serve.log();
+  const std::string text = serve.log();
   EXPECT_NE(text.find("POST /v1/chat/completions 200\n"), std::string::npos) << text;
   EXPECT_NE(text.find("streamingllm serve: SIGTERM, finishing the requests in progress\n"
                       "streamingllm serve: stopped\n"),
             std::string::npos)
       << text;
   EXPECT_FALSE(std::filesystem::exists(dir + "/serve.lock"));  // the directory is free again
+  std::filesystem::remove_all(dir);
+}
+
+// Killed with SIGKILL after turn 2 (each turn is on disk when its reply is), a new server on the
+// directory continues turn 3 exactly as the uninterrupted chat does.
+TEST_F(ServerTest, ServeCommandKilledResumesExactly) {
+  auto chat = Chat::create(stories(), reference_options());
+  ASSERT_TRUE(chat.ok());
+  std::vector<std::string> expected;
+  for (size_t t = 0; t < 3; ++t) {
+    auto reply = (*chat)->send(kTurns[t], reference_stop());
+    ASSERT_TRUE(reply.ok());
+    expected.push_back(reply->text);
+  }
+  const std::string dir = fresh_dir("server_test_kill");
+  std::string id;
+  {
+    ServeProcess serve(dir, dir + "/stderr1.txt");
+    const int port = serve.port();
+    ASSERT_GT(port, 0) << serve.log();
+    for (size_t t = 0; t < 2; ++t) {
+      json body = chat_body({user(kTurns[t])});
+      if (t > 0) body["session_id"] = id;
+      const Reply r = post(port, "/v1/chat/completions", body);
+      ASSERT_EQ(r.status, 200) << r.body;
+      id = r.body.at("session_id");
+      EXPECT_EQ(r.body.at("choices").at(0).at("message").at("content"), expected[t]);
+    }
+    const int status = serve.stop(SIGKILL);
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+  }
+  ServeProcess serve(dir, dir + "/stderr2.txt");
+  const int port = serve.port();
+  ASSERT_GT(port, 0) << serve.log();  // the dead server's lock does not hold the directory
+  EXPECT_NE(serve.log().find("(1 on disk)"), std::string::npos) << serve.log();
+  json body = chat_body({user(kTurns[2])});
+  body["session_id"] = id;
+  const Reply r = post(port, "/v1/chat/completions", body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body.at("choices").at(0).at("message").at("content"), expected[2]);
+  serve.stop(SIGTERM);
   std::filesystem::remove_all(dir);
 }
 
