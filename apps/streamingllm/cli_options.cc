@@ -74,7 +74,7 @@ void CacheArgs::add(CLI::App& cmd) {
   ctx_opt = add_number(cmd, "-c,--ctx-size", ctx_size, {size_t{1}, kMaxTokensFlag},
                        "Context limit of dense attention (default: the model's)");
   ctx_opt->default_str("");
-  cmd.add_option("--kv-type", kv_type, "KV cache element type: f32 or f16")
+  cmd.add_option("--kv-type", kv_type, "KV cache element type: f32, f16, q8_0 or q4_0")
       ->capture_default_str()
       ->check(CLI::IsMember({"f32", "f16"}));
   add_number(cmd, "-b,--batch", batch, {size_t{1}, size_t{4096}},
