@@ -8,9 +8,11 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <tuple>
 
 #include "cache/kv_cache.h"
 #include "cache/kv_quant.h"
+#include "cli_runner.h"
 #include "engine_fixture.h"
 #include "kernels/quant.h"
 #include "streamingllm/model.h"
@@ -171,6 +173,35 @@ TEST(KvQuantCacheTest, MatchesAReferenceThatQuantizesTheSameWay) {
         EXPECT_EQ(cache->n_key_writes(), 40u) << what;
       }
     }
+  }
+}
+
+// A cache large enough that its rows are decoded on the pool in several tasks (512 values a
+// token, 100 slots) computes what one thread computes, bit for bit.
+TEST(KvQuantCacheTest, DecodingOnThePoolIsDecodingInline) {
+  const KvCacheShape shape = shape_with(8, 8, 64);
+  KvCacheOptions o;
+  o.n_sinks = 4;
+  o.window = 96;
+  o.kv_type = TensorType::kQ8_0;
+  o.max_batch = 8;
+  auto one = KvCache::create(shape, o);
+  auto two = KvCache::create(shape, o);
+  ASSERT_TRUE(one.ok() && two.ok());
+  ThreadPool pool1(1), pool2(2);
+  std::mt19937 rng(2);
+  for (int step = 0; step < 20; ++step) {
+    const auto q = random_vec(rng, 8 * 512), k = random_vec(rng, 8 * 512),
+               v = random_vec(rng, 8 * 512);
+    std::vector<float> out1(q.size()), out2(q.size());
+    for (auto [cache, pool, out] : {std::tuple{&*one, &pool1, &out1}, {&*two, &pool2, &out2}}) {
+      auto qc = q, kc = k;
+      cache->begin_batch(8);
+      cache->attend(0, qc.data(), kc.data(), v.data(), out->data(), *pool);
+      cache->end_batch();
+    }
+    ASSERT_EQ(std::memcmp(out1.data(), out2.data(), out1.size() * sizeof(float)), 0)
+        << "step " << step;
   }
 }
 
@@ -350,6 +381,26 @@ TEST(KvQuantModelTest, BytesPerToken) {
     auto s = make_session(policy(CachePolicy::kStreaming, 4, 60, kv), pool);
     EXPECT_EQ(s->cache().n_bytes(), info.kv_cache_bytes(static_cast<KvType>(kv), 64));
   }
+}
+
+// The CLI takes the four names, prints the quantized bytes per token, and refuses others.
+TEST(KvQuantCliTest, KvTypeOption) {
+  const std::string model = quote(stories_gguf());
+  const CliResult info = run_cli("info -m " + model);
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  EXPECT_NE(info.out.find("kv bytes/token: 1280 (f32), 640 (f16), 340 (q8_0), 180 (q4_0)\n"),
+            std::string::npos)
+      << info.out;
+  const CliResult run =
+      run_cli("run -m " + model + " --kv-type q8_0 --window 252 -n 8 -p Once --temp 0");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.err.find("cache 256 tokens, 87040 bytes (4 sinks + 252 window, q8_0)"),
+            std::string::npos)
+      << run.err;
+  const CliResult bad = run_cli("run -m " + model + " --kv-type q4_1 -n 8 -p Once");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("--kv-type: q4_1 not in {f32,f16,q8_0,q4_0}"), std::string::npos)
+      << bad.err;
 }
 
 }  // namespace

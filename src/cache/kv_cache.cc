@@ -318,7 +318,8 @@ KvCache::KvRows KvCache::kv_rows(size_t layer, ThreadPool& pool) {
     ops::dequantize_row(options_.kv_type, v + from, v_f32 + to, n * kv_dim_);
   };
   const size_t n_tasks = n_held_tasks + (n_batch_ + rows_per_task - 1) / rows_per_task;
-  if (pool.worth_parallel(4 * (n_held + n_batch_) * kv_dim_)) {
+  // About one operation a value: a short cache (stories260K's 256 slots) decodes inline.
+  if (n_tasks > 1 && pool.worth_parallel(2 * (n_held + n_batch_) * kv_dim_)) {
     pool.run(n_tasks, decode);
   } else {
     for (size_t task = 0; task < n_tasks; ++task) decode(task);
