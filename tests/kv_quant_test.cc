@@ -54,7 +54,7 @@ struct QuantizingReference {
   uint64_t t = 0;
 
   void rotate(std::vector<double>& x, size_t n_heads, double pos) const {
-    const size_t hd = shape.head_dim;
+    const size_t hd = shape.rope.rope_dim;  // 0: ALiBi, no rotation
     for (size_t h = 0; h < n_heads; ++h) {
       for (size_t i = 0; i < hd / 2; ++i) {
         const double a =
@@ -98,6 +98,9 @@ struct QuantizingReference {
         double d = 0;
         for (size_t c = 0; c < hd; ++c) d += q[h * hd + c] * kj[g * hd + c];
         s[j] = d / std::sqrt(static_cast<double>(hd));
+        if (!shape.alibi_slopes.empty()) {  // the in-cache distance, as the paper's positions
+          s[j] -= static_cast<double>(shape.alibi_slopes[h]) * static_cast<double>(n - 1 - j);
+        }
         mx = std::max(mx, s[j]);
       }
       double sum = 0;
@@ -120,15 +123,21 @@ double max_diff(const std::vector<float>& a, const std::vector<double>& b) {
 // K/V equals the re-rotating reference that quantizes the same way, for a head_dim of whole
 // blocks (32, 64) and one that divides a block (8: four KV heads share it), one token at a time
 // and in batches of 4. The same stream against the unquantized reference is far off: the test
-// sees the quantization.
+// sees the quantization. With ALiBi (no rotation) the bias is the in-cache distance.
 TEST(KvQuantCacheTest, MatchesAReferenceThatQuantizesTheSameWay) {
   struct Shape {
     size_t n_heads, n_kv_heads, head_dim;
+    bool alibi = false;
   };
   for (TensorType type : {TensorType::kQ8_0, TensorType::kQ4_0}) {
-    for (const Shape sh : {Shape{4, 2, 32}, Shape{2, 1, 64}, Shape{8, 4, 8}}) {
+    for (const Shape sh :
+         {Shape{4, 2, 32}, Shape{2, 1, 64}, Shape{8, 4, 8}, Shape{4, 2, 16, true}}) {
       for (size_t batch : {size_t{1}, size_t{4}}) {
-        const KvCacheShape shape = shape_with(sh.n_heads, sh.n_kv_heads, sh.head_dim);
+        KvCacheShape shape = shape_with(sh.n_heads, sh.n_kv_heads, sh.head_dim);
+        if (sh.alibi) {  // MPT: no rotation, a bias of -slope * in-cache distance
+          shape.rope.rope_dim = 0;
+          shape.alibi_slopes = {0.5f, 0.25f, 0.125f, 0.0625f};
+        }
         KvCacheOptions o;
         o.n_sinks = 3;
         o.window = 7;
@@ -167,7 +176,8 @@ TEST(KvQuantCacheTest, MatchesAReferenceThatQuantizesTheSameWay) {
           }
         }
         const std::string what = std::string(traits_of(type).name) + " head_dim " +
-                                 std::to_string(sh.head_dim) + " batch " + std::to_string(batch);
+                                 std::to_string(sh.head_dim) + (sh.alibi ? " ALiBi" : "") +
+                                 " batch " + std::to_string(batch);
         EXPECT_LT(worst, 2e-5) << what;
         EXPECT_GT(worst_f32, type == TensorType::kQ8_0 ? 2e-3 : 2e-2) << what;
         EXPECT_EQ(cache->n_key_writes(), 40u) << what;
