@@ -8,7 +8,7 @@
 # Prints Markdown (docs/design.md, "Quantized keys and values").
 #
 #   bench/kv_quant_figures.sh [path/to/streamingllm]
-#   THREADS=1 STREAM_TOKENS=1000000 TINY_TOKENS=300 TINYLLAMA=/work/models/tinyllama-f16.gguf ...
+#   THREADS=1 STREAM_TOKENS=1000000 (0: skip the stream) TINY_TOKENS=300 TINYLLAMA=/work/models/tinyllama-f16.gguf ...
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -48,8 +48,8 @@ def nll(kv):
         return [float(r["nll_streaming"]) for r in csv.DictReader(f)]
 base = nll("f16")
 ppl_f16 = math.exp(sum(base) / len(base))
-print("| KV type | cache bytes | vs f16 | PPL | vs f16 | mean abs NLL change vs f16 | tok/s |")
-print("|---|---|---|---|---|---|---|")
+print("| KV type | cache bytes | vs f16 | mean NLL | PPL | vs f16 | mean abs NLL change vs f16 | tok/s |")
+print("|---|---|---|---|---|---|---|---|")
 for kv in ["f32", "f16", "q8_0", "q4_0"]:
     x = nll(kv)
     ppl = math.exp(sum(x) / len(x))
@@ -57,7 +57,7 @@ for kv in ["f32", "f16", "q8_0", "q4_0"]:
     with open(f"{tmp}/{tag}-{kv}.sum") as f:
         tok_s = float(next(csv.DictReader(f))["tok_per_s"])
     b = per_token[kv] * cache
-    print(f"| {kv} | {b} | {b / (per_token['f16'] * cache):.1%} | {ppl:.4f} | "
+    print(f"| {kv} | {b} | {b / (per_token['f16'] * cache):.1%} | {sum(x) / len(x):.4f} | {ppl:.5g} | "
           f"{(ppl / ppl_f16 - 1):+.3%} | {dnll:.2e} | {tok_s:.0f} |")
 print(f"\n({len(base)} scored tokens.)")
 PY
@@ -75,6 +75,10 @@ if [[ -f $tiny ]]; then
   echo
 fi
 
+if [[ $stream_tokens == 0 ]]; then  # STREAM_TOKENS=0: the PPL tables only
+  echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+  exit 0
+fi
 echo "**A $stream_tokens-token stream**, stories260K, q8_0 K/V, 4 + 1020 cache, $threads thread(s):"
 echo
 "$bin" bench -m "$stories" --tokens "$stream_tokens" --kv-type q8_0 --report-every 100000 \
