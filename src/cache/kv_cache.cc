@@ -107,15 +107,18 @@ Result<uint64_t> KvCache::bytes_needed(const KvCacheShape& shape, const KvCacheO
   }
   // K and V, then the slot map and the scores, then what each batch token needs: its K/V, its
   // sink query and two sets of RoPE angles (three with local layers); a block type adds the f32
-  // rows its heads are dequantized into (every slot of a layer and the batch, K and V).
+  // rows attention reads (every slot of a layer and the batch's rows, K and V; checked_add: a
+  // window near 2^64 must not wrap).
   SLLM_ASSIGN_OR_RETURN(const uint64_t kv_total, checked_bytes(what, {2, n_rows, row_bytes}));
   const uint64_t n_angle_sets = has_local(shape) ? 3 : 2;
   const auto per_batch_token = checked_sum(
       {product({2, row_bytes}), product({shape.n_heads, shape.head_dim, sizeof(float)}),
        product({n_angle_sets, shape.rope.rope_dim / 2 + 1, sizeof(double) + 2 * sizeof(float)})});
-  const auto dequantized = is_block_kv(options.kv_type)
-                               ? product({2, *n_slots + options.max_batch, *kv_dim, sizeof(float)})
-                               : std::optional<uint64_t>(0);
+  const auto dequantized_rows = checked_add(*n_slots, options.max_batch);
+  const auto dequantized = !is_block_kv(options.kv_type) ? std::optional<uint64_t>(0)
+                           : dequantized_rows
+                               ? product({2, *dequantized_rows, *kv_dim, sizeof(float)})
+                               : std::nullopt;
   const auto total = checked_sum(
       {kv_total, dequantized, product({n_rows, sizeof(uint64_t)}),
        product({shape.n_heads, *n_slots, sizeof(float)}),
