@@ -248,14 +248,17 @@ TEST(SessionFileHostileTest, EnumsAndFlagsOutOfRange) {
                        "the cache policy 4 is not one of 0-3"));
   EXPECT_TRUE(contains(read_error(with(good, "policy", ~uint32_t{0})),
                        "the cache policy 4294967295 is not one of 0-3"));
-  EXPECT_TRUE(
-      contains(read_error(with(good, "kv_type", uint32_t{8})), "the KV type 8 is neither f32"));
+  // q8_0 (8) and q4_0 (2) are cache types now; q4_1 (3) is not.
+  EXPECT_TRUE(contains(read_error(with(good, "kv_type", uint32_t{3})),
+                       "the KV type 3 is not f32 (0), f16 (1), q4_0 (2) or q8_0 (8)"));
   EXPECT_TRUE(
       contains(read_error(with(good, "keep_system", uint8_t{2})), "keep_system 2 is not 0 or 1"));
   // Another policy with the same sizes: the file's counts do not fit it.
   EXPECT_NE(read_error(with(good, "policy", static_cast<uint32_t>(CachePolicy::kDense))), "");
   // f16 instead of f32: the keys are twice what an f16 cache holds.
   EXPECT_TRUE(contains(read_error(with(good, "kv_type", static_cast<uint32_t>(TensorType::kF16))),
+                       "the keys and values hold"));
+  EXPECT_TRUE(contains(read_error(with(good, "kv_type", static_cast<uint32_t>(TensorType::kQ8_0))),
                        "the keys and values hold"));
 }
 

@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -167,19 +168,21 @@ TEST_P(StreamRoundTripTest, LoadedStreamContinuesExactly) {
   EXPECT_EQ(test::read_bytes(path("a2.stream")), test::read_bytes(path("b2.stream")));
 }
 
-INSTANTIATE_TEST_SUITE_P(PoliciesAndKvTypes, StreamRoundTripTest,
-                         ::testing::Values(Case{CachePolicy::kDense, KvType::kF32},
-                                           Case{CachePolicy::kDense, KvType::kF16},
-                                           Case{CachePolicy::kWindow, KvType::kF32},
-                                           Case{CachePolicy::kWindow, KvType::kF16},
-                                           Case{CachePolicy::kStreaming, KvType::kF32},
-                                           Case{CachePolicy::kStreaming, KvType::kF16},
-                                           Case{CachePolicy::kRecompute, KvType::kF32},
-                                           Case{CachePolicy::kRecompute, KvType::kF16}),
-                         [](const ::testing::TestParamInfo<Case>& p) {
-                           return std::string(policy_name(p.param.policy)) +
-                                  (p.param.kv_type == KvType::kF16 ? "F16" : "F32");
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    PoliciesAndKvTypes, StreamRoundTripTest,
+    ::testing::Values(
+        Case{CachePolicy::kDense, KvType::kF32}, Case{CachePolicy::kDense, KvType::kF16},
+        Case{CachePolicy::kWindow, KvType::kF32}, Case{CachePolicy::kWindow, KvType::kF16},
+        Case{CachePolicy::kStreaming, KvType::kF32}, Case{CachePolicy::kStreaming, KvType::kF16},
+        Case{CachePolicy::kRecompute, KvType::kF32}, Case{CachePolicy::kRecompute, KvType::kF16},
+        Case{CachePolicy::kDense, KvType::kQ8_0}, Case{CachePolicy::kWindow, KvType::kQ8_0},
+        Case{CachePolicy::kStreaming, KvType::kQ8_0}, Case{CachePolicy::kRecompute, KvType::kQ8_0},
+        Case{CachePolicy::kStreaming, KvType::kQ4_0}),
+    [](const ::testing::TestParamInfo<Case>& p) {
+      std::string kv = kv_type_name(p.param.kv_type);
+      for (char& c : kv) c = c == '_' ? 'x' : static_cast<char>(std::toupper(c));
+      return std::string(policy_name(p.param.policy)) + kv;
+    });
 
 // The byte token <0xXX> of stories260K's vocabulary.
 TokenId byte_token(const Model& model, uint8_t byte) {

@@ -74,9 +74,9 @@ void CacheArgs::add(CLI::App& cmd) {
   ctx_opt = add_number(cmd, "-c,--ctx-size", ctx_size, {size_t{1}, kMaxTokensFlag},
                        "Context limit of dense attention (default: the model's)");
   ctx_opt->default_str("");
-  cmd.add_option("--kv-type", kv_type, "KV cache element type: f32 or f16")
+  cmd.add_option("--kv-type", kv_type, "KV cache element type: f32, f16, q8_0 or q4_0")
       ->capture_default_str()
-      ->check(CLI::IsMember({"f32", "f16"}));
+      ->check(CLI::IsMember({"f32", "f16", "q8_0", "q4_0"}));
   add_number(cmd, "-b,--batch", batch, {size_t{1}, size_t{4096}},
              "Tokens per forward pass when feeding prompts");
 }

@@ -18,6 +18,11 @@ std::string end_tokens_line(const std::vector<SpecialToken>& tokens) {
   return line;
 }
 
+// A quantized cache type's bytes, or "n/a" where the head_dim does not allow its blocks of 32.
+std::string kv_bytes_or_why(size_t bytes) {
+  return bytes > 0 ? std::to_string(bytes) : std::string("n/a");
+}
+
 std::string chat_template_line(const std::string& jinja) {
   if (jinja.empty()) return "none";
   const ChatTemplateChoice choice = choose_chat_template(jinja);
@@ -70,7 +75,9 @@ int info(const std::string& path) {
   out("context:        {} (training length the file states)\n", c.n_ctx_train);
   print_vocabulary(c.tokenizer_model, c.pre_tokenizer, c.n_tokens, c.bos, c.eos,
                    c.end_of_generation, c.chat_template);
-  out("kv bytes/token: {} (f32), {} (f16)\n", c.kv_bytes_per_token_f32, c.kv_bytes_per_token_f16);
+  out("kv bytes/token: {} (f32), {} (f16), {} (q8_0), {} (q4_0)\n", c.kv_bytes_per_token_f32,
+      c.kv_bytes_per_token_f16, kv_bytes_or_why(c.kv_bytes_per_token_q8_0),
+      kv_bytes_or_why(c.kv_bytes_per_token_q4_0));
   if (c.n_local_layers > 0) {
     out("local layers:   {} of {} keep at most {} tokens (their sliding window)\n",
         c.n_local_layers, c.n_layers, c.sliding_window);

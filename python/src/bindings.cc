@@ -187,6 +187,8 @@ py::dict info_dict(const sllm::ModelInfo& i) {
   d["chat_template"] = i.chat_template;
   d["kv_bytes_per_token_f32"] = i.kv_bytes_per_token_f32;
   d["kv_bytes_per_token_f16"] = i.kv_bytes_per_token_f16;
+  d["kv_bytes_per_token_q8_0"] = i.kv_bytes_per_token_q8_0;
+  d["kv_bytes_per_token_q4_0"] = i.kv_bytes_per_token_q4_0;
   d["n_local_layers"] = i.n_local_layers;
   d["sliding_window"] = i.sliding_window;
   d["simd_target"] = i.simd_target;

@@ -63,6 +63,9 @@ def test_info_names_the_end_of_generation_tokens(llm):
     info = llm._model.info
     assert info["end_of_generation"] == [(2, b"</s>")]
     assert info["pre_tokenizer"] == "default"
+    # K/V bytes per token: 5 layers x K and V x 32 values, as f32, f16, q8_0 and q4_0 blocks
+    assert info["kv_bytes_per_token_f32"] == 1280 and info["kv_bytes_per_token_f16"] == 640
+    assert info["kv_bytes_per_token_q8_0"] == 340 and info["kv_bytes_per_token_q4_0"] == 180
 
 
 def test_state_properties(llm):

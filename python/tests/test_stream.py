@@ -7,7 +7,7 @@ from streamingllm import Model, Stream
 
 
 @pytest.mark.parametrize("policy", ["dense", "window", "streaming", "recompute"])
-@pytest.mark.parametrize("kv_type", ["f32", "f16"])
+@pytest.mark.parametrize("kv_type", ["f32", "f16", "q8_0", "q4_0"])
 def test_saved_stream_continues_exactly(model_path, tmp_path, policy, kv_type):
     model = Model.load(model_path, n_threads=1)
     window = 200 if policy == "dense" else 12

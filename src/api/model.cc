@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "api/impl.h"
+#include "cache/kv_quant.h"
 #include "kernels/ops.h"
 #include "runtime/perplexity.h"
 #include "runtime/session_file.h"
@@ -71,8 +72,14 @@ ModelInfo describe(const std::string& path, const Engine& engine) {
   info.eos = vi.eos;
   info.end_of_generation = std::move(vi.end_of_generation);
   info.chat_template = std::move(vi.chat_template);
-  info.kv_bytes_per_token_f32 = c.n_layers * 2 * c.kv_dim() * 4;
-  info.kv_bytes_per_token_f16 = c.n_layers * 2 * c.kv_dim() * 2;
+  const auto kv_token_bytes = [&](TensorType type) -> size_t {
+    if (!check_kv_type(type, c.head_dim, c.n_kv_heads).ok()) return 0;
+    return c.n_layers * 2 * static_cast<size_t>(kv_bytes(type, c.kv_dim()));
+  };
+  info.kv_bytes_per_token_f32 = kv_token_bytes(TensorType::kF32);
+  info.kv_bytes_per_token_f16 = kv_token_bytes(TensorType::kF16);
+  info.kv_bytes_per_token_q8_0 = kv_token_bytes(TensorType::kQ8_0);
+  info.kv_bytes_per_token_q4_0 = kv_token_bytes(TensorType::kQ4_0);
   for (const bool local : c.local_layers) info.n_local_layers += local ? 1 : 0;
   info.sliding_window = info.n_local_layers > 0 ? c.sliding_window : 0;
   info.simd_target = ops::simd_target_name();

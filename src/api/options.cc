@@ -10,12 +10,26 @@ namespace {
 Error invalid(const std::string& message) { return Error(ErrorCode::kInvalidInput, message); }
 }  // namespace
 
-const char* kv_type_name(KvType type) { return type == KvType::kF16 ? "f16" : "f32"; }
+const char* kv_type_name(KvType type) {
+  switch (type) {
+    case KvType::kF16:
+      return "f16";
+    case KvType::kQ8_0:
+      return "q8_0";
+    case KvType::kQ4_0:
+      return "q4_0";
+    case KvType::kF32:
+      break;
+  }
+  return "f32";
+}
 
 Result<KvType> parse_kv_type(std::string_view name) {
-  if (name == "f32") return KvType::kF32;
-  if (name == "f16") return KvType::kF16;
-  return invalid("unknown KV cache type '" + std::string(name) + "' (expected f32 or f16)");
+  for (KvType type : {KvType::kF32, KvType::kF16, KvType::kQ8_0, KvType::kQ4_0}) {
+    if (name == kv_type_name(type)) return type;
+  }
+  return invalid("unknown KV cache type '" + std::string(name) +
+                 "' (expected f32, f16, q8_0 or q4_0)");
 }
 
 Result<CacheOptions> CacheOptions::for_policy(CachePolicy policy, size_t cache_tokens,
@@ -47,8 +61,9 @@ Status CacheOptions::validate() const {
                                         std::to_string(window) + " tokens overflows");
   }
   if (max_batch == 0) return invalid("the batch size must be at least 1");
-  if (kv_type != KvType::kF32 && kv_type != KvType::kF16) {
-    return invalid("the KV cache type must be f32 or f16");
+  if (kv_type != KvType::kF32 && kv_type != KvType::kF16 && kv_type != KvType::kQ8_0 &&
+      kv_type != KvType::kQ4_0) {
+    return invalid("the KV cache type must be f32, f16, q8_0 or q4_0");
   }
   return {};
 }

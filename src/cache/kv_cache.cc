@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 
+#include "cache/kv_quant.h"
 #include "kernels/ops.h"
 #include "util/limits.h"
 
@@ -21,9 +22,6 @@ Status check_options(const KvCacheShape& shape, const KvCacheOptions& options) {
   if (options.window == 0) {
     return Error(ErrorCode::kInvalidInput, "the window must hold at least 1 token");
   }
-  if (options.kv_type != TensorType::kF32 && options.kv_type != TensorType::kF16) {
-    return Error(ErrorCode::kInvalidInput, "the KV cache type must be f32 or f16");
-  }
   if (options.max_batch == 0) {
     return Error(ErrorCode::kInvalidInput, "max_batch must be at least 1");
   }
@@ -31,6 +29,7 @@ Status check_options(const KvCacheShape& shape, const KvCacheOptions& options) {
       shape.head_dim == 0 || shape.rope.rope_dim > shape.head_dim) {
     return Error(ErrorCode::kInvalidInput, "bad attention shape");
   }
+  SLLM_RETURN_IF_ERROR(check_kv_type(options.kv_type, shape.head_dim, shape.n_kv_heads));
   if (!shape.local_layers.empty() &&
       (shape.local_layers.size() != shape.n_layers || shape.local_window == 0 ||
        shape.local_rope.rope_dim > shape.head_dim)) {
@@ -88,7 +87,13 @@ Result<uint64_t> KvCache::bytes_needed(const KvCacheShape& shape, const KvCacheO
     return Error(ErrorCode::kLimit,
                  "a KV cache of " + tokens + " tokens holds more than 2^64 tokens");
   }
-  const uint64_t elem = options.kv_type == TensorType::kF32 ? 4 : 2;
+  // Checked: a block type's row is whole blocks, and n_kv_heads * head_dim fits (the product
+  // below is checked before the row is used).
+  const auto kv_dim = product({shape.n_kv_heads, shape.head_dim});
+  if (!kv_dim) {
+    return Error(ErrorCode::kLimit, "the KV heads * head_dim of the attention shape overflows");
+  }
+  const uint64_t row_bytes = kv_bytes(options.kv_type, *kv_dim);
   const std::string what = "the KV cache (" + tokens + " tokens)";
   // The slots of all layers (global: n_slots each, local: their native window).
   uint64_t n_rows = 0;
@@ -101,16 +106,21 @@ Result<uint64_t> KvCache::bytes_needed(const KvCacheShape& shape, const KvCacheO
     n_rows = *next;
   }
   // K and V, then the slot map and the scores, then what each batch token needs: its K/V, its
-  // sink query and two sets of RoPE angles (three with local layers).
-  SLLM_ASSIGN_OR_RETURN(const uint64_t kv_bytes,
-                        checked_bytes(what, {2, n_rows, shape.n_kv_heads, shape.head_dim, elem}));
+  // sink query and two sets of RoPE angles (three with local layers); a block type adds the f32
+  // rows attention reads (every slot of a layer and the batch's rows, K and V; checked_add: a
+  // window near 2^64 must not wrap).
+  SLLM_ASSIGN_OR_RETURN(const uint64_t kv_total, checked_bytes(what, {2, n_rows, row_bytes}));
   const uint64_t n_angle_sets = has_local(shape) ? 3 : 2;
   const auto per_batch_token = checked_sum(
-      {product({2, shape.n_kv_heads, shape.head_dim, elem}),
-       product({shape.n_heads, shape.head_dim, sizeof(float)}),
+      {product({2, row_bytes}), product({shape.n_heads, shape.head_dim, sizeof(float)}),
        product({n_angle_sets, shape.rope.rope_dim / 2 + 1, sizeof(double) + 2 * sizeof(float)})});
+  const auto dequantized_rows = checked_add(*n_slots, options.max_batch);
+  const auto dequantized = !is_block_kv(options.kv_type) ? std::optional<uint64_t>(0)
+                           : dequantized_rows
+                               ? product({2, *dequantized_rows, *kv_dim, sizeof(float)})
+                               : std::nullopt;
   const auto total = checked_sum(
-      {kv_bytes, product({n_rows, sizeof(uint64_t)}),
+      {kv_total, dequantized, product({n_rows, sizeof(uint64_t)}),
        product({shape.n_heads, *n_slots, sizeof(float)}),
        per_batch_token ? product({options.max_batch, *per_batch_token}) : std::nullopt});
   if (!total) {
@@ -127,7 +137,8 @@ Result<KvCache> KvCache::create(const KvCacheShape& shape, const KvCacheOptions&
   if (!cache.keys_.allocated(n_rows * cache.slot_bytes_) ||
       !cache.values_.allocated(n_rows * cache.slot_bytes_) ||
       !cache.slot_token_.allocated(n_rows) ||
-      !cache.scores_.allocated(shape.n_heads * cache.n_slots_)) {
+      !cache.scores_.allocated(shape.n_heads * cache.n_slots_) ||
+      !cache.dequantized_.allocated(cache.dequantized_size())) {
     return Error(ErrorCode::kLimit, "the KV cache could not allocate its " +
                                         std::to_string(n_bytes) + " bytes (out of memory)");
   }
@@ -156,8 +167,7 @@ KvCache::KvCache(const KvCacheShape& shape, const KvCacheOptions& options)
       options_(options),
       n_slots_(options.n_sinks + options.window),
       kv_dim_(shape.n_kv_heads * shape.head_dim),
-      elem_bytes_(options.kv_type == TensorType::kF32 ? 4 : 2),
-      slot_bytes_(kv_dim_ * elem_bytes_),
+      slot_bytes_(static_cast<size_t>(kv_bytes(options.kv_type, kv_dim_))),
       layers_(layout_layers(shape, options)),
       n_rows_(layers_.empty() ? 0 : layers_.back().row0 + layers_.back().n_slots),
       keys_(n_rows_ * slot_bytes_),
@@ -169,7 +179,12 @@ KvCache::KvCache(const KvCacheShape& shape, const KvCacheOptions& options)
       batch_k_(options.max_batch * slot_bytes_),
       batch_v_(options.max_batch * slot_bytes_),
       q_sink_(options.max_batch * shape.n_heads * shape.head_dim),
-      scores_(shape.n_heads * n_slots_) {}
+      scores_(shape.n_heads * n_slots_),
+      dequantized_(dequantized_size()) {}
+
+size_t KvCache::dequantized_size() const {
+  return is_block_kv(options_.kv_type) ? 2 * (n_slots_ + options_.max_batch) * kv_dim_ : 0;
+}
 
 size_t KvCache::n_cached() const {
   return static_cast<size_t>(std::min<uint64_t>(n_seen_, n_slots_));
@@ -222,8 +237,8 @@ void KvCache::attend(size_t layer, float* q, float* k, const float* v, float* ou
   // element type, so that batch keys and cached keys are read identically.
   for (size_t i = 0; i < n_batch_; ++i) {
     angles[i].rotate(k + i * kv_dim_, shape_.n_kv_heads);
-    ops::store_kv(k + i * kv_dim_, &batch_k_[i * slot_bytes_], options_.kv_type, kv_dim_);
-    ops::store_kv(v + i * kv_dim_, &batch_v_[i * slot_bytes_], options_.kv_type, kv_dim_);
+    store_kv_row(options_.kv_type, k + i * kv_dim_, &batch_k_[i * slot_bytes_], kv_dim_);
+    store_kv_row(options_.kv_type, v + i * kv_dim_, &batch_v_[i * slot_bytes_], kv_dim_);
   }
   // Queries: at the absolute position for the window, at the in-cache position for the sinks.
   for (size_t i = 0; i < n_batch_; ++i) {
@@ -237,6 +252,7 @@ void KvCache::attend(size_t layer, float* q, float* k, const float* v, float* ou
 
   // One task per KV head: its query heads are consecutive and attend together (they share the
   // keys and values they read).
+  const KvRows rows = kv_rows(layer, pool);
   const size_t n_group = shape_.n_heads / shape_.n_kv_heads;
   const auto run_group = [&](size_t kv_head) {
     const size_t head = kv_head * n_group;
@@ -244,7 +260,7 @@ void KvCache::attend(size_t layer, float* q, float* k, const float* v, float* ou
     for (size_t i = 0; i < n_batch_; ++i) {
       const float* qi = q + i * q_dim;
       const float* qs = split_at(i) ? &q_sink_[i * q_dim] : qi;
-      attend_group(layer, head, i, qi + head * shape_.head_dim, qs + head * shape_.head_dim,
+      attend_group(layer, rows, head, i, qi + head * shape_.head_dim, qs + head * shape_.head_dim,
                    out + i * q_dim + head * shape_.head_dim, scores);
     }
   };
@@ -272,15 +288,64 @@ void KvCache::attend(size_t layer, float* q, float* k, const float* v, float* ou
   }
 }
 
+KvCache::KvRows KvCache::kv_rows(size_t layer, ThreadPool& pool) {
+  const LayerSlots& ls = layers_[layer];
+  if (!is_block_kv(options_.kv_type)) {
+    return {&keys_[ls.row0 * slot_bytes_],
+            &values_[ls.row0 * slot_bytes_],
+            batch_k_.data(),
+            batch_v_.data(),
+            slot_bytes_,
+            options_.kv_type};
+  }
+  // The layer's K and V rows in f32: its held slots, then the batch's rows, decoded once per
+  // layer and batch. Slots fill in order (sinks, then the ring), so the ones held are the first
+  // min(n_seen, slots) of the layer, contiguous in keys_ as in the decoded rows.
+  const size_t n_rows = n_slots_ + options_.max_batch;
+  float* k_f32 = dequantized_.data();
+  float* v_f32 = k_f32 + n_rows * kv_dim_;
+  const size_t n_held = static_cast<size_t>(std::min<uint64_t>(n_seen_, ls.n_slots));
+  // Tasks of whole rows, each about kChunk values: enough work per task to be worth a wake-up.
+  constexpr size_t kChunk = 16384;
+  const size_t rows_per_task = std::max<size_t>(1, kChunk / kv_dim_);
+  const size_t n_held_tasks = (n_held + rows_per_task - 1) / rows_per_task;
+  const auto decode = [&](size_t task) {
+    const bool batch = task >= n_held_tasks;
+    const size_t first = (batch ? task - n_held_tasks : task) * rows_per_task;
+    const size_t n = std::min(rows_per_task, (batch ? n_batch_ : n_held) - first);
+    const size_t from = (batch ? first : ls.row0 + first) * slot_bytes_;
+    const size_t to = ((batch ? n_slots_ : 0) + first) * kv_dim_;
+    const uint8_t* k = batch ? batch_k_.data() : keys_.data();
+    const uint8_t* v = batch ? batch_v_.data() : values_.data();
+    ops::dequantize_row(options_.kv_type, k + from, k_f32 + to, n * kv_dim_);
+    ops::dequantize_row(options_.kv_type, v + from, v_f32 + to, n * kv_dim_);
+  };
+  const size_t n_tasks = n_held_tasks + (n_batch_ + rows_per_task - 1) / rows_per_task;
+  // About one operation a value: a short cache (stories260K's 256 slots) decodes inline.
+  if (n_tasks > 1 && pool.worth_parallel(2 * (n_held + n_batch_) * kv_dim_)) {
+    pool.run(n_tasks, decode);
+  } else {
+    for (size_t task = 0; task < n_tasks; ++task) decode(task);
+  }
+  const auto bytes = [](const float* p) { return reinterpret_cast<const uint8_t*>(p); };
+  return {bytes(k_f32),
+          bytes(v_f32),
+          bytes(k_f32 + n_slots_ * kv_dim_),
+          bytes(v_f32 + n_slots_ * kv_dim_),
+          kv_dim_ * sizeof(float),
+          TensorType::kF32};
+}
+
 // One query (batch row i) of the query heads that share a KV head, `head` the first of them
 // (q, q_sink and out start at its part; scores has room for n_heads / n_kv_heads rows of n_slots):
 // scores over the sinks and the window, softmax, weighted values. Keys are visited in stream order
 // (sinks, then the window oldest first), so that a cache that never evicted computes exactly what
 // dense attention computes, bit for bit.
-void KvCache::attend_group(size_t layer, size_t head, size_t i, const float* q, const float* q_sink,
-                           float* out, float* scores) const {
+void KvCache::attend_group(size_t layer, const KvRows& rows, size_t head, size_t i, const float* q,
+                           const float* q_sink, float* out, float* scores) const {
   const size_t head_dim = shape_.head_dim;
-  const size_t kv_offset = (head / (shape_.n_heads / shape_.n_kv_heads)) * head_dim * elem_bytes_;
+  const size_t kv_offset = (head / (shape_.n_heads / shape_.n_kv_heads)) *
+                           static_cast<size_t>(kv_bytes(rows.type, head_dim));
   const uint64_t t0 = n_seen_;
   const uint64_t t = t0 + i;
   const LayerSlots& ls = layers_[layer];
@@ -288,8 +353,8 @@ void KvCache::attend_group(size_t layer, size_t head, size_t i, const float* q, 
   const uint64_t n_sink_seen = std::min<uint64_t>(n_sinks, t + 1);
   // Window: stream indices [lo, t], at most `window` of them, never a sink.
   const uint64_t lo = std::max<uint64_t>(n_sinks, t + 1 > ls.window ? t + 1 - ls.window : 0);
-  const uint8_t* layer_k = &keys_[ls.row0 * slot_bytes_];
-  const uint8_t* layer_v = &values_[ls.row0 * slot_bytes_];
+  const uint8_t* layer_k = rows.layer_k;
+  const uint8_t* layer_v = rows.layer_v;
 
   // The visible tokens in order, as runs of consecutive rows: sinks already cached, sinks in this
   // batch, the cached window from slot_of(lo) up to the ring's end and on from its start, and the
@@ -303,13 +368,13 @@ void KvCache::attend_group(size_t layer, size_t head, size_t i, const float* q, 
                            uint64_t n_rows, uint64_t distance) {
     if (n_rows == 0) return;
     assert(n_runs < std::size(runs));
-    const size_t offset = static_cast<size_t>(row) * slot_bytes_ + kv_offset;
+    const size_t offset = static_cast<size_t>(row) * rows.row_bytes + kv_offset;
     runs[n_runs++] = {query, k + offset, v + offset, static_cast<size_t>(n_rows), distance};
   };
   const uint64_t c_t = cache_pos(t);
   const uint64_t n_sinks_cached = std::min(n_sink_seen, t0);
   add_run(q_sink, layer_k, layer_v, 0, n_sinks_cached, c_t);
-  add_run(q_sink, batch_k_.data(), batch_v_.data(), 0, n_sink_seen - n_sinks_cached,
+  add_run(q_sink, rows.batch_k, rows.batch_v, 0, n_sink_seen - n_sinks_cached,
           c_t - n_sinks_cached);
   // Cached part of the window walks the ring from slot_of(lo), wrapping past the last slot.
   const uint64_t n_window_cached = lo < t0 ? std::min(t0, t + 1) - lo : 0;
@@ -318,10 +383,10 @@ void KvCache::attend_group(size_t layer, size_t head, size_t i, const float* q, 
   add_run(q, layer_k, layer_v, first_slot, n_before_wrap, t - lo);
   add_run(q, layer_k, layer_v, n_sinks, n_window_cached - n_before_wrap, t - lo - n_before_wrap);
   const uint64_t first_batch = std::max(lo, t0);  // > t while the sinks are still filling
-  add_run(q, batch_k_.data(), batch_v_.data(), first_batch - t0,
+  add_run(q, rows.batch_k, rows.batch_v, first_batch - t0,
           first_batch <= t ? t + 1 - first_batch : 0, t - first_batch);
 
-  const ops::KvLayout layout{options_.kv_type, head_dim, slot_bytes_, shape_.attn_softcap};
+  const ops::KvLayout layout{rows.type, head_dim, rows.row_bytes, shape_.attn_softcap};
   const float scale =
       shape_.attn_scale > 0.0f ? shape_.attn_scale : 1.0f / std::sqrt(static_cast<float>(head_dim));
   const float* slopes = shape_.alibi_slopes.empty() ? nullptr : &shape_.alibi_slopes[head];

@@ -58,9 +58,10 @@ struct KvCacheShape {
 struct KvCacheOptions {
   size_t n_sinks = 4;    // first tokens of the stream kept forever (0: window attention)
   size_t window = 1020;  // most recent tokens kept, the current one included (>= 1)
-  TensorType kv_type = TensorType::kF32;  // element type of stored K/V: f32 or f16
-  uint64_t start_pos = 0;                 // absolute position of the stream's first token
-  size_t max_batch = 64;                  // most tokens per attend() call
+  // Element type of stored K/V: f32, f16, or q8_0 / q4_0 blocks (cache/kv_quant.h).
+  TensorType kv_type = TensorType::kF32;
+  uint64_t start_pos = 0;  // absolute position of the stream's first token
+  size_t max_batch = 64;   // most tokens per attend() call
 };
 
 // A cache's contents as views into it, for session files (runtime/session_file.h). The slot map
@@ -147,16 +148,30 @@ class KvCache {
   }
   // In-cache position of stream index t once it is the newest token: c(t) = min(t, S + W - 1).
   uint64_t cache_pos(uint64_t t) const { return t < n_slots_ - 1 ? t : n_slots_ - 1; }
+  // Where attention reads a layer's rows: the cache's own (f32, f16) or their f32 decoding in
+  // dequantized_ (q8_0, q4_0). Row r of the layer is at layer_k + r * row_bytes, batch row i at
+  // batch_k + i * row_bytes; a KV head's part starts its head_dim values into a row.
+  struct KvRows {
+    const uint8_t* layer_k;
+    const uint8_t* layer_v;
+    const uint8_t* batch_k;
+    const uint8_t* batch_v;
+    size_t row_bytes;
+    TensorType type;
+  };
+  // For a block type this decodes the layer's held rows and the batch's (once per layer and
+  // batch, on the pool).
+  KvRows kv_rows(size_t layer, ThreadPool& pool);
+  size_t dequantized_size() const;  // floats of dequantized_
   // Batch row i for the query heads [head, head + n_heads / n_kv_heads), which share a KV head.
-  void attend_group(size_t layer, size_t head, size_t i, const float* q, const float* q_sink,
-                    float* out, float* scores) const;
+  void attend_group(size_t layer, const KvRows& rows, size_t head, size_t i, const float* q,
+                    const float* q_sink, float* out, float* scores) const;
 
   KvCacheShape shape_;
   KvCacheOptions options_;
   size_t n_slots_;     // n_sinks + window
   size_t kv_dim_;      // n_kv_heads * head_dim
-  size_t elem_bytes_;  // 4 or 2
-  size_t slot_bytes_;  // kv_dim * elem_bytes
+  size_t slot_bytes_;  // bytes of kv_dim values of kv_type
   std::vector<LayerSlots> layers_;
   size_t n_rows_;  // slots of all layers
 
@@ -176,6 +191,8 @@ class KvCache {
   std::vector<uint8_t> batch_k_, batch_v_;  // [max_batch, kv_dim] of kv_type
   std::vector<float> q_sink_;               // [max_batch, n_heads * head_dim]
   ZeroedArray<float> scores_;               // [n_heads, n_slots]: a query sees at most n_slots rows
+  // Block types: [K, V][n_slots + max_batch][kv_dim] f32 (see kv_rows()).
+  ZeroedArray<float> dequantized_;
 };
 
 }  // namespace sllm

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "cache/kv_cache.h"
+#include "cache/kv_quant.h"
 #include "util/limits.h"
 
 namespace sllm {
@@ -283,11 +284,17 @@ Status SavedState::validate(const std::string& path, StateFileKind kind, const M
                    " is not one of 0-3 (dense, window, streaming, recompute)");
   }
   const auto cache_policy = static_cast<CachePolicy>(policy);
-  if (kv_type != static_cast<uint32_t>(TensorType::kF32) &&
-      kv_type != static_cast<uint32_t>(TensorType::kF16)) {
-    return invalid("the KV type " + str(kv_type) + " is neither f32 (" +
-                   str(static_cast<uint32_t>(TensorType::kF32)) + ") nor f16 (" +
-                   str(static_cast<uint32_t>(TensorType::kF16)) + ")");
+  const auto cache_type = static_cast<TensorType>(kv_type);
+  if (cache_type != TensorType::kF32 && cache_type != TensorType::kF16 &&
+      !is_block_kv(cache_type)) {
+    return invalid("the KV type " + str(kv_type) + " is not f32 (" +
+                   str(static_cast<uint32_t>(TensorType::kF32)) + "), f16 (" +
+                   str(static_cast<uint32_t>(TensorType::kF16)) + "), q4_0 (" +
+                   str(static_cast<uint32_t>(TensorType::kQ4_0)) + ") or q8_0 (" +
+                   str(static_cast<uint32_t>(TensorType::kQ8_0)) + ")");
+  }
+  if (Status s = check_kv_type(cache_type, model.head_dim, model.n_kv_heads); !s.ok()) {
+    return invalid(s.error().message());
   }
   const uint8_t keep_system = chat != nullptr ? chat->keep_system : 0;
   if (keep_system > 1) return invalid("keep_system " + str(keep_system) + " is not 0 or 1");
@@ -327,7 +334,6 @@ Status SavedState::validate(const std::string& path, StateFileKind kind, const M
   // K/V: exactly what a cache of these options holds, checked first: every buffer a ChatSession
   // creates from options() is then no larger than what the file itself brought.
   const uint64_t cache_sinks = cache_policy == CachePolicy::kStreaming ? effective_sinks : 0;
-  const uint64_t elem_bytes = kv_type == static_cast<uint32_t>(TensorType::kF16) ? 2 : 4;
   const uint64_t n_slots = cache_sinks + window;  // checked above
   // Each layer's slots: n_slots, or a sliding-window layer's native window (at most n_slots).
   const KvCacheShape shape = cache_shape(model, static_cast<size_t>(n_slots));
@@ -340,8 +346,7 @@ Status SavedState::validate(const std::string& path, StateFileKind kind, const M
     layer_slots[l] = KvCache::layer_slots(shape, cache_options, l);
     if (expected) expected = checked_add(*expected, layer_slots[l]);
   }
-  if (expected) expected = checked_mul(*expected, model.kv_dim());
-  if (expected) expected = checked_mul(*expected, elem_bytes);
+  if (expected) expected = checked_mul(*expected, kv_bytes(cache_type, model.kv_dim()));
   if (!expected || keys.size() != *expected || values.size() != *expected) {
     return invalid("the keys and values hold " + str(keys.size()) + " and " + str(values.size()) +
                    " bytes; a cache of " + str(cache_sinks) + " sinks + " + str(window) +
@@ -426,10 +431,14 @@ Status SavedState::validate(const std::string& path, StateFileKind kind, const M
     }
   }
 
+  // An f32 or f16 value, or a block whose f16 scale comes first (q8_0, q4_0: every code of
+  // theirs is a valid value).
+  const bool blocks = is_block_kv(cache_type);
+  const size_t unit = static_cast<size_t>(kv_bytes(cache_type, blocks ? 32 : 1));
   for (const auto& [name, bytes] : {std::pair{"keys", keys}, std::pair{"values", values}}) {
-    for (size_t at = 0; at < bytes.size(); at += elem_bytes) {
+    for (size_t at = 0; at < bytes.size(); at += unit) {
       bool finite = true;
-      if (elem_bytes == 2) {
+      if (unit != 4) {
         const uint16_t h = static_cast<uint16_t>(bytes[at] | (bytes[at + 1] << 8));
         finite = (h & 0x7c00) != 0x7c00;
       } else {
