@@ -159,23 +159,47 @@ HWY_INLINE void score_run(D d, const KvLayout& layout, const KvRun& run, size_t 
     for (size_t h = 0; h < n_heads; ++h) {
       const float* q = run.q + h * head_dim;
       const auto q_rest = q_tail(q);
-      const auto row = [&](size_t j) HWY_ATTR {
-        return dot_lanes<kType, kOneVector>(d, q, q_rest, keys + (r + j) * layout.row_bytes,
-                                            head_dim);
+      // The group's rows side by side, chunk by chunk: kGroup independent FMA chains instead of
+      // one row's chain at a time waiting out the FMA latency (each row's lanes still see the
+      // products in dot_lanes' order, so the bits are dot_lanes'). A partial group is padded
+      // with zero rows.
+      hn::Vec<D> acc[kGroup];
+      const auto chunks = [&](auto n_rows_const) HWY_ATTR {
+        constexpr size_t kRows = decltype(n_rows_const)::value;
+        const size_t n = kRows > 0 ? kRows : n_valid;
+        const uint8_t* k0 = keys + r * layout.row_bytes;
+        for (size_t j = 0; j < kGroup; ++j) acc[j] = hn::Zero(d);
+        if constexpr (kOneVector) {
+          for (size_t j = 0; j < n; ++j) {
+            acc[j] = hn::Mul(q_rest, load_dense<kType>(d, k0 + j * layout.row_bytes, 0));
+          }
+          return;
+        }
+        const size_t n_lanes = hn::Lanes(d);
+        size_t i = 0;
+        for (; i + n_lanes <= head_dim; i += n_lanes) {
+          const auto qi = hn::LoadU(d, q + i);
+          for (size_t j = 0; j < n; ++j) {
+            acc[j] = hn::MulAdd(qi, load_dense<kType>(d, k0 + j * layout.row_bytes, i), acc[j]);
+          }
+        }
+        if (i < head_dim) {
+          for (size_t j = 0; j < n; ++j) {
+            acc[j] = hn::MulAdd(
+                q_rest, load_kv_tail<kType>(d, k0 + j * layout.row_bytes, i, head_dim - i), acc[j]);
+          }
+        }
       };
-      // A partial group is padded with zero rows.
-      const auto row_or_zero = [&](size_t j)
-                                   HWY_ATTR { return j < n_valid ? row(j) : hn::Zero(d); };
+      if (n_valid == kGroup) {
+        chunks(std::integral_constant<size_t, kGroup>());
+      } else {
+        chunks(std::integral_constant<size_t, 0>());
+      }
       hn::Vec<decltype(dg)> sums;
       if constexpr (kGroup == 8) {
-        sums = n_valid == kGroup
-                   ? sum_lanes_x8(d, row(0), row(1), row(2), row(3), row(4), row(5), row(6), row(7))
-                   : sum_lanes_x8(d, row(0), row_or_zero(1), row_or_zero(2), row_or_zero(3),
-                                  row_or_zero(4), row_or_zero(5), row_or_zero(6), row_or_zero(7));
+        sums = sum_lanes_x8(d, acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6], acc[7]);
       } else {
-        sums = n_valid == kGroup
-                   ? sum_lanes_x4(d, row(0), row(1), row(2), row(3))
-                   : sum_lanes_x4(d, row(0), row_or_zero(1), row_or_zero(2), row_or_zero(3));
+        sums = sum_lanes_x4(d, acc[0], acc[1], acc[2], acc[3]);
       }
       float* out = scores + h * stride + r;
       if (n_valid == kGroup) {
