@@ -53,7 +53,11 @@ def main():
     rows = data["latency"]["latency_by_cache"]
     check([r["cache"] for r in rows] == [64, 128, 256], "(c) caches")
     check(rows[-1]["recompute_ms"] > rows[-1]["streaming_ms"] > 0, "(c) recompute vs streaming")
-    check(doc.count("streamingllm bench -m") == 3, "(b)+(c) commands not all listed")
+    check([r["cache"] for r in data["latency"]["f16"]["latency_by_cache"]] == [64, 256],
+          "(c) f16 cache ends")
+    check(re.search(r"With an f16 cache: [\d.]+ ms at 64, [\d.]+ ms at 256, ratio [\d.]+", doc),
+          "(c) f16 flatness line")
+    check(doc.count("streamingllm bench -m") == 4, "(b)+(c) commands not all listed")
     if failures:
         print("\n".join(failures) + "\n--- document ---\n" + doc)
         return 1
