@@ -97,6 +97,15 @@ def vocab_size(binary, model):
     return int(m.group(1))
 
 
+def failure(e):
+    """The last line of a failed command's stderr, or the exception."""
+    err = getattr(e, "stderr", None)
+    if isinstance(err, bytes):
+        err = err.decode(errors="replace")
+    lines = [ln for ln in (err or "").splitlines() if ln.strip()]
+    return (lines[-1] if lines else str(e)).replace("|", "/")[:200]
+
+
 class Runner:
     """Runs the engine and records every command line for the document."""
 
@@ -121,7 +130,13 @@ def section_peer(a, runner, models, use_peer, quick):
     rows = []
     prefill, decode = (64, 16) if quick else (512, 64)
     for name, path in models:
-        vocab = vocab_size(runner.binary, path)
+        try:
+            vocab = vocab_size(runner.binary, path)
+        except (subprocess.CalledProcessError, RuntimeError) as e:
+            # An unattended hour must not end in nothing: the rows say what failed.
+            log(f"(a) {name} failed: {failure(e)}")
+            rows += [dict(name=name, threads=t, error=failure(e)) for t in a.threads]
+            continue
         ids = peer_speed.write_ids(vocab, max(prefill, 8) + 8)
         try:
             for t in a.threads:
@@ -130,8 +145,13 @@ def section_peer(a, runner, models, use_peer, quick):
                        str(a.rounds), "--prefill", str(prefill), "--decode", str(decode),
                        "--vocab", str(vocab)]
                 runner.commands.append(shlex.join(cmd) + ("" if use_peer else "   # ours only"))
-                r = peer_speed.compare(runner.binary, path, ids, t, a.rounds, prefill, decode,
-                                       peer=use_peer)
+                try:
+                    r = peer_speed.compare(runner.binary, path, ids, t, a.rounds, prefill, decode,
+                                           peer=use_peer)
+                except (subprocess.CalledProcessError, OSError, ValueError, KeyError) as e:
+                    log(f"(a) {name}, {t} thread(s) failed: {failure(e)}")
+                    rows.append(dict(name=name, threads=t, error=failure(e)))
+                    continue
                 r["name"] = name
                 rows.append(r)
         finally:
@@ -139,6 +159,9 @@ def section_peer(a, runner, models, use_peer, quick):
     lines = ["| model | threads | prefill ours | prefill llama.cpp | ratio | decode ours | "
              "decode llama.cpp | ratio | load |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['name']} | {r['threads']} | failed: {r['error']} |||||||")
+            continue
         m = r["median"]
         th = m.get("theirs")
         lines.append(
@@ -153,7 +176,7 @@ def section_peer(a, runner, models, use_peer, quick):
     if use_peer:
         short = [f"{r['name']} ({r['threads']} thr): decode {r['decode_ratio']:.2f}×, prefill "
                  f"{r['prefill_ratio']:.2f}×" for r in rows
-                 if r["decode_ratio"] < 1.2 or r["prefill_ratio"] < 1.0]
+                 if "error" not in r and (r["decode_ratio"] < 1.2 or r["prefill_ratio"] < 1.0)]
         text += ["", "Acceptance 3 (decode ≥ 1.2×, prefill ≥ 1.0× llama.cpp): " +
                  ("met by every row." if not short else "short of it: " + "; ".join(short) + ".")]
     return rows, text
@@ -167,7 +190,12 @@ def section_speed(a, runner, models, quick):
     for name, path in models:
         for t in a.threads:
             log(f"(b) {name}, {t} thread(s)")
-            j = runner.bench(path, t, args)
+            try:
+                j = runner.bench(path, t, args)
+            except (subprocess.CalledProcessError, OSError, ValueError) as e:
+                log(f"(b) {name}, {t} thread(s) failed: {failure(e)}")
+                rows.append(dict(name=name, threads=t, error=failure(e)))
+                continue
             j["name"] = name
             j["load"] = loadavg()
             rows.append(j)
@@ -175,6 +203,9 @@ def section_speed(a, runner, models, quick):
              "decode, full cache | share | peak RSS MiB | load |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for j in rows:
+        if "error" in j:
+            lines.append(f"| {j['name']} | {j['threads']} | failed: {j['error']} ||||||||")
+            continue
         full = j.get("decode_full", {})
         lines.append(
             f"| {j['name']} | {j['threads']} | {j['file_bytes'] / 2**20:.1f} | "
@@ -187,9 +218,9 @@ def section_speed(a, runner, models, quick):
             "the same process (best of 5 passes), share = file bytes × decode tok/s ÷ bandwidth "
             "(at real sizes a decoded token reads every weight once; on stories260K the weights "
             "sit in the caches, so the share is meaningless there). Kernels dispatch to "
-            f"{', '.join(sorted({j['simd_target'] for j in rows}))}.", ""] + lines
-    at2 = [j for j in rows if j["threads"] == 2 and any(k in j["name"] for k in ("q8_0",
-                                                                                 "q4_K_M"))]
+            f"{', '.join(sorted({j['simd_target'] for j in rows if 'error' not in j}))}.", ""] + lines
+    at2 = [j for j in rows if "error" not in j and j["threads"] == 2 and
+           any(k in j["name"] for k in ("q8_0", "q4_K_M"))]
     if at2:
         text += ["", "Acceptance 4 (decode ≥ 85% of the read bandwidth at 2 threads, Q8_0 and "
                  "Q4_K_M): " + "; ".join(
@@ -317,13 +348,20 @@ def main():
     peer_rows, peer_text = section_peer(a, runner, models, peer_missing is None, a.quick)
     speed_rows, speed_text = section_speed(a, runner, models, a.quick)
     tiny = [m for t in LATENCY_TYPES for m in models if m[0] == f"TinyLlama-1.1B {t}"]
-    latency, latency_text = section_latency(a, runner, tiny[0] if tiny else models[0], a.quick)
-    _, plot_text = section_plot(figures, latency, speed_rows, a.quick)
+    latency_model = tiny[0] if tiny else models[0]
+    try:
+        latency, latency_text = section_latency(a, runner, latency_model, a.quick)
+        _, plot_text = section_plot(figures, latency, speed_rows, a.quick)
+    except (subprocess.CalledProcessError, OSError, ValueError, KeyError) as e:
+        log(f"(c) {latency_model[0]} failed: {failure(e)}")
+        latency = dict(name=latency_model[0], error=failure(e))
+        latency_text = [f"{latency_model[0]}: failed: {failure(e)}"]
+        plot_text = ["No plot: (c) failed."]
     load_after = loadavg()
     minutes = (time.time() - start) / 60
 
     m = machine()
-    targets = sorted({j["simd_target"] for j in speed_rows})
+    targets = sorted({j["simd_target"] for j in speed_rows if "error" not in j})
     cmdline = shlex.join(["python3", "scripts/performance.py"] + sys.argv[1:])
     doc = [
         "# Performance", "",
@@ -362,6 +400,10 @@ def main():
                            load_before=load_before, load_after=load_after, minutes=minutes), f,
                       indent=1)
     log(f"wrote {a.out} in {minutes:.1f} minutes")
+    n_failed = (sum("error" in r for r in peer_rows) + sum("error" in j for j in speed_rows) +
+                ("error" in latency))
+    if n_failed:
+        sys.exit(f"{n_failed} measurement(s) failed: see the 'failed:' entries in {a.out}")
 
 
 if __name__ == "__main__":
