@@ -70,13 +70,13 @@ TEST(BenchCliTest, DenseStopsAtItsLimitAndBadFlagsAreErrors) {
 TEST(BenchCliTest, WithoutTokensPrintsTheSpeedReport) {
   const std::string json_path = temp_dir() + "/speed.json";
   const auto r = run_cli("bench -m " + kModel +
-                         " -t 1 --prefill 16 --decode 4 --rounds 2 --caches 16,32 "
+                         " -t 1 --prefill 16 --decode 4 --rounds 2 --caches 16,32 --full-cache 64 "
                          "--streaming-tokens 3 --recompute-tokens 2 --bandwidth-mib 16 --json " +
                          json_path);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   for (const char* line :
        {"read bandwidth: ", "prefill:        16 tokens in one batch: ",
-        "decode:         after 8 tokens: ", "decode:         cache full (1024 tokens): ",
+        "decode:         after 8 tokens: ", "decode:         cache full (64 tokens): ",
         "   cache    streaming    recompute  speed-up\n", "peak RSS:       "}) {
     EXPECT_NE(r.out.find(line), std::string::npos) << line << "\n" << r.out;
   }
