@@ -27,7 +27,8 @@ def ours(binary, model, ids, threads, prefill, decode):
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         subprocess.run([binary, "bench", "-m", model, "-t", str(threads), "--ids-file", ids,
                         "--rounds", "1", "--prefill", str(prefill), "--decode", str(decode),
-                        "--caches", "", "--bandwidth-mib", "16", "--json", out.name],
+                        "--caches", "", "--full-cache", "0", "--bandwidth-mib", "16", "--json",
+                        out.name],
                        check=True, capture_output=True)
         j = json.load(open(out.name))
     return j["prefill"]["tok_s"], j["decode_short"]["tok_s"]
@@ -48,6 +49,35 @@ def load_average():
         return float("nan")
 
 
+def write_ids(vocab, n):
+    """A file of n pseudo-random token ids in [3, vocab), the same for every run (seed 1)."""
+    rng = random.Random(1)
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write(" ".join(str(rng.randrange(3, vocab)) for _ in range(n)))
+        return f.name
+
+
+def compare(binary, model, ids, threads, rounds, prefill, decode, peer=True):
+    """One model at one thread count, ours and theirs alternating in order every round. Returns
+    the samples, medians (tok/s: prefill, decode) and our/their ratios (None without the peer)."""
+    who_runs = ["ours", "theirs"] if peer else ["ours"]
+    samples = {w: [] for w in who_runs}
+    loads = []
+    for r in range(rounds):
+        for who in (who_runs if r % 2 == 0 else who_runs[::-1]):
+            if who == "ours":
+                samples[who].append(ours(binary, model, ids, threads, prefill, decode))
+            else:
+                samples[who].append(theirs(model, ids, threads, prefill, decode))
+        loads.append(load_average())
+    med = {w: (statistics.median(s[0] for s in v), statistics.median(s[1] for s in v))
+           for w, v in samples.items()}
+    return dict(model=model, threads=threads, rounds=rounds, samples=samples,
+                prefill_ratio=med["ours"][0] / med["theirs"][0] if peer else None,
+                decode_ratio=med["ours"][1] / med["theirs"][1] if peer else None,
+                median=med, load_average=statistics.median(loads))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("models", nargs="+")
@@ -61,31 +91,14 @@ def main():
     ap.add_argument("--json", help="write every sample here")
     a = ap.parse_args()
 
-    rng = random.Random(1)
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
-        f.write(" ".join(str(rng.randrange(3, a.vocab)) for _ in range(max(a.prefill, 8) + 8)))
-        ids = f.name
+    ids = write_ids(a.vocab, max(a.prefill, 8) + 8)
     results = []
     print(f"{'model':<40} {'thr':>3} {'prefill ours':>13} {'theirs':>9} {'ratio':>6} "
           f"{'decode ours':>12} {'theirs':>9} {'ratio':>6}  load")
     for model in a.models:
         for threads in [int(t) for t in a.threads.split(",")]:
-            samples = {"ours": [], "theirs": []}
-            loads = []
-            for r in range(a.rounds):
-                order = ["ours", "theirs"] if r % 2 == 0 else ["theirs", "ours"]
-                for who in order:
-                    if who == "ours":
-                        samples[who].append(ours(a.bin, model, ids, threads, a.prefill, a.decode))
-                    else:
-                        samples[who].append(theirs(model, ids, threads, a.prefill, a.decode))
-                loads.append(load_average())
-            med = {w: (statistics.median(s[0] for s in v), statistics.median(s[1] for s in v))
-                   for w, v in samples.items()}
-            row = dict(model=model, threads=threads, rounds=a.rounds, samples=samples,
-                       prefill_ratio=med["ours"][0] / med["theirs"][0],
-                       decode_ratio=med["ours"][1] / med["theirs"][1],
-                       median=med, load_average=statistics.median(loads))
+            row = compare(a.bin, model, ids, threads, a.rounds, a.prefill, a.decode)
+            med = row["median"]
             results.append(row)
             print(f"{os.path.basename(model):<40} {threads:>3} {med['ours'][0]:>13.1f} "
                   f"{med['theirs'][0]:>9.1f} {row['prefill_ratio']:>5.2f}x {med['ours'][1]:>12.2f} "

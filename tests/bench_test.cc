@@ -70,13 +70,13 @@ TEST(BenchCliTest, DenseStopsAtItsLimitAndBadFlagsAreErrors) {
 TEST(BenchCliTest, WithoutTokensPrintsTheSpeedReport) {
   const std::string json_path = temp_dir() + "/speed.json";
   const auto r = run_cli("bench -m " + kModel +
-                         " -t 1 --prefill 16 --decode 4 --rounds 2 --caches 16,32 "
+                         " -t 1 --prefill 16 --decode 4 --rounds 2 --caches 16,32 --full-cache 64 "
                          "--streaming-tokens 3 --recompute-tokens 2 --bandwidth-mib 16 --json " +
                          json_path);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   for (const char* line :
        {"read bandwidth: ", "prefill:        16 tokens in one batch: ",
-        "decode:         after 8 tokens: ", "decode:         cache full (1024 tokens): ",
+        "decode:         after 8 tokens: ", "decode:         cache full (64 tokens): ",
         "   cache    streaming    recompute  speed-up\n", "peak RSS:       "}) {
     EXPECT_NE(r.out.find(line), std::string::npos) << line << "\n" << r.out;
   }
@@ -107,6 +107,32 @@ TEST(BenchCliTest, WithoutTokensPrintsTheSpeedReport) {
             "its own caches\n");
   const auto caches = run_cli("bench -m " + kModel + " --caches 64,,128");
   EXPECT_EQ(caches.err, "error: --caches: '' is not a cache size in [8, 1048576]\n");
+}
+
+// --full-cache 0 drops the full-cache decode; recompute times at most 2 tokens from cache 2048 on
+// (each one is a prefill of the whole cache: a minute at 4096 on a 1.1B model).
+TEST(BenchCliTest, SpeedReportFullCacheAndRecomputeTokens) {
+  const std::string json_path = temp_dir() + "/speed_caps.json";
+#if defined(__SANITIZE_ADDRESS__)
+  const std::string caches = "16,32";  // 2048-token prefills take too long under the sanitizers
+#else
+  const std::string caches = "16,2048";
+#endif
+  const auto r =
+      run_cli("bench -m " + kModel + " -t 1 --prefill 0 --decode 4 --rounds 1 " +
+              "--full-cache 0 --caches " + caches +
+              " --streaming-tokens 2 --recompute-tokens 3 --bandwidth-mib 16 --json " + json_path);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.find("cache full"), std::string::npos) << r.out;
+  const auto j = nlohmann::json::parse(slurp(json_path));
+  EXPECT_FALSE(j.contains("decode_full"));
+  EXPECT_EQ(j["decode_short"]["seconds_per_token"].size(), 1u);
+  ASSERT_EQ(j["latency_by_cache"].size(), 2u);
+  EXPECT_EQ(j["latency_by_cache"][0]["recompute_tokens"], 3);
+#if !defined(__SANITIZE_ADDRESS__)
+  EXPECT_EQ(j["latency_by_cache"][1]["recompute_tokens"], 2);
+#endif
+  EXPECT_GT(j["streaming_largest_over_smallest"].get<double>(), 0.0);
 }
 
 }  // namespace

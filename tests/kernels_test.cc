@@ -762,6 +762,42 @@ TEST_P(Kernels, AttentionDoesNotDependOnHowRowsAreSplit) {
   }
 }
 
+// Caches of thousands of rows go through the values in blocks of rows (every head and column
+// of a block before the next): cuts inside and across blocks, and heads alone or in a group of 8
+// (TinyLlama's 32 heads over 4 KV heads), still give the same bits.
+TEST_P(Kernels, AttentionOverManyRowBlocksKeepsItsBits) {
+  std::mt19937 rng(21);
+  for (TensorType type : {TensorType::kF32, TensorType::kF16}) {
+    for (size_t head_dim : {8, 20, 64}) {
+      const size_t n_rows = 333, n_heads = 8;
+      TestKv kv(rng, type, head_dim, n_rows, 2.0f);
+      const std::vector<float> q = random_floats(rng, n_heads * head_dim, -1.0f, 1.0f);
+      std::vector<float> scores(n_heads * n_rows), whole(n_heads * head_dim);
+      ops::attention(kv.layout, split_runs(kv, n_rows, {}, q.data(), q.data()), n_heads, 0.5f,
+                     scores.data(), whole.data());
+      for (const std::vector<size_t>& cuts : std::vector<std::vector<size_t>>{
+               {63}, {64}, {65}, {1, 128}, {100, 101, 300}, {4, 333}}) {
+        std::vector<float> got(n_heads * head_dim, -1.0f);
+        ops::attention(kv.layout, split_runs(kv, n_rows, cuts, q.data(), q.data()), n_heads, 0.5f,
+                       scores.data(), got.data());
+        ASSERT_EQ(bit_patterns(got), bit_patterns(whole))
+            << "head_dim=" << head_dim << " first cut=" << cuts[0];
+      }
+      for (size_t h = 0; h < n_heads; ++h) {
+        const float* qh = q.data() + h * head_dim;
+        std::vector<float> alone(head_dim);
+        ops::attention(kv.layout, split_runs(kv, n_rows, {70}, qh, qh), 1, 0.5f, scores.data(),
+                       alone.data());
+        ASSERT_EQ(bit_patterns(alone),
+                  bit_patterns(std::vector<float>(
+                      whole.begin() + static_cast<ptrdiff_t>(h * head_dim),
+                      whole.begin() + static_cast<ptrdiff_t>((h + 1) * head_dim))))
+            << "head_dim=" << head_dim << " head " << h;
+      }
+    }
+  }
+}
+
 // Huge scores (no overflow: the max is subtracted) and a single row (weight exactly 1).
 TEST_P(Kernels, AttentionEdgeCases) {
   std::mt19937 rng(19);

@@ -144,7 +144,7 @@ int bench_speed(const SpeedArgs& a, const std::string& model_path,
   const ModelInfo& info = model->info();
   const size_t max_cache =
       a.caches.empty() ? 0 : *std::max_element(a.caches.begin(), a.caches.end());
-  const size_t n_needed = std::max({a.prefill, size_t{1024}, max_cache}) + 8;
+  const size_t n_needed = std::max({a.prefill, a.full_cache, max_cache}) + 8;
   SLLM_CLI_ASSIGN(const std::vector<TokenId> ids, bench_ids(a, info.n_vocab, n_needed));
   std::error_code ec;
   const uint64_t file_bytes = std::filesystem::file_size(model_path, ec);
@@ -154,7 +154,7 @@ int bench_speed(const SpeedArgs& a, const std::string& model_path,
 
   // Prefill: the prompt in one batch into a cache that holds it; medians over the rounds.
   std::vector<double> prefill_s, decode_short_s, decode_full_s;
-  const size_t kShortPrompt = 8, kFullCache = 1024;
+  const size_t kShortPrompt = 8, kFullCache = a.full_cache;
   for (size_t r = 0; r < a.rounds; ++r) {
     if (a.prefill > 0) {
       SLLM_CLI_ASSIGN(auto s,
@@ -164,15 +164,20 @@ int bench_speed(const SpeedArgs& a, const std::string& model_path,
       prefill_s.push_back(seconds_since(t0));
     }
     if (a.decode > 0) {
+      // The short-prompt cache holds the whole decode, as the 1024-token one always did.
       SLLM_CLI_ASSIGN(auto s,
-                      make_stream(model, CachePolicy::kStreaming, kFullCache, 512, a.kv_type));
+                      make_stream(model, CachePolicy::kStreaming,
+                                  std::max(kShortPrompt + a.decode, size_t{1024}), 512, a.kv_type));
       SLLM_CLI_CHECK(s->feed(std::span(ids).first(kShortPrompt)));
       SLLM_CLI_ASSIGN(const auto t, decode_times(*s, a.decode));
       decode_short_s.push_back(sum(t) / static_cast<double>(t.size()));
-      s->reset();
-      SLLM_CLI_CHECK(s->feed(std::span(ids).first(kFullCache)));
-      SLLM_CLI_ASSIGN(const auto t_full, decode_times(*s, a.decode));
-      decode_full_s.push_back(sum(t_full) / static_cast<double>(t_full.size()));
+      if (kFullCache > 0) {
+        SLLM_CLI_ASSIGN(auto f,
+                        make_stream(model, CachePolicy::kStreaming, kFullCache, 512, a.kv_type));
+        SLLM_CLI_CHECK(f->feed(std::span(ids).first(kFullCache)));
+        SLLM_CLI_ASSIGN(const auto t_full, decode_times(*f, a.decode));
+        decode_full_s.push_back(sum(t_full) / static_cast<double>(t_full.size()));
+      }
     }
   }
 
@@ -180,18 +185,21 @@ int bench_speed(const SpeedArgs& a, const std::string& model_path,
   struct Row {
     size_t cache;
     double streaming_ms, recompute_ms;
+    size_t recompute_tokens;
   };
   std::vector<Row> rows;
   for (size_t c : a.caches) {
-    Row row{c, 0, 0};
+    Row row{
+        c, 0, 0,
+        c >= SpeedArgs::kLargeCache ? std::min<size_t>(a.recompute_tokens, 2) : a.recompute_tokens};
     SLLM_CLI_ASSIGN(auto s, make_stream(model, CachePolicy::kStreaming, c, 512, a.kv_type));
     SLLM_CLI_CHECK(s->feed(std::span(ids).first(c)));
     SLLM_CLI_ASSIGN(const auto ts, decode_times(*s, a.streaming_tokens));
     row.streaming_ms = median(ts) * 1e3;
-    if (a.recompute_tokens > 0) {
+    if (row.recompute_tokens > 0) {
       SLLM_CLI_ASSIGN(auto rc, make_stream(model, CachePolicy::kRecompute, c, 512, a.kv_type));
       SLLM_CLI_CHECK(rc->feed(std::span(ids).first(c)));
-      SLLM_CLI_ASSIGN(const auto tr, decode_times(*rc, a.recompute_tokens));
+      SLLM_CLI_ASSIGN(const auto tr, decode_times(*rc, row.recompute_tokens));
       row.recompute_ms = median(tr) * 1e3;
     }
     rows.push_back(row);
@@ -223,13 +231,17 @@ int bench_speed(const SpeedArgs& a, const std::string& model_path,
     out("decode:         after {} tokens: {:.2f} tok/s, {:.3f} ms/token; {:.0f}% of the read "
         "bandwidth (file bytes x tok/s)\n",
         kShortPrompt, short_tok_s, 1e3 / short_tok_s, 100 * share(short_tok_s));
+  }
+  if (a.decode > 0 && kFullCache > 0) {
     out("decode:         cache full ({} tokens): {:.2f} tok/s, {:.3f} ms/token; {:.0f}% of the "
         "read bandwidth\n",
         kFullCache, full_tok_s, 1e3 / full_tok_s, 100 * share(full_tok_s));
   }
   if (!rows.empty()) {
-    out("per-token latency with a full cache (ms, median of {} / {} tokens):\n", a.streaming_tokens,
-        a.recompute_tokens);
+    out("per-token latency with a full cache (ms, median of {} / {} tokens; recompute {} from "
+        "cache {} on):\n",
+        a.streaming_tokens, a.recompute_tokens, std::min<size_t>(a.recompute_tokens, 2),
+        SpeedArgs::kLargeCache);
     out("  {:>6} {:>12} {:>12} {:>9}\n", "cache", "streaming", "recompute", "speed-up");
     for (const Row& r : rows) {
       out("  {:>6} {:>12.3f} {:>12.3f} {:>8.1f}x\n", r.cache, r.streaming_ms, r.recompute_ms,
@@ -254,14 +266,23 @@ int bench_speed(const SpeedArgs& a, const std::string& model_path,
                          {"seconds_per_token", decode_short_s},
                          {"tok_s", short_tok_s},
                          {"bandwidth_share", share(short_tok_s)}};
-    j["decode_full"] = {{"cache_tokens", kFullCache},
-                        {"tokens", a.decode},
-                        {"seconds_per_token", decode_full_s},
-                        {"tok_s", full_tok_s},
-                        {"bandwidth_share", share(full_tok_s)}};
+    if (kFullCache > 0) {
+      j["decode_full"] = {{"cache_tokens", kFullCache},
+                          {"tokens", a.decode},
+                          {"seconds_per_token", decode_full_s},
+                          {"tok_s", full_tok_s},
+                          {"bandwidth_share", share(full_tok_s)}};
+    }
     for (const Row& r : rows) {
-      j["latency_by_cache"].push_back(
-          {{"cache", r.cache}, {"streaming_ms", r.streaming_ms}, {"recompute_ms", r.recompute_ms}});
+      j["latency_by_cache"].push_back({{"cache", r.cache},
+                                       {"streaming_ms", r.streaming_ms},
+                                       {"recompute_ms", r.recompute_ms},
+                                       {"streaming_tokens", a.streaming_tokens},
+                                       {"recompute_tokens", r.recompute_tokens}});
+    }
+    if (!rows.empty() && rows.front().streaming_ms > 0) {
+      // Acceptance 5 of issue 12: the streaming cache's per-token cost stays flat.
+      j["streaming_largest_over_smallest"] = rows.back().streaming_ms / rows.front().streaming_ms;
     }
     j["peak_rss_bytes"] = rss;
     SLLM_CLI_CHECK(write_output_file(a.json_path, j.dump(2) + "\n"));

@@ -22,9 +22,13 @@ struct SpeedArgs {
   size_t rounds = 3;     // repetitions; medians are reported
   std::vector<size_t> caches{256, 512, 1024, 2048, 4096};  // the Figure 10 cache sizes
   size_t streaming_tokens = 16;                            // tokens timed per cache size, streaming
-  size_t recompute_tokens = 3;  // tokens timed per cache size, recompute (each one a prefill)
-  size_t bandwidth_mib = 512;   // bytes read by the bandwidth probe (far above any cache)
-  std::string ids_file;         // token ids to feed (else a fixed pseudo-random sequence)
+  // Tokens timed per cache size, recompute: each one is a prefill of the whole cache (4096
+  // tokens of a 1.1B model on 2 cores: a minute), so at kLargeCache and above at most 2.
+  size_t recompute_tokens = 3;
+  static constexpr size_t kLargeCache = 2048;
+  size_t full_cache = 1024;    // the cache of the full-cache decode measurement (0: skip it)
+  size_t bandwidth_mib = 512;  // bytes read by the bandwidth probe (far above any cache)
+  std::string ids_file;        // token ids to feed (else a fixed pseudo-random sequence)
   KvType kv_type = KvType::kF32;
   std::string json_path;
 };

@@ -302,7 +302,10 @@ Command add_bench(CLI::App& app) {
   add_number(*cmd, "--streaming-tokens", a->speed.streaming_tokens, {size_t{1}, size_t{1} << 20},
              "Speed report: tokens timed per cache size, streaming");
   add_number(*cmd, "--recompute-tokens", a->speed.recompute_tokens, {size_t{0}, size_t{1} << 20},
-             "Speed report: tokens timed per cache size, recompute (each costs a prefill)");
+             "Speed report: tokens timed per cache size, recompute (each costs a prefill; at "
+             "most 2 from cache 2048 on)");
+  add_number(*cmd, "--full-cache", a->speed.full_cache, {size_t{0}, size_t{1} << 20},
+             "Speed report: cache of the full-cache decode measurement (0: skip it)");
   add_number(*cmd, "--bandwidth-mib", a->speed.bandwidth_mib, {size_t{16}, size_t{1} << 16},
              "Speed report: MiB read by the memory bandwidth probe");
   cmd->add_option("--ids-file", a->speed.ids_file,

@@ -80,9 +80,14 @@ Command add_make_model(CLI::App& app) {
              "gemma2, gemma3: the local layers' window (attention.sliding_window)");
   add_number(*cmd, "--seed", o->seed, {uint64_t{0}, std::numeric_limits<uint64_t>::max()},
              "Random seed (same seed, same bytes)");
-  cmd->add_option("--type", o->type, "Weight matrices: f32 or f16")
+  cmd->add_option("--type", o->type,
+                  "Weight matrices: f32 or f16, or any quantize --type (encoded as generated: "
+                  "the bytes of the f32 file quantized)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"f32", "f16"}));
+      ->check(CLI::IsMember(
+          {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_K", "q3_K", "q4_K",
+           "q5_K", "q6_K", "iq4_nl", "iq4_xs", "mxfp4", "Q4_K_M", "Q5_K_M"},
+          CLI::ignore_case));
   cmd->add_option("-o,--output", *out, "Output GGUF")->required();
   return [o, out] {
     SLLM_CLI_CHECK(make_model(*o, *out));

@@ -51,7 +51,9 @@ struct MakeModelOptions {
   float rope_factor = 8.0f;
   size_t sliding_window = 16;  // gemma2, gemma3: <arch>.attention.sliding_window
   uint64_t seed = 1;
-  std::string type = "f32";  // weight matrices: f32 or f16 (vectors stay f32)
+  // Weight matrices: f32 or f16, or any `quantize` type or mix (generated in f32, encoded as
+  // quantize would encode the f32 file). Vectors stay f32.
+  std::string type = "f32";
 };
 
 // "llama, qwen2, qwen3, phi3, gptneox, gemma2, gemma3, falcon, mpt": the architectures

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <span>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/quant.h"
 #include "util/tensor_type.h"
@@ -158,23 +159,47 @@ HWY_INLINE void score_run(D d, const KvLayout& layout, const KvRun& run, size_t 
     for (size_t h = 0; h < n_heads; ++h) {
       const float* q = run.q + h * head_dim;
       const auto q_rest = q_tail(q);
-      const auto row = [&](size_t j) HWY_ATTR {
-        return dot_lanes<kType, kOneVector>(d, q, q_rest, keys + (r + j) * layout.row_bytes,
-                                            head_dim);
+      // The group's rows side by side, chunk by chunk: kGroup independent FMA chains instead of
+      // one row's chain at a time waiting out the FMA latency (each row's lanes still see the
+      // products in dot_lanes' order, so the bits are dot_lanes'). A partial group is padded
+      // with zero rows.
+      hn::Vec<D> acc[kGroup];
+      const auto chunks = [&](auto n_rows_const) HWY_ATTR {
+        constexpr size_t kRows = decltype(n_rows_const)::value;
+        const size_t n = kRows > 0 ? kRows : n_valid;
+        const uint8_t* k0 = keys + r * layout.row_bytes;
+        for (size_t j = 0; j < kGroup; ++j) acc[j] = hn::Zero(d);
+        if constexpr (kOneVector) {
+          for (size_t j = 0; j < n; ++j) {
+            acc[j] = hn::Mul(q_rest, load_dense<kType>(d, k0 + j * layout.row_bytes, 0));
+          }
+          return;
+        }
+        const size_t n_lanes = hn::Lanes(d);
+        size_t i = 0;
+        for (; i + n_lanes <= head_dim; i += n_lanes) {
+          const auto qi = hn::LoadU(d, q + i);
+          for (size_t j = 0; j < n; ++j) {
+            acc[j] = hn::MulAdd(qi, load_dense<kType>(d, k0 + j * layout.row_bytes, i), acc[j]);
+          }
+        }
+        if (i < head_dim) {
+          for (size_t j = 0; j < n; ++j) {
+            acc[j] = hn::MulAdd(
+                q_rest, load_kv_tail<kType>(d, k0 + j * layout.row_bytes, i, head_dim - i), acc[j]);
+          }
+        }
       };
-      // A partial group is padded with zero rows.
-      const auto row_or_zero = [&](size_t j)
-                                   HWY_ATTR { return j < n_valid ? row(j) : hn::Zero(d); };
+      if (n_valid == kGroup) {
+        chunks(std::integral_constant<size_t, kGroup>());
+      } else {
+        chunks(std::integral_constant<size_t, 0>());
+      }
       hn::Vec<decltype(dg)> sums;
       if constexpr (kGroup == 8) {
-        sums = n_valid == kGroup
-                   ? sum_lanes_x8(d, row(0), row(1), row(2), row(3), row(4), row(5), row(6), row(7))
-                   : sum_lanes_x8(d, row(0), row_or_zero(1), row_or_zero(2), row_or_zero(3),
-                                  row_or_zero(4), row_or_zero(5), row_or_zero(6), row_or_zero(7));
+        sums = sum_lanes_x8(d, acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6], acc[7]);
       } else {
-        sums = n_valid == kGroup
-                   ? sum_lanes_x4(d, row(0), row(1), row(2), row(3))
-                   : sum_lanes_x4(d, row(0), row_or_zero(1), row_or_zero(2), row_or_zero(3));
+        sums = sum_lanes_x4(d, acc[0], acc[1], acc[2], acc[3]);
       }
       float* out = scores + h * stride + r;
       if (n_valid == kGroup) {
@@ -189,22 +214,30 @@ HWY_INLINE void score_run(D d, const KvLayout& layout, const KvRun& run, size_t 
 #endif
 }
 
-// out_h[col, col + n_valid) = inv_sum_h * sum_n w_h[n] * v_n[col, col + n_valid) for one or two
-// query heads h (kTwo), n_valid <= Lanes; w_h = weights + h * stride. Row n goes into partial sum
-// n % 4: four independent FMA chains per head instead of one that waits out the FMA latency on
-// every row, in an order fixed by n alone. Both heads share each value row's load.
+// Rows [lo, hi) of sum_n w_h[n] * v_n[col, col + n_valid) for one or two query heads h (kTwo),
+// n_valid <= Lanes, w_h = weights + h * stride, added to the partial sums in `state` (8 vectors:
+// head 0's four, then head 1's; lo == 0 starts them at zero). Row n goes into partial sum n % 4:
+// four independent FMA chains per head instead of one that waits out the FMA latency on every
+// row, in an order fixed by n alone. Both heads share each value row's load.
 template <TensorType kType, bool kPartial, bool kTwo, class D>
 HWY_INLINE void accumulate_values(D d, const KvLayout& layout, std::span<const KvRun> runs,
                                   const float* HWY_RESTRICT weights, size_t stride, size_t col,
-                                  size_t n_valid, const float* inv_sum, float* HWY_RESTRICT out) {
+                                  size_t n_valid, size_t lo, size_t hi, float* HWY_RESTRICT state) {
   const auto load = [&](const uint8_t* row) HWY_ATTR {
     if constexpr (kPartial) return load_kv_tail<kType>(d, row, col, n_valid);
     return load_dense<kType>(d, row, col);
   };
-  auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);  // head 0
-  auto b0 = hn::Zero(d), b1 = hn::Zero(d), b2 = hn::Zero(d), b3 = hn::Zero(d);  // head 1
+  const size_t n_lanes = hn::Lanes(d);
+  const auto start = [&](size_t i) HWY_ATTR {
+    return lo == 0 ? hn::Zero(d) : hn::LoadU(d, state + i * n_lanes);
+  };
+  auto a0 = start(0), a1 = start(1), a2 = start(2), a3 = start(3);  // head 0
+  auto b0 = kTwo ? start(4) : a0, b1 = kTwo ? start(5) : a0;        // head 1
+  auto b2 = kTwo ? start(6) : a0, b3 = kTwo ? start(7) : a0;
   size_t n = 0;  // index of the run's first row among all rows
   for (const KvRun& run : runs) {
+    if (n >= hi) break;
+    const size_t r_end = std::min(run.n_rows, hi - n);
     const auto* values = static_cast<const uint8_t*>(run.values);
     const float* wa = weights + n;
     const float* wb = weights + stride + n;
@@ -231,10 +264,10 @@ HWY_INLINE void accumulate_values(D d, const KvLayout& layout, std::span<const K
           break;
       }
     };
-    size_t r = 0;
-    for (; r < run.n_rows && (n + r) % 4 != 0; ++r) add_row(r);
+    size_t r = lo > n ? lo - n : 0;
+    for (; r < r_end && (n + r) % 4 != 0; ++r) add_row(r);
     const size_t row_bytes = layout.row_bytes;
-    for (; r + 4 <= run.n_rows; r += 4) {
+    for (; r + 4 <= r_end; r += 4) {
       const uint8_t* row = values + r * row_bytes;
       const auto x0 = load(row), x1 = load(row + row_bytes);
       const auto x2 = load(row + 2 * row_bytes), x3 = load(row + 3 * row_bytes);
@@ -249,22 +282,36 @@ HWY_INLINE void accumulate_values(D d, const KvLayout& layout, std::span<const K
         b3 = hn::MulAdd(hn::Set(d, wb[r + 3]), x3, b3);
       }
     }
-    for (; r < run.n_rows; ++r) add_row(r);
+    for (; r < r_end; ++r) add_row(r);
     n += run.n_rows;
   }
-  const auto store = [&](hn::Vec<D> sum, float* dst) HWY_ATTR {
-    if constexpr (kPartial) {
-      HWY_ALIGN float buf[HWY_LANES(float)];
-      hn::Store(sum, d, buf);
-      std::copy(buf, buf + n_valid, dst + col);
-    } else {
-      hn::StoreU(sum, d, dst + col);
-    }
-  };
-  store(hn::Mul(hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)), hn::Set(d, inv_sum[0])), out);
+  hn::StoreU(a0, d, state);
+  hn::StoreU(a1, d, state + n_lanes);
+  hn::StoreU(a2, d, state + 2 * n_lanes);
+  hn::StoreU(a3, d, state + 3 * n_lanes);
   if constexpr (kTwo) {
-    store(hn::Mul(hn::Add(hn::Add(b0, b1), hn::Add(b2, b3)), hn::Set(d, inv_sum[1])),
-          out + layout.head_dim);
+    hn::StoreU(b0, d, state + 4 * n_lanes);
+    hn::StoreU(b1, d, state + 5 * n_lanes);
+    hn::StoreU(b2, d, state + 6 * n_lanes);
+    hn::StoreU(b3, d, state + 7 * n_lanes);
+  }
+}
+
+// out[col, col + n_valid) = inv_sum * the sum of the four partial sums at `state`.
+template <bool kPartial, class D>
+HWY_INLINE void finish_values(D d, const float* HWY_RESTRICT state, float inv_sum, size_t col,
+                              size_t n_valid, float* HWY_RESTRICT out) {
+  const size_t n_lanes = hn::Lanes(d);
+  const auto sum = hn::Mul(
+      hn::Add(hn::Add(hn::LoadU(d, state), hn::LoadU(d, state + n_lanes)),
+              hn::Add(hn::LoadU(d, state + 2 * n_lanes), hn::LoadU(d, state + 3 * n_lanes))),
+      hn::Set(d, inv_sum));
+  if constexpr (kPartial) {
+    HWY_ALIGN float buf[HWY_LANES(float)];
+    hn::Store(sum, d, buf);
+    std::copy(buf, buf + n_valid, out + col);
+  } else {
+    hn::StoreU(sum, d, out + col);
   }
 }
 
@@ -311,30 +358,55 @@ void attention_typed(D d, const KvLayout& layout, std::span<const KvRun> runs, s
   if (alibi_slopes != nullptr) add_alibi(runs, n_heads, n_rows, alibi_slopes, scores);
   // Softmax, its normalization folded into the weighted sum: one pass over the scores less.
   // Heads go in pairs that share each value row's load.
+  // Values in blocks of rows, every (head pair, column chunk) of the group over one block before
+  // the next: a block's value rows are read from memory once and stay in L1 for the group's
+  // heads. (Pair by pair over all rows, a 4096-row cache re-read each head's values from L3 once
+  // per pair and column chunk.) The partial sums wait in `state` between blocks; each one sees
+  // the same rows in the same order as without blocks, so the bits do not change.
   const size_t n_lanes = hn::Lanes(d);
-  for (size_t h = 0; h < n_heads; h += 2) {
-    float inv_sum[2] = {1.0f / exp_shifted_in_place<true>(scores + h * n_rows, n_rows), 0.0f};
-    if (h + 1 < n_heads) {
-      inv_sum[1] = 1.0f / exp_shifted_in_place<true>(scores + (h + 1) * n_rows, n_rows);
+  const size_t n_chunks = (head_dim + n_lanes - 1) / n_lanes;
+  const size_t n_pairs = (n_heads + 1) / 2;
+  thread_local std::vector<float> inv_sums, state;
+  inv_sums.resize(n_heads);
+  state.resize(n_pairs * n_chunks * 8 * n_lanes);
+  for (size_t h = 0; h < n_heads; ++h) {
+    inv_sums[h] = 1.0f / exp_shifted_in_place<true>(scores + h * n_rows, n_rows);
+  }
+  constexpr size_t kBlockRows = 64;
+  for (size_t lo = 0; lo < n_rows; lo += kBlockRows) {
+    const size_t hi = std::min(n_rows, lo + kBlockRows);
+    for (size_t p = 0; p < n_pairs; ++p) {
+      const float* w = scores + 2 * p * n_rows;
+      for (size_t c = 0; c < n_chunks; ++c) {
+        const size_t col = c * n_lanes;
+        float* st = &state[(p * n_chunks + c) * 8 * n_lanes];
+        const bool two = 2 * p + 1 < n_heads, partial = col + n_lanes > head_dim;
+        const size_t n_valid = partial ? head_dim - col : n_lanes;
+        if (two && !partial) {
+          accumulate_values<kType, false, true>(d, layout, runs, w, n_rows, col, n_valid, lo, hi,
+                                                st);
+        } else if (two) {
+          accumulate_values<kType, true, true>(d, layout, runs, w, n_rows, col, n_valid, lo, hi,
+                                               st);
+        } else if (!partial) {
+          accumulate_values<kType, false, false>(d, layout, runs, w, n_rows, col, n_valid, lo, hi,
+                                                 st);
+        } else {
+          accumulate_values<kType, true, false>(d, layout, runs, w, n_rows, col, n_valid, lo, hi,
+                                                st);
+        }
+      }
     }
-    const float* w = scores + h * n_rows;
-    float* out_h = out + h * head_dim;
-    const auto columns = [&](auto two) HWY_ATTR {
-      constexpr bool kTwo = decltype(two)::value;
-      size_t col = 0;
-      for (; col + n_lanes <= head_dim; col += n_lanes) {
-        accumulate_values<kType, false, kTwo>(d, layout, runs, w, n_rows, col, n_lanes, inv_sum,
-                                              out_h);
+  }
+  for (size_t h = 0; h < n_heads; ++h) {
+    for (size_t c = 0; c < n_chunks; ++c) {
+      const size_t col = c * n_lanes;
+      const float* st = &state[((h / 2) * n_chunks + c) * 8 * n_lanes + (h % 2) * 4 * n_lanes];
+      if (col + n_lanes > head_dim) {
+        finish_values<true>(d, st, inv_sums[h], col, head_dim - col, out + h * head_dim);
+      } else {
+        finish_values<false>(d, st, inv_sums[h], col, n_lanes, out + h * head_dim);
       }
-      if (col < head_dim) {
-        accumulate_values<kType, true, kTwo>(d, layout, runs, w, n_rows, col, head_dim - col,
-                                             inv_sum, out_h);
-      }
-    };
-    if (h + 1 < n_heads) {
-      columns(std::true_type());
-    } else {
-      columns(std::false_type());
     }
   }
 }

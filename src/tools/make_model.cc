@@ -1,8 +1,13 @@
 // make_model(): options, the vocabulary, the architecture table, deterministic weights.
 #include "tools/make_model.h"
 
+#include <fmt/core.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
+#include <thread>
 
 #include "kernels/quant.h"
 
@@ -27,6 +32,10 @@ Status ModelBuilder::matrix(const std::string& name, size_t n_rows, size_t n_col
   const float a = std * std::sqrt(3.0f);
   const size_t n = n_rows * n_cols;
   const std::vector<uint64_t> dims = {n_cols, n_rows};
+  if (names_ != nullptr) {
+    names_->push_back(name);
+    return {};
+  }
   if (matrix_type_ == TensorType::kF16) {
     std::vector<uint16_t> h(n);
     for (uint16_t& x : h) x = quant::f32_to_f16(a * rng_.uniform());
@@ -35,8 +44,34 @@ Status ModelBuilder::matrix(const std::string& name, size_t n_rows, size_t n_col
   }
   std::vector<float> f(n);
   for (float& x : f) x = a * rng_.uniform();
-  return writer_.add_tensor(name, matrix_type_, dims,
-                            {reinterpret_cast<const uint8_t*>(f.data()), n * 4});
+  return add_matrix(name, dims, f);
+}
+
+Status ModelBuilder::add_matrix(const std::string& name, const std::vector<uint64_t>& dims,
+                                const std::vector<float>& f) {
+  const TensorType type =
+      plan_ == nullptr ? matrix_type_
+                       : plan_->type_for(name, dims, TensorType::kF32, [](const std::string& line) {
+                           fmt::print(stderr, "{}\n", line);
+                         });
+  if (type == TensorType::kF32) {
+    return writer_.add_tensor(name, type, dims,
+                              {reinterpret_cast<const uint8_t*>(f.data()), f.size() * 4});
+  }
+  const size_t row_length = dims[0], n_rows = dims[1];
+  const TensorTypeTraits traits = traits_of(type);
+  const size_t row_bytes = row_length / traits.block_elems * traits.block_bytes;
+  std::vector<uint8_t> encoded(n_rows * row_bytes);
+  // Rows are encoded independently: the bytes do not depend on the thread count.
+  const size_t n_tasks = std::min(n_rows, 4 * pool_->n_threads());
+  const size_t per_task = (n_rows + n_tasks - 1) / n_tasks;
+  pool_->run(n_tasks, [&](size_t task) {
+    for (size_t r = task * per_task; r < std::min(n_rows, (task + 1) * per_task); ++r) {
+      quant::quantize_row(type, f.data() + r * row_length, encoded.data() + r * row_bytes,
+                          row_length);
+    }
+  });
+  return writer_.add_tensor(name, type, dims, encoded);
 }
 
 Status ModelBuilder::vector(const std::string& name, size_t n, float center, float spread) {
@@ -46,6 +81,10 @@ Status ModelBuilder::vector(const std::string& name, size_t n, float center, flo
 }
 
 Status ModelBuilder::values(const std::string& name, const std::vector<float>& v) {
+  if (names_ != nullptr) {
+    names_->push_back(name);
+    return {};
+  }
   std::vector<uint8_t> bytes(v.size() * 4);
   std::memcpy(bytes.data(), v.data(), bytes.size());
   return writer_.add_tensor(name, TensorType::kF32, {v.size()}, bytes);
@@ -126,8 +165,9 @@ Status check_options(const MakeModelOptions& o) {
   if (!(o.rope_factor >= 1.0f && o.rope_factor <= 1024.0f)) {
     return invalid("make-model: --rope-factor must be in [1, 1024]");
   }
-  if (o.type != "f32" && o.type != "f16") {
-    return invalid("make-model: --type '" + o.type + "' is not one of f32, f16");
+  if (!parse_tensor_type(o.type) && !parse_quant_mix(o.type)) {
+    return invalid("make-model: --type '" + o.type +
+                   "' is neither a weight type nor a quantize mix (Q4_K_M, Q5_K_M)");
   }
   return {};
 }
@@ -183,13 +223,29 @@ Status make_model(const MakeModelOptions& options, const std::string& out) {
   }
   shape.n_vocab = tokens.size();
 
+  // f32 and f16 are generated as such; any other type is generated in f32 and encoded matrix by
+  // matrix as `quantize` would encode the f32 file (a 7B f16 intermediate would not fit a disk).
+  const bool native = o.type == "f32" || o.type == "f16";
+  std::optional<QuantizePlan> plan;
+  if (!native) {
+    GgufWriter scratch;
+    ModelBuilder recorder(shape, scratch, TensorType::kF32);
+    std::vector<std::string> names;
+    recorder.record_names(&names);
+    SLLM_RETURN_IF_ERROR(arch->build(recorder));
+    SLLM_ASSIGN_OR_RETURN(plan,
+                          QuantizePlan::create(o.type, static_cast<uint32_t>(o.n_layer), names));
+  }
+
   GgufWriter w;
   w.set("general.architecture", GgufValue::str(o.arch));
   w.set("general.name",
         GgufValue::str("streamingllm make-model " + o.arch + " seed " + std::to_string(o.seed)));
-  // llama.cpp's LLAMA_FTYPE_ALL_F32 / LLAMA_FTYPE_MOSTLY_F16.
-  w.set("general.file_type", GgufValue::u32(o.type == "f16" ? 1 : 0));
+  // llama.cpp's LLAMA_FTYPE_ALL_F32 / LLAMA_FTYPE_MOSTLY_F16, or quantize's for the type.
+  w.set("general.file_type", GgufValue::u32(plan ? plan->file_type() : o.type == "f16" ? 1 : 0));
   ModelBuilder builder(shape, w, o.type == "f16" ? TensorType::kF16 : TensorType::kF32);
+  ThreadPool pool(std::max(1u, std::thread::hardware_concurrency()));
+  if (plan) builder.encode_with(&*plan, &pool);
   SLLM_RETURN_IF_ERROR(arch->build(builder));
   for (const auto& [key, value] : vocab.metadata()) {
     if (key.rfind("tokenizer.", 0) == 0) w.set(key, value);

@@ -11,7 +11,9 @@
 #include "gguf/gguf.h"
 #include "streamingllm/error.h"
 #include "streamingllm/tools.h"
+#include "tools/quantize.h"
 #include "util/tensor_type.h"
+#include "util/thread_pool.h"
 
 namespace sllm::make_model_detail {
 
@@ -52,11 +54,26 @@ class ModelBuilder {
   // A vector (f32) of the given values.
   Status values(const std::string& name, const std::vector<float>& v);
 
+  // A dry run: tensors are only named in `names` (a quantize mix needs the whole list first).
+  void record_names(std::vector<std::string>* names) { names_ = names; }
+  // Matrices generated in f32, then encoded as `plan` says, rows in parallel on `pool`: the
+  // bytes quantize would write from the f32 file, without the f32 file.
+  void encode_with(const QuantizePlan* plan, ThreadPool* pool) {
+    plan_ = plan;
+    pool_ = pool;
+  }
+
  private:
+  Status add_matrix(const std::string& name, const std::vector<uint64_t>& dims,
+                    const std::vector<float>& f);
+
   const ModelShape& shape_;
   GgufWriter& writer_;
   TensorType matrix_type_;
   Rng rng_;
+  std::vector<std::string>* names_ = nullptr;
+  const QuantizePlan* plan_ = nullptr;
+  ThreadPool* pool_ = nullptr;
 };
 
 // One architecture: its name and what it adds (metadata under "<arch>.", tensors).

@@ -208,6 +208,28 @@ struct TypeChooser {
     }
     return {base(), ""};
   }
+
+  // What a mix needs to know of the whole file, one tensor name at a time.
+  void count(const std::string& name) {
+    if (is_attn_v(name)) ++n_attn_v;
+    if (name == "output.weight") tied_embeddings = false;
+  }
+
+  // choose(), then llama.cpp's fallback for rows the block does not divide; says why in `emit`.
+  template <typename Emit>
+  TensorType choose_with_fallback(const GgufTensorInfo& t, const Emit& emit) const {
+    auto [out_type, why] = choose(t);
+    if (!why.empty()) emit(fmt::format("{}: {}", t.name, why));
+    if (t.row_length() % traits_of(out_type).block_elems != 0) {
+      const TensorType fallback = fallback_type(out_type, t.row_length());
+      emit(fmt::format(
+          "{}: row length {} is not a multiple of the {}-element {} block; written as {}", t.name,
+          t.row_length(), traits_of(out_type).block_elems, traits_of(out_type).name,
+          traits_of(fallback).name));
+      out_type = fallback;
+    }
+    return out_type;
+  }
 };
 
 Status quantize_with(const std::string& in, const std::string& out, TypeChooser chooser,
@@ -228,10 +250,7 @@ Status quantize_with(const std::string& in, const std::string& out, TypeChooser 
     SLLM_ASSIGN_OR_RETURN(const std::string arch, src.get_string("general.architecture"));
     SLLM_ASSIGN_OR_RETURN(const uint32_t n_layer, src.get_u32(arch + ".block_count"));
     chooser.n_layer = static_cast<int>(n_layer);
-    for (const GgufTensorInfo& t : src.tensors()) {
-      if (TypeChooser::is_attn_v(t.name)) ++chooser.n_attn_v;
-      if (t.name == "output.weight") chooser.tied_embeddings = false;
-    }
+    for (const GgufTensorInfo& t : src.tensors()) chooser.count(t.name);
   }
 
   GgufWriter writer;
@@ -245,16 +264,7 @@ Status quantize_with(const std::string& in, const std::string& out, TypeChooser 
       SLLM_RETURN_IF_ERROR(writer.add_tensor(t.name, t.type, t.dims, bytes));
       continue;
     }
-    auto [out_type, why] = chooser.choose(t);
-    if (!why.empty()) emit(fmt::format("{}: {}", t.name, why));
-    if (t.row_length() % traits_of(out_type).block_elems != 0) {
-      const TensorType fallback = fallback_type(out_type, t.row_length());
-      emit(fmt::format(
-          "{}: row length {} is not a multiple of the {}-element {} block; written as {}", t.name,
-          t.row_length(), traits_of(out_type).block_elems, traits_of(out_type).name,
-          traits_of(fallback).name));
-      out_type = fallback;
-    }
+    const TensorType out_type = chooser.choose_with_fallback(t, emit);
     if (out_type == t.type) {
       SLLM_RETURN_IF_ERROR(writer.add_tensor(t.name, t.type, t.dims, bytes));
       continue;
@@ -270,6 +280,47 @@ Status quantize_with(const std::string& in, const std::string& out, TypeChooser 
 }
 
 }  // namespace
+
+Result<QuantizePlan> QuantizePlan::create(const std::string& type_name, uint32_t n_layer,
+                                          const std::vector<std::string>& tensor_names) {
+  QuantizePlan plan;
+  if (const auto mix = parse_quant_mix(type_name)) {
+    plan.mix_ = mix;
+    plan.n_layer_ = static_cast<int>(n_layer);
+    TypeChooser chooser;
+    for (const std::string& name : tensor_names) chooser.count(name);
+    plan.n_attn_v_ = chooser.n_attn_v;
+    plan.tied_embeddings_ = chooser.tied_embeddings;
+    plan.file_type_ = *mix == QuantMix::kQ4_K_M ? 15 : 17;
+    return plan;
+  }
+  const auto type = parse_tensor_type(type_name);
+  if (!type) {
+    return Error(ErrorCode::kInvalidInput,
+                 "unknown weight type '" + type_name + "' (expected a quantize --type)");
+  }
+  plan.type_ = *type;
+  plan.file_type_ = llama_file_type(*type);
+  return plan;
+}
+
+TensorType QuantizePlan::type_for(const std::string& name, const std::vector<uint64_t>& dims,
+                                  TensorType source, const QuantizeLog& log) const {
+  GgufTensorInfo t;
+  t.name = name;
+  t.dims = dims;
+  t.type = source;
+  if (!is_weight_matrix(t)) return source;
+  TypeChooser chooser;
+  chooser.mix = mix_;
+  chooser.type = type_;
+  chooser.n_layer = n_layer_;
+  chooser.n_attn_v = n_attn_v_;
+  chooser.tied_embeddings = tied_embeddings_;
+  return chooser.choose_with_fallback(t, [&](const std::string& line) {
+    if (log) log(line);
+  });
+}
 
 Status quantize_gguf(const std::string& in, const std::string& out, TensorType type,
                      const QuantizeLog& log) {

@@ -5,6 +5,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "streamingllm/error.h"
 #include "util/tensor_type.h"
@@ -38,5 +39,28 @@ std::optional<QuantMix> parse_quant_mix(const std::string& name);
 // quantize_gguf with the types `mix` picks per tensor.
 Status quantize_gguf_mix(const std::string& in, const std::string& out, QuantMix mix,
                          const QuantizeLog& log = {});
+
+// The type quantize gives each tensor, for writers that encode matrices as they make them
+// (make-model --type): the same choices as quantize_gguf / quantize_gguf_mix, so that such a
+// file equals the f32 file quantized afterwards, byte for byte.
+class QuantizePlan {
+ public:
+  // `type_name`: a quantize type or mix name. A mix needs the layer count and every tensor's
+  // name (which layers hold attention values, whether output.weight exists).
+  static Result<QuantizePlan> create(const std::string& type_name, uint32_t n_layer,
+                                     const std::vector<std::string>& tensor_names);
+  uint32_t file_type() const { return file_type_; }  // llama.cpp's LLAMA_FTYPE
+  // The type of tensor `name` [dims] stored as `source` (tensors that are no 2-D "*.weight"
+  // keep it); `log` receives what quantize would log for it.
+  TensorType type_for(const std::string& name, const std::vector<uint64_t>& dims, TensorType source,
+                      const QuantizeLog& log = {}) const;
+
+ private:
+  std::optional<QuantMix> mix_;
+  TensorType type_ = TensorType::kF32;
+  int n_layer_ = 0, n_attn_v_ = 0;
+  bool tied_embeddings_ = true;
+  uint32_t file_type_ = 0;
+};
 
 }  // namespace sllm

@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""scripts/performance.py --quick --no-peer end to end: it must write every section of the
+document with real figures from the engine, without llama.cpp, into a temporary directory.
+
+    python3 tests/performance_script_test.py STREAMINGLLM_BINARY SHARED_DIR
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def main():
+    binary, shared = sys.argv[1], sys.argv[2]
+    with tempfile.TemporaryDirectory() as tmp:
+        out, raw = os.path.join(tmp, "PERFORMANCE.md"), os.path.join(tmp, "raw.json")
+        r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "performance.py"),
+                            "--quick", "--no-peer", "--bin", binary, "--shared", shared,
+                            "--out", out, "--json", raw], capture_output=True, text=True)
+        assert r.returncode == 0, f"performance.py failed ({r.returncode}):\n{r.stderr}"
+        doc = open(out).read()
+        data = json.load(open(raw))
+    failures = []
+
+    def check(cond, what):
+        if not cond:
+            failures.append(what)
+
+    for heading in ["## Machine", "## (a) ", "## (b) ", "## (c) ", "## (d) ", "## Commands"]:
+        check(heading in doc, f"missing section {heading!r}")
+    check("llama.cpp columns skipped (--no-peer)." in doc, "the skipped peer is not stated")
+    check(re.search(r"^- Highway target the kernels dispatch to: [A-Z0-9_]+", doc, re.M),
+          "no Highway target")
+    check(re.search(r"^- Load average \(1, 5, 15 min\) before: [\d.]+ [\d.]+ [\d.]+; after: ",
+                    doc, re.M), "no load average")
+    check(re.search(r"in \d+\.\d minutes", doc), "the run's duration is not stated")
+    # (a) ours only: positive tok/s, dashes where llama.cpp would be.
+    for t in (1, 2):
+        m = re.search(rf"^\| stories260K \(F32\) \| {t} \| ([\d.]+) \| – \| – \| ([\d.]+) \| – \| – \|",
+                      doc, re.M)
+        check(m and float(m.group(1)) > 0 and float(m.group(2)) > 0, f"(a) row for {t} thread(s)")
+    check(len(data["peer"]) == 2 and all(r["decode_ratio"] is None for r in data["peer"]),
+          "(a) raw rows")
+    # (b) the speed report per thread count, with the bandwidth probe.
+    check([j["threads"] for j in data["speed"]] == [1, 2], "(b) threads")
+    check(all(j["bandwidth_gbs"]["best"] > 0 and j["decode_short"]["tok_s"] > 0
+              for j in data["speed"]), "(b) bandwidth / decode")
+    # (c) the latency table: recompute re-reads the whole 256-token window per token.
+    rows = data["latency"]["latency_by_cache"]
+    check([r["cache"] for r in rows] == [64, 128, 256], "(c) caches")
+    check(rows[-1]["recompute_ms"] > rows[-1]["streaming_ms"] > 0, "(c) recompute vs streaming")
+    check([r["cache"] for r in data["latency"]["f16"]["latency_by_cache"]] == [64, 256],
+          "(c) f16 cache ends")
+    check(re.search(r"With an f16 cache: [\d.]+ ms at 64, [\d.]+ ms at 256, ratio [\d.]+", doc),
+          "(c) f16 flatness line")
+    check(doc.count("streamingllm bench -m") == 4, "(b)+(c) commands not all listed")
+    if failures:
+        print("\n".join(failures) + "\n--- document ---\n" + doc)
+        return 1
+    print("ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
