@@ -40,6 +40,7 @@ namespace sllm::ops::qdot_detail {
 
 // A batch's quantized activations. Each token has n_blocks + 1 blocks of codes, scales and lane
 // corrections: the last one is zero padding.
+// csum (q4_0 weights only): per block, -8 * (the sum of its codes), the same for a whole block.
 // corr (q4_0 weights only): per block and lane i < 8, -8 * (the sum of codes 4i..4i+3), which turns
 // the dot of unsigned nibbles into that of nibbles - 8.
 struct Acts {
@@ -50,6 +51,7 @@ struct Acts {
   std::vector<int8_t> q;
   std::vector<float> d;
   std::vector<int32_t> corr;
+  std::vector<int32_t> csum;  // d_stride per token
 
   void resize(size_t n_batch, size_t blocks, bool with_corr) {
     n_blocks = blocks;
@@ -59,6 +61,7 @@ struct Acts {
     if (q.size() < n_batch * q_stride) q.resize(n_batch * q_stride);
     if (d.size() < n_batch * d_stride) d.resize(n_batch * d_stride);
     if (corr.size() < n_batch * c_stride) corr.resize(n_batch * c_stride);
+    if (with_corr && csum.size() < n_batch * d_stride) csum.resize(n_batch * d_stride);
   }
 };
 
@@ -134,6 +137,11 @@ void quantize_tokens(const float* x, size_t n_cols, size_t t_begin, size_t t_end
         corr[k] = -8 * (q[4 * k] + q[4 * k + 1] + q[4 * k + 2] + q[4 * k + 3]);
       }
       std::fill_n(corr + a.n_blocks * 8, 8, 0);
+      int32_t* csum = a.csum.data() + t * a.d_stride;
+      for (size_t b = 0; b <= a.n_blocks; ++b) {
+        csum[b] = 0;
+        for (size_t i = 0; i < 8; ++i) csum[b] += corr[8 * b + i];
+      }
     }
   }
 }
@@ -150,9 +158,6 @@ constexpr size_t kToks = 4;
 constexpr size_t kRows = 2;
 constexpr size_t kToks = 2;
 #endif
-// How far ahead of a weight row's current block its bytes are prefetched: the hardware
-// prefetcher alone leaves a third of one core's bandwidth unused (qdot_bench).
-constexpr size_t kPrefetchBytes = 1024;
 
 // Block b of one weight row as 32 bytes: q8_0 its signed codes, q4_0 its nibbles (0..15) in
 // element order.
@@ -200,16 +205,6 @@ HWY_INLINE float finish8(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(g, _mm_movehdup_ps(g)));
 }
 
-// The 8 lanes of each p[r] summed: [sum p[0], ..., sum p[7]] (int32, exact in any order).
-HWY_INLINE __m256i sum_rows8(const __m256i (&p)[8]) {
-  const __m256i s0123 =
-      _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
-  const __m256i s4567 =
-      _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
-  return _mm256_add_epi32(_mm256_permute2x128_si256(s0123, s4567, 0x20),
-                          _mm256_permute2x128_si256(s0123, s4567, 0x31));
-}
-
 // The activation side of block b for kT tokens from t0: codes, q4_0 corrections, scales.
 template <TensorType kType, size_t kT>
 HWY_INLINE void load_acts(const Acts& a, size_t t0, size_t b, __m256i (&xv)[kT], __m256i (&xc)[kT],
@@ -224,15 +219,18 @@ HWY_INLINE void load_acts(const Acts& a, size_t t0, size_t b, __m256i (&xv)[kT],
   }
 }
 
-HWY_INLINE void prefetch_block(const uint8_t* blk, size_t b) {
+// The hardware prefetcher alone leaves a third of one core's bandwidth unused (qdot_bench). A
+// tile's rows are adjacent, so it reads one contiguous span: block b of a row is prefetched for
+// the next tile (ahead bytes on), which is where the sequential stream goes next.
+HWY_INLINE void prefetch_block(const uint8_t* blk, size_t b, size_t ahead) {
   // One prefetch per two blocks: at least one per 64-byte line for both types.
-  if (b % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(blk) + kPrefetchBytes, _MM_HINT_T0);
+  if (b % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(blk) + ahead, _MM_HINT_T0);
 }
 
 // Lanes order: rows w_rows[0, kRows) (the first n_valid distinct) times tokens [t0, t0 + kT).
 template <TensorType kType, size_t kT>
-HWY_INLINE void tile(const uint8_t* const* w_rows, const Acts& a, size_t t0, size_t n_valid,
-                     float* y, size_t y_stride) {
+HWY_INLINE void tile(const uint8_t* const* w_rows, size_t row_bytes, const Acts& a, size_t t0,
+                     size_t n_valid, float* y, size_t y_stride) {
   constexpr size_t kBB = kBlockBytes<kType>;
   __m256 acc[kRows][kT];
   for (auto& row : acc) {
@@ -245,7 +243,7 @@ HWY_INLINE void tile(const uint8_t* const* w_rows, const Acts& a, size_t t0, siz
     load_acts<kType, kT>(a, t0, b, xv, xc, dx);
     for (size_t r = 0; r < kRows; ++r) {
       const uint8_t* blk = w_rows[r] + b * kBB;
-      prefetch_block(blk, b);
+      prefetch_block(blk, b, kRows * row_bytes);
       const __m256 dw = _mm256_set1_ps(_cvtsh_ss(load_u16(blk)));
       const __m256i w = weight_codes<kType>(blk);
       const __m256i aw = abs_codes<kType>(w);
@@ -261,31 +259,61 @@ HWY_INLINE void tile(const uint8_t* const* w_rows, const Acts& a, size_t t0, siz
 }
 
 // Block-sum order (q4_0): the 8 rows from row0 (row_bytes apart) times tokens [t0, t0 + kT).
+// The rows' code bytes are transposed so that lane r holds 4 bytes of row r: then each vpdpbusd
+// (pmaddubsw + pmaddwd) adds 4 products of every row into its own lane against 4 broadcast
+// activation codes, and after the 8 steps of a block lane r is row r's integer dot, with no
+// horizontal sum (llama.cpp repacks the weights at load for this; we shuffle them in registers).
 template <size_t kT>
 HWY_INLINE void tile8(const uint8_t* row0, size_t row_bytes, const Acts& a, size_t t0, float* y,
                       size_t y_stride) {
-  constexpr TensorType kType = TensorType::kQ4_0;
-  constexpr size_t kBB = kBlockBytes<kType>;
+  constexpr size_t kBB = kBlockBytes<TensorType::kQ4_0>;
+  const __m256i k0F = _mm256_set1_epi8(0x0F);
   __m256 acc[kT];
   for (auto& v : acc) v = _mm256_setzero_ps();
   for (size_t b = 0; b < a.n_blocks; ++b) {
-    __m256i xv[kT];
-    __m256i xc[kT];
-    __m256 dx[kT];
-    load_acts<kType, kT>(a, t0, b, xv, xc, dx);
-    __m256i w[8];
+    const uint8_t* blk = row0 + b * kBB;
+    __m256i pairs[4];  // rows r and r + 4 in the two halves
     __m128i h = _mm_setzero_si128();
-    for (size_t r = 0; r < 8; ++r) {
-      const uint8_t* blk = row0 + r * row_bytes + b * kBB;
-      prefetch_block(blk, b);
-      w[r] = weight_codes<kType>(blk);
-      h = _mm_insert_epi16(h, static_cast<short>(load_u16(blk)), static_cast<int>(r));
+    for (size_t r = 0; r < 4; ++r) {
+      const uint8_t* lo = blk + r * row_bytes;
+      const uint8_t* hi = blk + (r + 4) * row_bytes;
+      prefetch_block(lo, b, 8 * row_bytes);
+      prefetch_block(hi, b, 8 * row_bytes);
+      pairs[r] = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(hi + 2)),
+                                  _mm_loadu_si128(reinterpret_cast<const __m128i*>(lo + 2)));
+      h = _mm_insert_epi16(h, static_cast<short>(load_u16(lo)), static_cast<int>(r));
+      h = _mm_insert_epi16(h, static_cast<short>(load_u16(hi)), static_cast<int>(r + 4));
     }
     const __m256 dw = _mm256_cvtph_ps(h);
+    const __m256i t01lo = _mm256_unpacklo_epi32(pairs[0], pairs[1]);
+    const __m256i t01hi = _mm256_unpackhi_epi32(pairs[0], pairs[1]);
+    const __m256i t23lo = _mm256_unpacklo_epi32(pairs[2], pairs[3]);
+    const __m256i t23hi = _mm256_unpackhi_epi32(pairs[2], pairs[3]);
+    // v[j], lane r: bytes 4j..4j+3 of row r, i.e. elements 4j.. (low nibbles) and 16 + 4j..
+    // (high nibbles).
+    const __m256i v[4] = {_mm256_unpacklo_epi64(t01lo, t23lo), _mm256_unpackhi_epi64(t01lo, t23lo),
+                          _mm256_unpacklo_epi64(t01hi, t23hi), _mm256_unpackhi_epi64(t01hi, t23hi)};
+    __m256i nib[8];
+    for (size_t j = 0; j < 4; ++j) {
+      nib[j] = _mm256_and_si256(v[j], k0F);
+      nib[j + 4] = _mm256_and_si256(_mm256_srli_epi16(v[j], 4), k0F);
+    }
     for (size_t t = 0; t < kT; ++t) {
-      __m256i p[8];
-      for (size_t r = 0; r < 8; ++r) p[r] = dot_lanes<kType>(w[r], w[r], xv[t], xc[t]);
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum_rows8(p)), _mm256_mul_ps(dw, dx[t]), acc[t]);
+      const int8_t* x = a.q.data() + (t0 + t) * a.q_stride + b * quant::kBlockElems;
+      __m256i p = _mm256_set1_epi32(a.csum[(t0 + t) * a.d_stride + b]);
+      for (size_t j = 0; j < 8; ++j) {
+        int32_t x4;
+        std::memcpy(&x4, x + 4 * j, sizeof(x4));
+#if HWY_TARGET == HWY_AVX3_DL
+        p = _mm256_dpbusd_epi32(p, nib[j], _mm256_set1_epi32(x4));
+#else
+        p = _mm256_add_epi32(p,
+                             _mm256_madd_epi16(_mm256_maddubs_epi16(nib[j], _mm256_set1_epi32(x4)),
+                                               _mm256_set1_epi16(1)));
+#endif
+      }
+      const __m256 dx = _mm256_set1_ps(a.d[(t0 + t) * a.d_stride + b]);
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw, dx), acc[t]);
     }
   }
   for (size_t t = 0; t < kT; ++t) _mm256_storeu_ps(y + (t0 + t) * y_stride, acc[t]);
@@ -298,8 +326,8 @@ constexpr size_t kRows = 1;
 constexpr size_t kToks = 1;
 
 template <TensorType kType, size_t kT>
-HWY_INLINE void tile(const uint8_t* const* w_rows, const Acts& a, size_t t0, size_t n_valid,
-                     float* y, size_t y_stride) {
+HWY_INLINE void tile(const uint8_t* const* w_rows, size_t /*row_bytes*/, const Acts& a, size_t t0,
+                     size_t n_valid, float* y, size_t y_stride) {
   for (size_t r = 0; r < n_valid; ++r) {
     for (size_t t = 0; t < kT; ++t) {
       y[(t0 + t) * y_stride + r] =
@@ -325,10 +353,12 @@ HWY_INLINE void tile8(const uint8_t* row0, size_t row_bytes, const Acts& a, size
 
 // tile<kT> / tile8<kT> for the n_toks <= kT tokens at hand.
 template <TensorType kType, size_t kT>
-HWY_INLINE void tile_of(size_t n_toks, const uint8_t* const* w_rows, const Acts& a, size_t t0,
-                        size_t n_valid, float* y, size_t y_stride) {
-  if (n_toks == kT) return tile<kType, kT>(w_rows, a, t0, n_valid, y, y_stride);
-  if constexpr (kT > 1) tile_of<kType, kT - 1>(n_toks, w_rows, a, t0, n_valid, y, y_stride);
+HWY_INLINE void tile_of(size_t n_toks, const uint8_t* const* w_rows, size_t row_bytes,
+                        const Acts& a, size_t t0, size_t n_valid, float* y, size_t y_stride) {
+  if (n_toks == kT) return tile<kType, kT>(w_rows, row_bytes, a, t0, n_valid, y, y_stride);
+  if constexpr (kT > 1) {
+    tile_of<kType, kT - 1>(n_toks, w_rows, row_bytes, a, t0, n_valid, y, y_stride);
+  }
 }
 
 template <size_t kT>
@@ -363,7 +393,8 @@ void rows_times_batch(const MatView& w, const Acts& a, size_t n_batch, float* y,
           rows[g] = data + (r + std::min(g, n_valid - 1)) * w.row_bytes;
         }
         for (size_t t = c0; t < c1; t += kToks) {
-          tile_of<kType, kToks>(std::min(kToks, c1 - t), rows, a, t, n_valid, y + r, w.n_rows);
+          tile_of<kType, kToks>(std::min(kToks, c1 - t), rows, w.row_bytes, a, t, n_valid, y + r,
+                                w.n_rows);
         }
       }
     }
