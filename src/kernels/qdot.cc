@@ -319,6 +319,76 @@ HWY_INLINE void tile8(const uint8_t* row0, size_t row_bytes, const Acts& a, size
   for (size_t t = 0; t < kT; ++t) _mm256_storeu_ps(y + (t0 + t) * y_stride, acc[t]);
 }
 
+#if HWY_TARGET == HWY_AVX3_DL
+// Tokens per 16-row tile: 8 nibble vectors and kToks16 accumulators stay in the 32 registers.
+constexpr size_t kToks16 = 8;
+
+// tile8 on 16 rows in the lanes of 512-bit vectors (quarter q of a vector: rows 4q..4q+3), so
+// each weight block's shuffles serve twice the rows and each vpdpbusd does 64 products.
+template <size_t kT>
+HWY_INLINE void tile16(const uint8_t* row0, size_t row_bytes, const Acts& a, size_t t0, float* y,
+                       size_t y_stride) {
+  constexpr size_t kBB = kBlockBytes<TensorType::kQ4_0>;
+  const __m512i k0F = _mm512_set1_epi8(0x0F);
+  __m512 acc[kT];
+  for (auto& v : acc) v = _mm512_setzero_ps();
+  for (size_t b = 0; b < a.n_blocks; ++b) {
+    const uint8_t* blk = row0 + b * kBB;
+    __m512i quads[4];  // rows r, r + 4, r + 8, r + 12 in the four quarters
+    __m128i h_lo = _mm_setzero_si128();
+    __m128i h_hi = _mm_setzero_si128();
+    for (size_t r = 0; r < 4; ++r) {
+      const uint8_t* q[4];
+      for (size_t k = 0; k < 4; ++k) {
+        q[k] = blk + (r + 4 * k) * row_bytes;
+        prefetch_block(q[k], b, 16 * row_bytes);
+      }
+      const auto load = [](const uint8_t* p) {
+        return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2));
+      };
+      quads[r] = _mm512_inserti32x4(
+          _mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(load(q[0])), load(q[1]), 1),
+                             load(q[2]), 2),
+          load(q[3]), 3);
+      h_lo = _mm_insert_epi16(h_lo, static_cast<short>(load_u16(q[0])), static_cast<int>(r));
+      h_lo = _mm_insert_epi16(h_lo, static_cast<short>(load_u16(q[1])), static_cast<int>(r + 4));
+      h_hi = _mm_insert_epi16(h_hi, static_cast<short>(load_u16(q[2])), static_cast<int>(r));
+      h_hi = _mm_insert_epi16(h_hi, static_cast<short>(load_u16(q[3])), static_cast<int>(r + 4));
+    }
+    const __m512 dw = _mm512_cvtph_ps(_mm256_set_m128i(h_hi, h_lo));
+    const __m512i t01lo = _mm512_unpacklo_epi32(quads[0], quads[1]);
+    const __m512i t01hi = _mm512_unpackhi_epi32(quads[0], quads[1]);
+    const __m512i t23lo = _mm512_unpacklo_epi32(quads[2], quads[3]);
+    const __m512i t23hi = _mm512_unpackhi_epi32(quads[2], quads[3]);
+    const __m512i v[4] = {_mm512_unpacklo_epi64(t01lo, t23lo), _mm512_unpackhi_epi64(t01lo, t23lo),
+                          _mm512_unpacklo_epi64(t01hi, t23hi), _mm512_unpackhi_epi64(t01hi, t23hi)};
+    __m512i nib[8];
+    for (size_t j = 0; j < 4; ++j) {
+      nib[j] = _mm512_and_si512(v[j], k0F);
+      nib[j + 4] = _mm512_and_si512(_mm512_srli_epi16(v[j], 4), k0F);
+    }
+    for (size_t t = 0; t < kT; ++t) {
+      const int8_t* x = a.q.data() + (t0 + t) * a.q_stride + b * quant::kBlockElems;
+      __m512i p = _mm512_set1_epi32(a.csum[(t0 + t) * a.d_stride + b]);
+      for (size_t j = 0; j < 8; ++j) {
+        int32_t x4;
+        std::memcpy(&x4, x + 4 * j, sizeof(x4));
+        p = _mm512_dpbusd_epi32(p, nib[j], _mm512_set1_epi32(x4));
+      }
+      const __m512 dx = _mm512_set1_ps(a.d[(t0 + t) * a.d_stride + b]);
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, dx), acc[t]);
+    }
+  }
+  for (size_t t = 0; t < kT; ++t) _mm512_storeu_ps(y + (t0 + t) * y_stride, acc[t]);
+}
+#else
+constexpr size_t kToks16 = 1;
+
+template <size_t kT>
+HWY_INLINE void tile16(const uint8_t* row0, size_t row_bytes, const Acts& a, size_t t0, float* y,
+                       size_t y_stride);
+#endif
+
 #else
 
 // Other targets: the reference's dot, one (row, token) at a time.
@@ -349,9 +419,15 @@ HWY_INLINE void tile8(const uint8_t* row0, size_t row_bytes, const Acts& a, size
   }
 }
 
+constexpr size_t kToks16 = 1;
+
+template <size_t kT>
+HWY_INLINE void tile16(const uint8_t* row0, size_t row_bytes, const Acts& a, size_t t0, float* y,
+                       size_t y_stride);
+
 #endif
 
-// tile<kT> / tile8<kT> for the n_toks <= kT tokens at hand.
+// tile<kT> / tile8<kT> / tile16<kT> for the n_toks <= kT tokens at hand.
 template <TensorType kType, size_t kT>
 HWY_INLINE void tile_of(size_t n_toks, const uint8_t* const* w_rows, size_t row_bytes,
                         const Acts& a, size_t t0, size_t n_valid, float* y, size_t y_stride) {
@@ -359,6 +435,13 @@ HWY_INLINE void tile_of(size_t n_toks, const uint8_t* const* w_rows, size_t row_
   if constexpr (kT > 1) {
     tile_of<kType, kT - 1>(n_toks, w_rows, row_bytes, a, t0, n_valid, y, y_stride);
   }
+}
+
+template <size_t kT>
+HWY_INLINE void tile16_of(size_t n_toks, const uint8_t* row0, size_t row_bytes, const Acts& a,
+                          size_t t0, float* y, size_t y_stride) {
+  if (n_toks == kT) return tile16<kT>(row0, row_bytes, a, t0, y, y_stride);
+  if constexpr (kT > 1) tile16_of<kT - 1>(n_toks, row0, row_bytes, a, t0, y, y_stride);
 }
 
 template <size_t kT>
@@ -379,7 +462,16 @@ void rows_times_batch(const MatView& w, const Acts& a, size_t n_batch, float* y,
   for (size_t c0 = 0; c0 < n_batch; c0 += chunk) {
     const size_t c1 = std::min(n_batch, c0 + chunk);
     if constexpr (kSums) {
-      for (size_t r = r_begin; r < r_end; r += 8) {
+      size_t r = r_begin;
+      if constexpr (kToks16 > 1) {  // AVX3_DL: 16 rows at a time while there are
+        for (; r + 16 <= r_end; r += 16) {
+          for (size_t t = c0; t < c1; t += kToks16) {
+            tile16_of<kToks16>(std::min(kToks16, c1 - t), data + r * w.row_bytes, w.row_bytes, a, t,
+                               y + r, w.n_rows);
+          }
+        }
+      }
+      for (; r < r_end; r += 8) {
         for (size_t t = c0; t < c1; t += kToks) {
           tile8_of<kToks>(std::min(kToks, c1 - t), data + r * w.row_bytes, w.row_bytes, a, t, y + r,
                           w.n_rows);
