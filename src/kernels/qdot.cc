@@ -219,6 +219,19 @@ HWY_INLINE void load_acts(const Acts& a, size_t t0, size_t b, __m256i (&xv)[kT],
   }
 }
 
+// Eight f16 values in a vector (spelled out: the lane index of an insert must be a constant,
+// which an unoptimized build's loop counter is not).
+HWY_INLINE __m128i f16x8(const short* h) {
+  __m128i v = _mm_cvtsi32_si128(static_cast<uint16_t>(h[0]));
+  v = _mm_insert_epi16(v, h[1], 1);
+  v = _mm_insert_epi16(v, h[2], 2);
+  v = _mm_insert_epi16(v, h[3], 3);
+  v = _mm_insert_epi16(v, h[4], 4);
+  v = _mm_insert_epi16(v, h[5], 5);
+  v = _mm_insert_epi16(v, h[6], 6);
+  return _mm_insert_epi16(v, h[7], 7);
+}
+
 // The hardware prefetcher alone leaves a third of one core's bandwidth unused (qdot_bench). A
 // tile's rows are adjacent, so it reads one contiguous span: block b of a row is prefetched for
 // the next tile (ahead bytes on), which is where the sequential stream goes next.
@@ -273,7 +286,7 @@ HWY_INLINE void tile8(const uint8_t* row0, size_t row_bytes, const Acts& a, size
   for (size_t b = 0; b < a.n_blocks; ++b) {
     const uint8_t* blk = row0 + b * kBB;
     __m256i pairs[4];  // rows r and r + 4 in the two halves
-    __m128i h = _mm_setzero_si128();
+    short h[8];        // the rows' f16 scales
     for (size_t r = 0; r < 4; ++r) {
       const uint8_t* lo = blk + r * row_bytes;
       const uint8_t* hi = blk + (r + 4) * row_bytes;
@@ -281,10 +294,10 @@ HWY_INLINE void tile8(const uint8_t* row0, size_t row_bytes, const Acts& a, size
       prefetch_block(hi, b, 8 * row_bytes);
       pairs[r] = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(hi + 2)),
                                   _mm_loadu_si128(reinterpret_cast<const __m128i*>(lo + 2)));
-      h = _mm_insert_epi16(h, static_cast<short>(load_u16(lo)), static_cast<int>(r));
-      h = _mm_insert_epi16(h, static_cast<short>(load_u16(hi)), static_cast<int>(r + 4));
+      h[r] = static_cast<short>(load_u16(lo));
+      h[r + 4] = static_cast<short>(load_u16(hi));
     }
-    const __m256 dw = _mm256_cvtph_ps(h);
+    const __m256 dw = _mm256_cvtph_ps(f16x8(h));
     const __m256i t01lo = _mm256_unpacklo_epi32(pairs[0], pairs[1]);
     const __m256i t01hi = _mm256_unpackhi_epi32(pairs[0], pairs[1]);
     const __m256i t23lo = _mm256_unpacklo_epi32(pairs[2], pairs[3]);
@@ -335,8 +348,7 @@ HWY_INLINE void tile16(const uint8_t* row0, size_t row_bytes, const Acts& a, siz
   for (size_t b = 0; b < a.n_blocks; ++b) {
     const uint8_t* blk = row0 + b * kBB;
     __m512i quads[4];  // rows r, r + 4, r + 8, r + 12 in the four quarters
-    __m128i h_lo = _mm_setzero_si128();
-    __m128i h_hi = _mm_setzero_si128();
+    short h[16];       // the rows' f16 scales
     for (size_t r = 0; r < 4; ++r) {
       const uint8_t* q[4];
       for (size_t k = 0; k < 4; ++k) {
@@ -350,12 +362,9 @@ HWY_INLINE void tile16(const uint8_t* row0, size_t row_bytes, const Acts& a, siz
           _mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(load(q[0])), load(q[1]), 1),
                              load(q[2]), 2),
           load(q[3]), 3);
-      h_lo = _mm_insert_epi16(h_lo, static_cast<short>(load_u16(q[0])), static_cast<int>(r));
-      h_lo = _mm_insert_epi16(h_lo, static_cast<short>(load_u16(q[1])), static_cast<int>(r + 4));
-      h_hi = _mm_insert_epi16(h_hi, static_cast<short>(load_u16(q[2])), static_cast<int>(r));
-      h_hi = _mm_insert_epi16(h_hi, static_cast<short>(load_u16(q[3])), static_cast<int>(r + 4));
+      for (size_t k = 0; k < 4; ++k) h[r + 4 * k] = static_cast<short>(load_u16(q[k]));
     }
-    const __m512 dw = _mm512_cvtph_ps(_mm256_set_m128i(h_hi, h_lo));
+    const __m512 dw = _mm512_cvtph_ps(_mm256_set_m128i(f16x8(h + 8), f16x8(h)));
     const __m512i t01lo = _mm512_unpacklo_epi32(quads[0], quads[1]);
     const __m512i t01hi = _mm512_unpackhi_epi32(quads[0], quads[1]);
     const __m512i t23lo = _mm512_unpacklo_epi32(quads[2], quads[3]);
