@@ -171,11 +171,16 @@ HWY_INLINE __m256i weight_codes(const uint8_t* blk) {
   }
 }
 
-// p[b][0..7] (qdot.h) of one block. q8_0: aw = |w| and w, so that |w| * (x with w's sign) =
-// w * x (pairs of products stay below 2 * 128 * 127: no saturation); q4_0: aw = w the
-// nibbles and corr the -8 offset's share.
+// p[b][0..7] (qdot.h) of one block. q8_0 on AVX3_DL: x the codes + 128 (load_acts) and aw the
+// row's -128 * (sum of w) per lane (abs_codes), both made once per tile side, so one vpdpbusd per
+// (row, token); q8_0 otherwise: aw = |w| and w, so that |w| * (x with w's sign) = w * x (pairs of
+// products stay below 2 * 128 * 127: no saturation); q4_0: aw = w the nibbles and corr the -8
+// offset's share.
 template <TensorType kType>
 HWY_INLINE __m256i dot_lanes(__m256i aw, __m256i w, __m256i x, __m256i corr) {
+#if HWY_TARGET == HWY_AVX3_DL
+  if constexpr (kType == TensorType::kQ8_0) return _mm256_dpbusd_epi32(aw, x, w);
+#endif
   __m256i u;
   __m256i s;
   if constexpr (kType == TensorType::kQ8_0) {
@@ -195,6 +200,12 @@ HWY_INLINE __m256i dot_lanes(__m256i aw, __m256i w, __m256i x, __m256i corr) {
 
 template <TensorType kType>
 HWY_INLINE __m256i abs_codes(__m256i w) {
+#if HWY_TARGET == HWY_AVX3_DL
+  if constexpr (kType == TensorType::kQ8_0) {
+    const __m256i zero = _mm256_setzero_si256();
+    return _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, _mm256_set1_epi8(-128), w));
+  }
+#endif
   return kType == TensorType::kQ8_0 ? _mm256_abs_epi8(w) : w;
 }
 
@@ -212,6 +223,11 @@ HWY_INLINE void load_acts(const Acts& a, size_t t0, size_t b, __m256i (&xv)[kT],
   for (size_t t = 0; t < kT; ++t) {
     xv[t] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + (t0 + t) * a.q_stride +
                                                                 b * quant::kBlockElems));
+#if HWY_TARGET == HWY_AVX3_DL
+    if constexpr (kType == TensorType::kQ8_0) {
+      xv[t] = _mm256_xor_si256(xv[t], _mm256_set1_epi8(-128));  // code + 128, unsigned
+    }
+#endif
     xc[t] = kType == TensorType::kQ4_0 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(
                                              a.corr.data() + (t0 + t) * a.c_stride + b * 8))
                                        : _mm256_setzero_si256();
