@@ -174,8 +174,10 @@ TEST(QuantizedMatmul, EveryTargetEqualsTheReference) {
   };
   // Odd and even block counts (a lone last block), row counts around the tiles and the 16-row
   // chunks, batches of every tile remainder; 5632 columns x 50 tokens take two token chunks.
+  // Multiples of 8 rows take q4_0's block-sum order (8, 24, 40, 16, 64).
   const Case cases[] = {{1, 32, 1},   {3, 64, 2},   {5, 96, 3},     {17, 160, 5},  {33, 32, 9},
-                        {67, 512, 1}, {67, 512, 4}, {40, 2048, 17}, {5, 5632, 50}, {16, 0, 3}};
+                        {67, 512, 1}, {67, 512, 4}, {40, 2048, 17}, {5, 5632, 50}, {16, 0, 3},
+                        {8, 32, 1},   {24, 96, 5},  {64, 5632, 3},  {8, 160, 50}};
   for (TensorType type : kTypes) {
     for (const Case& c : cases) {
       for (bool any_scale : {false, true}) {

@@ -41,29 +41,32 @@ int weight_code(TensorType type, const uint8_t* qs, size_t j) {
 
 }  // namespace
 
-float dot_quantized(TensorType w_type, const uint8_t* w_row, const int8_t* codes,
+float dot_quantized(TensorType w_type, bool block_sums, const uint8_t* w_row, const int8_t* codes,
                     const float* scales, size_t n_blocks) {
   assert(is_quantized_matmul_type(w_type));
   const size_t block_bytes =
       w_type == TensorType::kQ8_0 ? sizeof(quant::BlockQ8_0) : sizeof(quant::BlockQ4_0);
-  float acc[16] = {};
+  float acc[8] = {};
+  float y = 0.0f;
   for (size_t b = 0; b < n_blocks; ++b) {
     const uint8_t* block = w_row + b * block_bytes;
     uint16_t d;
     std::memcpy(&d, block, sizeof(d));
     const float s = quant::f16_to_f32(d) * scales[b];
     const int8_t* q = codes + b * quant::kBlockElems;
+    int32_t sum = 0;
     for (size_t i = 0; i < 8; ++i) {
       int32_t p = 0;
       for (size_t k = 0; k < 4; ++k) p += weight_code(w_type, block + 2, 4 * i + k) * q[4 * i + k];
-      float& a = acc[8 * (b % 2) + i];
-      a = std::fma(s, static_cast<float>(p), a);
+      acc[i] = std::fma(s, static_cast<float>(p), acc[i]);
+      sum += p;
     }
+    y = std::fma(static_cast<float>(sum), s, y);
   }
-  float v[8], h[4], g[2];
-  for (size_t i = 0; i < 8; ++i) v[i] = acc[i] + acc[i + 8];
-  for (size_t i = 0; i < 4; ++i) h[i] = v[i] + v[i + 4];
-  for (size_t i = 0; i < 2; ++i) g[i] = h[i] + h[i + 2];
+  if (block_sums) return y;
+  float v[4], g[2];
+  for (size_t i = 0; i < 4; ++i) v[i] = acc[i] + acc[i + 4];
+  for (size_t i = 0; i < 2; ++i) g[i] = v[i] + v[i + 2];
   return g[0] + g[1];
 }
 
@@ -71,12 +74,13 @@ void matmul_quantized(const MatView& w, const float* x, size_t n_batch, float* y
   const size_t n_blocks = w.n_cols / quant::kBlockElems;
   std::vector<int8_t> codes(w.n_cols);
   std::vector<float> scales(n_blocks);
+  const bool block_sums = block_sum_order(w.type, w.n_rows);
   for (size_t b = 0; b < n_batch; ++b) {
     quantize_activations(x + b * w.n_cols, w.n_cols, codes.data(), scales.data());
     for (size_t r = 0; r < w.n_rows; ++r) {
       y[b * w.n_rows + r] =
-          dot_quantized(w.type, static_cast<const uint8_t*>(w.data) + r * w.row_bytes, codes.data(),
-                        scales.data(), n_blocks);
+          dot_quantized(w.type, block_sums, static_cast<const uint8_t*>(w.data) + r * w.row_bytes,
+                        codes.data(), scales.data(), n_blocks);
     }
   }
 }
