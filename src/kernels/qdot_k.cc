@@ -119,9 +119,18 @@ HWY_INLINE __m256 scale_into(__m256 acc, __m256i p, __m256i mins, float s, float
   return acc;
 }
 
-// [m0, m0, m1, m1, ..., m7, m7] as int16 from the 16 unpacked scale/min bytes.
-HWY_INLINE __m256i mins_pairs(const uint8_t* sm) {
-  const __m128i m = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm + 8));
+// The 16 unpacked scale/min bytes of a q4_K / q5_K super-block, built in registers (a vector load
+// of the words just stored would miss store forwarding).
+HWY_INLINE __m128i scales_mins(const uint8_t* blk) {
+  uint32_t u[4];
+  kquant_detail::unpack_scales_mins(blk + 4, u);
+  return _mm_set_epi32(static_cast<int>(u[3]), static_cast<int>(u[2]), static_cast<int>(u[1]),
+                       static_cast<int>(u[0]));
+}
+
+// [m0, m0, m1, m1, ..., m7, m7] as int16.
+HWY_INLINE __m256i mins_pairs(__m128i sm) {
+  const __m128i m = _mm_unpackhi_epi64(sm, sm);
   return _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
 }
 
@@ -175,13 +184,11 @@ HWY_INLINE void step(const uint8_t* const* w_rows, const Acts& a, size_t t0, siz
       }
     } else {
       constexpr size_t kQs = kType == TensorType::kQ5_K ? 48 : 16;
-      alignas(16) uint8_t sm[16];
-      kquant_detail::unpack_scales_mins(blk + 4, sm);
+      const __m128i sm = scales_mins(blk);
       dw = _cvtsh_ss(load_u16(blk));
       dmin = _cvtsh_ss(load_u16(blk + 2));
       mins = mins_pairs(sm);
-      const __m512i s512 = _mm512_castsi256_si512(
-          _mm256_cvtepu8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(sm))));
+      const __m512i s512 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(sm));
       __m512i qh = _mm512_setzero_si512();
       if constexpr (kType == TensorType::kQ5_K) {
         qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16)));
@@ -281,11 +288,12 @@ HWY_INLINE void step(const uint8_t* const* w_rows, const Acts& a, size_t t0, siz
       for (size_t i = 0; i < 8; ++i) sc[i] = scale_pair(s[2 * i], s[2 * i + 1]);
     } else {
       constexpr size_t kQs = kType == TensorType::kQ5_K ? 48 : 16;
+      const __m128i smv = scales_mins(blk);
       alignas(16) uint8_t sm[16];
-      kquant_detail::unpack_scales_mins(blk + 4, sm);
+      _mm_store_si128(reinterpret_cast<__m128i*>(sm), smv);
       dw = _cvtsh_ss(load_u16(blk));
       dmin = _cvtsh_ss(load_u16(blk + 2));
-      mins = mins_pairs(sm);
+      mins = mins_pairs(smv);
       __m256i qh = _mm256_setzero_si256();
       if constexpr (kType == TensorType::kQ5_K) {
         qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16));

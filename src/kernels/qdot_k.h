@@ -62,15 +62,17 @@ void matmul_kquant(const MatView& w, const float* x, size_t n_batch, float* y);
 
 namespace kquant_detail {
 
-// The 6-bit scales and mins of a q4_K / q5_K super-block (12 bytes) as 16 bytes: bytes 0..7 the
-// scales of sub-blocks 0..7, bytes 8..15 their mins (ggml's get_scale_min_k4, on 32-bit words).
-inline void unpack_scales_mins(const uint8_t* s, uint8_t* out) {
+// The 6-bit scales and mins of a q4_K / q5_K super-block (12 bytes) as 16 bytes in 4 words:
+// bytes 0..7 the scales of sub-blocks 0..7, bytes 8..15 their mins (ggml's get_scale_min_k4, on
+// 32-bit words; little-endian).
+inline void unpack_scales_mins(const uint8_t* s, uint32_t* words) {
   constexpr uint32_t kLow6 = 0x3F3F3F3F, kLow4 = 0x0F0F0F0F, kLow2 = 0x03030303;
   uint32_t u[3];
   std::memcpy(u, s, 12);
-  const uint32_t words[4] = {u[0] & kLow6, (u[2] & kLow4) | (((u[0] >> 6) & kLow2) << 4),
-                             u[1] & kLow6, ((u[2] >> 4) & kLow4) | (((u[1] >> 6) & kLow2) << 4)};
-  std::memcpy(out, words, 16);
+  words[0] = u[0] & kLow6;
+  words[1] = (u[2] & kLow4) | (((u[0] >> 6) & kLow2) << 4);
+  words[2] = u[1] & kLow6;
+  words[3] = ((u[2] >> 4) & kLow4) | (((u[1] >> 6) & kLow2) << 4);
 }
 
 }  // namespace kquant_detail

@@ -79,8 +79,10 @@ void decode_codes(TensorType type, const uint8_t* block, int* w, int* scale) {
   const uint8_t* scales = block + 4;
   const uint8_t* qs = block + (type == TensorType::kQ5_K ? 48 : 16);
   const uint8_t* qh = type == TensorType::kQ5_K ? block + 16 : nullptr;
+  uint32_t words[4];
+  kquant_detail::unpack_scales_mins(scales, words);
   uint8_t sm[16];
-  kquant_detail::unpack_scales_mins(scales, sm);
+  std::memcpy(sm, words, 16);
   for (size_t j = 0; j < 4; ++j) {
     for (size_t l = 0; l < 32; ++l) {
       const size_t e = 64 * j + l;
@@ -129,8 +131,10 @@ float dot_kquant(TensorType w_type, const uint8_t* w_row, const int8_t* codes, c
       const float s = quant::f16_to_f32(load_u16(block + 208)) * scales[b];
       for (size_t k = 0; k < 8; ++k) acc[k] = std::fma(s, static_cast<float>(p[k]), acc[k]);
     } else {
+      uint32_t words[4];
+      kquant_detail::unpack_scales_mins(block + 4, words);
       uint8_t sm[16];
-      kquant_detail::unpack_scales_mins(block + 4, sm);
+      std::memcpy(sm, words, 16);
       const float s = quant::f16_to_f32(load_u16(block)) * scales[b];
       const float m = quant::f16_to_f32(load_u16(block + 2)) * scales[b];
       for (size_t k = 0; k < 8; ++k) {
