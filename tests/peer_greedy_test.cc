@@ -127,7 +127,8 @@ TEST_P(PeerGreedy, MakeModelIsDeterministicAndDecodesAsLlamaCpp) {
   }
 
   // Quantized cases: llama.cpp multiplies q8_0 / q4_0 weights with q8_0-quantized activations
-  // and the K-quants with q8_K-quantized ones, as our integer kernels do (before them, these diverged from llama.cpp's within 20 tokens).
+  // and the K-quants with q8_K-quantized ones, as our integer kernels do (before them, these
+  // diverged from llama.cpp's within 20 tokens).
   std::string model_path = a;
   if (golden.contains("quantize")) {
     model_path = test::temp_dir() + "/" + GetParam() + "_q.gguf";

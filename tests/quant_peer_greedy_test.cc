@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -121,13 +122,16 @@ TEST_P(QuantPeerGreedy, SameIdsAsLlamaCpp) {
   ASSERT_TRUE(q.ok()) << q.error().message();
   // Every tensor (type and bytes) is llama.cpp's llama_model_quantize's.
   EXPECT_EQ(file_digest(path, type), file_goldens().at("llama8").at(type)) << type;
-  // q8_0 and q4_0 run the integer kernels, which round activations to 8 bits as llama.cpp does, so
-  // their ids are compared with llama.cpp on the quantized file, by peer_greedy_test's llama2-q8_0
-  // and llama2-q4_0 (2 layers: 64 ids equal, log-probabilities within 1e-5). On this 8-layer model
+  // q8_0, q4_0 and the K-quants q4_K / q5_K / q6_K run the integer kernels, which round
+  // activations to 8 bits as llama.cpp does, so their ids are compared with llama.cpp on the
+  // quantized file, by peer_greedy_test's llama2-q8_0, -q4_0, -q4_K, -q6_K and -Q4_K_M (2 layers:
+  // 64 ids equal, log-probabilities within 1.2e-5). On this 8-layer model
   // they are not yet equal (q8_0 from step 21, q4_0 from step 0; step-0 top-5 gap 0.34 / 0.25,
   // where llama.cpp's own quantized-vs-decoded gap is 0.45 / 0.50): open in issue 12.
-  const TensorType t = *parse_tensor_type(type);
-  if (ops::is_quantized_matmul_type(t)) {
+  // The mixes (no single type) are K-quants throughout, which take the integer kernels too; their
+  // 2-layer comparison is peer_greedy_test's llama2-Q4_K_M.
+  const std::optional<TensorType> t = parse_tensor_type(type);
+  if (!t || ops::is_quantized_matmul_type(*t)) {
     std::remove(path.c_str());
     GTEST_SKIP() << type << ": integer kernels; see peer_greedy_test llama2-" << type;
   }
