@@ -11,6 +11,19 @@
 
 namespace sllm::ops::ref {
 
+namespace {
+
+// llama.cpp's nearest_int: round half to even by adding 1.5 * 2^23 (exact for |v| <= 2^22, and
+// |v| <= 127 here); NaN gives 0. Inline, unlike a call of nearbyint.
+inline int nearest_int(float v) {
+  const float shifted = v + 12582912.0f;
+  int32_t bits;
+  std::memcpy(&bits, &shifted, sizeof(bits));
+  return (bits & 0x007FFFFF) - 0x00400000;
+}
+
+}  // namespace
+
 void quantize_q8_K(const float* x, size_t n, int8_t* codes, float* scales, int16_t* bsums) {
   constexpr size_t kSb = quant::kSuperBlockElems;
   assert(n % kSb == 0);
@@ -33,11 +46,8 @@ void quantize_q8_K(const float* x, size_t n, int8_t* codes, float* scales, int16
       continue;
     }
     const float iscale = -127.0f / max;
-    for (size_t j = 0; j < kSb; ++j) {
-      // llama.cpp's nearest_int: round half to even, as nearbyint in the default mode.
-      const float v = std::nearbyint(iscale * xb[j]);
-      q[j] = static_cast<int8_t>(std::min(127.0f, v));
-    }
+    for (size_t j = 0; j < kSb; ++j)
+      q[j] = static_cast<int8_t>(std::min(127, nearest_int(iscale * xb[j])));
     for (size_t i = 0; i < 16; ++i) {
       int sum = 0;
       for (size_t j = 0; j < 16; ++j) sum += q[16 * i + j];
