@@ -70,10 +70,11 @@ uint16_t load_u16(const uint8_t* p) {
 // Unsigned weight codes of one super-block and the scale of each element's sub-block.
 void decode_codes(TensorType type, const uint8_t* block, int* w, int* scale) {
   if (type == TensorType::kQ6_K) {
-    const auto* blk = reinterpret_cast<const quant::BlockQ6_K*>(block);
+    // By offset, not through BlockQ6_K: a mapped row gives no 2-byte alignment.
+    const auto* sc = reinterpret_cast<const int8_t*>(block + 192);
     for (size_t half = 0; half < 2; ++half) {
-      const uint8_t* ql = blk->ql + 64 * half;
-      const uint8_t* qh = blk->qh + 32 * half;
+      const uint8_t* ql = block + 64 * half;
+      const uint8_t* qh = block + 128 + 32 * half;
       for (size_t l = 0; l < 32; ++l) {
         const size_t e = 128 * half + l;
         w[e] = (ql[l] & 0x0F) | ((qh[l] & 3) << 4);
@@ -82,7 +83,7 @@ void decode_codes(TensorType type, const uint8_t* block, int* w, int* scale) {
         w[e + 96] = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
       }
     }
-    for (size_t e = 0; e < kSb; ++e) scale[e] = blk->scales[e / 16];
+    for (size_t e = 0; e < kSb; ++e) scale[e] = sc[e / 16];
     return;
   }
   // q4_K and q5_K share the scales and the nibbles; q5_K's fifth bit is in qh.
@@ -135,7 +136,7 @@ float dot_kquant(TensorType w_type, const uint8_t* w_row, const int8_t* codes, c
     int32_t p[8] = {};
     for (size_t e = 0; e < kSb; ++e) p[(e % 32) / 4] += scale[e] * w[e] * q[e];
     if (w_type == TensorType::kQ6_K) {
-      const auto* sc = reinterpret_cast<const quant::BlockQ6_K*>(block)->scales;
+      const auto* sc = reinterpret_cast<const int8_t*>(block + 192);
       for (size_t k = 0; k < 8; ++k)
         p[k] -= 32 * (sc[2 * k] * bs[2 * k] + sc[2 * k + 1] * bs[2 * k + 1]);
       const float s = quant::f16_to_f32(load_u16(block + 208)) * scales[b];
