@@ -5,7 +5,8 @@
 //     to compare with `streamingllm bench`'s read-bandwidth probe);
 //   prefill/*: a 512-token batch on one matrix (GMAC/s);
 //   quantize/*: the activation quantization alone, the part of a call that is not weights.
-// Threads 1 and 2, the machine's dispatch target (printed first).
+// Types q8_0, q4_0 (qdot.cc) and q4_K, q6_K (qdot_k.cc). Threads 1 and 2, the machine's dispatch
+// target (printed first).
 //
 //   build/release/bench/qdot_bench [--benchmark_filter=decode] [--benchmark_repetitions=5]
 #include <benchmark/benchmark.h>
@@ -19,6 +20,7 @@
 
 #include "kernels/ops.h"
 #include "kernels/qdot.h"
+#include "kernels/qdot_k.h"
 #include "kernels/quant.h"
 #include "util/tensor_type.h"
 #include "util/thread_pool.h"
@@ -26,7 +28,21 @@
 namespace sllm {
 namespace {
 
-size_t block_bytes(TensorType type) { return type == TensorType::kQ8_0 ? 34 : 18; }
+size_t block_bytes(TensorType type) { return traits_of(type).block_bytes; }
+size_t block_elems(TensorType type) { return traits_of(type).block_elems; }
+
+// Where a block keeps its f16 scales (q4_K / q5_K: d and dmin; q6_K: d at the end).
+std::vector<size_t> scale_offsets(TensorType type) {
+  switch (type) {
+    case TensorType::kQ4_K:
+    case TensorType::kQ5_K:
+      return {0, 2};
+    case TensorType::kQ6_K:
+      return {208};
+    default:
+      return {0};
+  }
+}
 
 // n matrices [n_rows, n_cols] of random blocks (codes need not be realistic for timing).
 struct Ring {
@@ -36,7 +52,7 @@ struct Ring {
 
 std::unique_ptr<Ring> make_ring(TensorType type, size_t n_rows, size_t n_cols, size_t n) {
   auto ring = std::make_unique<Ring>();
-  const size_t row_bytes = n_cols / 32 * block_bytes(type);
+  const size_t row_bytes = n_cols / block_elems(type) * block_bytes(type);
   ring->bytes.resize(n * n_rows * row_bytes);
   uint64_t state = 0x9E3779B97F4A7C15u;  // xorshift: 400 MB of bytes in well under a second
   for (size_t i = 0; i + 8 <= ring->bytes.size(); i += 8) {
@@ -49,7 +65,8 @@ std::unique_ptr<Ring> make_ring(TensorType type, size_t n_rows, size_t n_cols, s
   const size_t n_blocks = ring->bytes.size() / block_bytes(type);
   for (size_t b = 0; b < n_blocks; ++b) {
     const uint16_t d = quant::f32_to_f16(0.01f);
-    std::memcpy(&ring->bytes[b * block_bytes(type)], &d, 2);
+    for (size_t off : scale_offsets(type))
+      std::memcpy(&ring->bytes[b * block_bytes(type) + off], &d, 2);
   }
   for (size_t i = 0; i < n; ++i) {
     ring->views.push_back(
@@ -69,7 +86,7 @@ std::vector<float> activations(size_t n) {
 void bm_decode(benchmark::State& state, TensorType type, size_t n_rows, size_t n_cols) {
   const size_t n_threads = static_cast<size_t>(state.range(0));
   // About 400 MB: far beyond any last-level cache.
-  const size_t per_matrix = n_rows * n_cols / 32 * block_bytes(type);
+  const size_t per_matrix = n_rows * n_cols / block_elems(type) * block_bytes(type);
   const size_t n = std::max<size_t>(2, (size_t{400} << 20) / per_matrix);
   // Kept between the runs of one case (Google Benchmark calls this several times), one at a time.
   static std::unique_ptr<Ring> ring;
@@ -125,7 +142,8 @@ void bm_quantize(benchmark::State& state, size_t n_cols) {
 }
 
 void register_all() {
-  std::printf("qdot target: %s\n", ops::quantized_target_name());
+  std::printf("qdot target: %s, K-quants: %s\n", ops::quantized_target_name(),
+              ops::kquant_target_name());
   struct Shape {
     const char* name;
     size_t n_rows, n_cols;
@@ -133,8 +151,9 @@ void register_all() {
   // wq/wo, w1/w3 (gate, up), w2 (down).
   const Shape shapes[] = {
       {"2048x2048", 2048, 2048}, {"5632x2048", 5632, 2048}, {"2048x5632", 2048, 5632}};
-  for (TensorType type : {TensorType::kQ8_0, TensorType::kQ4_0}) {
-    const std::string t = type == TensorType::kQ8_0 ? "q8_0" : "q4_0";
+  for (TensorType type :
+       {TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ4_K, TensorType::kQ6_K}) {
+    const std::string t = traits_of(type).name;
     for (const Shape& s : shapes) {
       benchmark::RegisterBenchmark(("decode/" + t + "/" + s.name).c_str(), bm_decode, type,
                                    s.n_rows, s.n_cols)

@@ -32,6 +32,10 @@ GEMMA_PROMPT = [1, 450, 4996, 17354, 1701, 29916, 432, 17204, 975, 278, 17366, 1
                 471, 263, 11785, 11220, 2462, 297, 3786, 29892, 322, 278, 12006, 29879, 892, 29191]
 
 # make-model options (as MakeModelOptions names them) and a prompt of token ids per case.
+# Seeds of the K-quant cases: among the first few, one whose 64 steps all have top-1 margins
+# above 1e-2 (peer_greedy_test requires it).
+KQ_SEEDS = {"q4_K": 23, "q6_K": 22, "Q4_K_M": 22}
+
 CASES = {
     # Llama 3 / 3.1: byte-level BPE vocabulary, rope base 500000, the rope_freqs factors, GQA.
     "llama3": dict(
@@ -151,6 +155,27 @@ CASES = {
                      n_head=4, n_head_kv=2, n_ff=256, n_ctx=2048, rope_base=10000.0,
                      rope_scaling="none", rope_factor=8.0, seed=22, type="f32"),
         quantize="q4_0",
+        prompt=[1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889]),
+    # K-quants (256-value super-blocks, so rows of 256 and 512): llama.cpp multiplies them with
+    # activations quantized to q8_K, as streamingllm's integer kernels do. Q4_K_M is llama.cpp's
+    # mix (q4_K, with q6_K for some attn_v / ffn_down layers and the output).
+    "llama2-q4_K": dict(
+        options=dict(arch="llama", vocab="ggml-vocab-llama-spm.gguf", n_embd=256, n_layer=2,
+                     n_head=4, n_head_kv=2, n_ff=512, n_ctx=2048, rope_base=10000.0,
+                     rope_scaling="none", rope_factor=8.0, seed=KQ_SEEDS["q4_K"], type="f32"),
+        quantize="q4_K",
+        prompt=[1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889]),
+    "llama2-q6_K": dict(
+        options=dict(arch="llama", vocab="ggml-vocab-llama-spm.gguf", n_embd=256, n_layer=2,
+                     n_head=4, n_head_kv=2, n_ff=512, n_ctx=2048, rope_base=10000.0,
+                     rope_scaling="none", rope_factor=8.0, seed=KQ_SEEDS["q6_K"], type="f32"),
+        quantize="q6_K",
+        prompt=[1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889]),
+    "llama2-Q4_K_M": dict(
+        options=dict(arch="llama", vocab="ggml-vocab-llama-spm.gguf", n_embd=256, n_layer=2,
+                     n_head=4, n_head_kv=2, n_ff=512, n_ctx=2048, rope_base=10000.0,
+                     rope_scaling="none", rope_factor=8.0, seed=KQ_SEEDS["Q4_K_M"], type="f32"),
+        quantize="Q4_K_M",
         prompt=[1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889]),
 }
 

@@ -126,8 +126,9 @@ TEST_P(PeerGreedy, MakeModelIsDeterministicAndDecodesAsLlamaCpp) {
     EXPECT_TRUE(bytes_a == test::read_bytes(b)) << "same options, different bytes";
   }
 
-  // Quantized cases: llama.cpp multiplies q8_0 / q4_0 weights with q8_0-quantized activations,
-  // as our integer kernels do (before them, these diverged from llama.cpp's within 20 tokens).
+  // Quantized cases: llama.cpp multiplies q8_0 / q4_0 weights with q8_0-quantized activations
+  // and the K-quants with q8_K-quantized ones, as our integer kernels do (before them, these
+  // diverged from llama.cpp's within 20 tokens).
   std::string model_path = a;
   if (golden.contains("quantize")) {
     model_path = test::temp_dir() + "/" + GetParam() + "_q.gguf";
@@ -177,7 +178,8 @@ INSTANTIATE_TEST_SUITE_P(Goldens, PeerGreedy,
                                            "qwen2", "qwen3", "phi3", "phi3-longrope",
                                            "phi3-shortrope", "gptneox", "gemma2", "gemma3",
                                            "falcon-7b", "falcon-40b", "mpt", "llama2-q8_0",
-                                           "llama2-q4_0"),
+                                           "llama2-q4_0", "llama2-q4_K", "llama2-q6_K",
+                                           "llama2-Q4_K_M"),
                          [](const auto& p) {
                            std::string name = p.param;
                            std::replace(name.begin(), name.end(), '-', '_');

@@ -215,7 +215,9 @@ void matmul_pooled(const MatView& w, const float* x, size_t n_batch, float* y, T
 }
 
 void matmul_simd(const MatView& w, const float* x, size_t n_batch, float* y, ThreadPool& pool) {
-  // q8_0 / q4_0 take integer dot products with quantized activations (qdot.cc).
+  // q8_0 / q4_0 and the K-quants take integer dot products with quantized activations (qdot.cc,
+  // qdot_k.cc).
+  if (is_kquant_matmul_type(w.type)) return matmul_kquant(w, x, n_batch, y, pool);
   if (is_quantized_matmul_type(w.type)) return matmul_quantized(w, x, n_batch, y, pool);
   switch (w.type) {
     case TensorType::kF32:

@@ -22,6 +22,7 @@ std::vector<float> decode_kv(const void* src, TensorType kv_type, size_t n) {
 }  // namespace
 
 void matmul(const MatView& w, const float* x, size_t n_batch, float* y) {
+  if (is_kquant_matmul_type(w.type)) return matmul_kquant(w, x, n_batch, y);
   if (is_quantized_matmul_type(w.type)) return matmul_quantized(w, x, n_batch, y);
   std::vector<float> row(w.n_cols);
   for (size_t r = 0; r < w.n_rows; ++r) {

@@ -26,14 +26,16 @@
 #include <cstdint>
 
 #include "kernels/ops.h"
+#include "kernels/qdot_k.h"
 #include "util/tensor_type.h"
 #include "util/thread_pool.h"
 
 namespace sllm::ops {
 
-// Whether matmul of this weight type runs the integer path below.
+// Whether matmul of this weight type quantizes its activations and takes integer dot products:
+// the path below, or the K-quants' (qdot_k.h).
 constexpr bool is_quantized_matmul_type(TensorType type) {
-  return type == TensorType::kQ8_0 || type == TensorType::kQ4_0;
+  return type == TensorType::kQ8_0 || type == TensorType::kQ4_0 || is_kquant_matmul_type(type);
 }
 
 // Whether a matrix of this type and row count takes the block-sum order above.
@@ -41,7 +43,7 @@ constexpr bool block_sum_order(TensorType type, size_t n_rows) {
   return type == TensorType::kQ4_0 && n_rows % 8 == 0;
 }
 
-// The integer path of ops::matmul (same contract); w.type must be is_quantized_matmul_type.
+// The integer path of ops::matmul (same contract); w.type q8_0 or q4_0.
 void matmul_quantized(const MatView& w, const float* x, size_t n_batch, float* y, ThreadPool& pool);
 
 // Name of the target matmul_quantized dispatches to (it may include targets the other kernel
