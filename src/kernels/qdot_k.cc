@@ -128,8 +128,8 @@ HWY_INLINE __m128i scales_mins(const uint8_t* blk) {
   const __m128i a = _mm_shuffle_epi32(u, _MM_SHUFFLE(2, 1, 2, 0));  // u0 u2 u1 u2
   const __m128i b = _mm_shuffle_epi32(u, _MM_SHUFFLE(1, 1, 0, 0));  // u0 u0 u1 u1
   const __m128i even = _mm_and_si128(a, _mm_set1_epi32(0x3F3F3F3F));
-  const __m128i low4 = _mm_and_si128(_mm_srlv_epi32(a, _mm_set_epi32(4, 0, 0, 0)),
-                                     _mm_set1_epi32(0x0F0F0F0F));
+  const __m128i low4 =
+      _mm_and_si128(_mm_srlv_epi32(a, _mm_set_epi32(4, 0, 0, 0)), _mm_set1_epi32(0x0F0F0F0F));
   const __m128i high2 =
       _mm_slli_epi32(_mm_and_si128(_mm_srli_epi32(b, 6), _mm_set1_epi32(0x03030303)), 4);
   return _mm_blend_epi32(even, _mm_or_si128(low4, high2), 0b1010);
