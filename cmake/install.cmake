@@ -6,7 +6,8 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/streamingllm
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS streamingllm ${SLLM_COMPONENTS}
         EXPORT streamingllmTargets
-        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(EXPORT streamingllmTargets
         NAMESPACE streamingllm::
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/streamingllm)
