@@ -31,152 +31,98 @@ N_TOKENS, TOP_K, TOP_STEPS, TOLERANCE = 64, 5, 8, 1e-3
 GEMMA_PROMPT = [1, 450, 4996, 17354, 1701, 29916, 432, 17204, 975, 278, 17366, 11203, 29889, 739,
                 471, 263, 11785, 11220, 2462, 297, 3786, 29892, 322, 278, 12006, 29879, 892, 29191]
 
-# make-model options (as MakeModelOptions names them) and a prompt of token ids per case.
+# A short English prompt as token ids: in the SentencePiece vocabularies (llama-spm, phi-3) after
+# BOS, in the byte-level BPE ones without.
+SPM_PROMPT = [1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889]
+QWEN2_PROMPT = [785, 3974, 13876, 38835, 34208, 916, 279, 15678, 5562, 13]
+NEOX_PROMPT = [510, 3158, 8516, 30013, 27287, 689, 253, 22658, 4370, 15]  # gpt-neox and mpt
+FALCON_PROMPT = [487, 1942, 6537, 27224, 25607, 648, 248, 16569, 3696, 25]
+
 # Seeds of the K-quant cases: among the first few, one whose 64 steps all have top-1 margins
 # above 1e-2 (peer_greedy_test requires it).
 KQ_SEEDS = {"q4_K": 23, "q6_K": 22, "Q4_K_M": 22}
 
+# The make-model options (as MakeModelOptions names them) every case starts from.
+BASE = dict(n_embd=64, n_layer=2, n_head=4, n_head_kv=4, n_ff=172, n_ctx=2048,
+            rope_base=10000.0, rope_scaling="none", rope_factor=8.0, type="f32")
+
+
+def case(arch, vocab, seed, prompt, quantize=None, **options):
+    """A case: BASE with `options` changed, decoded from `prompt`; `quantize`: the type that
+    `streamingllm quantize` turns the f32 model into first."""
+    c = dict(options=dict(BASE, arch=arch, vocab="ggml-vocab-%s.gguf" % vocab, seed=seed,
+                          **options),
+             prompt=prompt)
+    if quantize:
+        c["quantize"] = quantize
+    return c
+
+
 CASES = {
     # Llama 3 / 3.1: byte-level BPE vocabulary, rope base 500000, the rope_freqs factors, GQA.
-    "llama3": dict(
-        options=dict(arch="llama", vocab="ggml-vocab-llama-bpe.gguf", n_embd=64, n_layer=2,
-                     n_head=4, n_head_kv=2, n_ff=160, n_ctx=2048, rope_base=500000.0,
-                     rope_scaling="llama3", rope_factor=8.0, seed=1, type="f32"),
-        prompt=[128000, 791, 4062, 14198, 39935, 35308, 927, 279, 16053, 5679, 13]),
+    "llama3": case("llama", "llama-bpe", 1,
+                   [128000, 791, 4062, 14198, 39935, 35308, 927, 279, 16053, 5679, 13],
+                   n_head_kv=2, n_ff=160, rope_base=500000.0, rope_scaling="llama3"),
     # Llama 2: SentencePiece vocabulary, rope base 10000, no scaling, one kv head per head.
-    "llama2": dict(
-        options=dict(arch="llama", vocab="ggml-vocab-llama-spm.gguf", n_embd=64, n_layer=2,
-                     n_head=4, n_head_kv=4, n_ff=172, n_ctx=2048, rope_base=10000.0,
-                     rope_scaling="none", rope_factor=8.0, seed=4, type="f32"),
-        prompt=[1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889]),
+    "llama2": case("llama", "llama-spm", 4, SPM_PROMPT),
     # Rope scaling variants llama.cpp reads from metadata (live check only).
-    "llama-yarn": dict(
-        options=dict(arch="llama", vocab="ggml-vocab-llama-spm.gguf", n_embd=64, n_layer=2,
-                     n_head=4, n_head_kv=2, n_ff=172, n_ctx=4096, rope_base=10000.0,
-                     rope_scaling="yarn", rope_factor=4.0, seed=4, type="f32"),
-        prompt=[1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889]),
-    "llama-linear": dict(
-        options=dict(arch="llama", vocab="ggml-vocab-llama-spm.gguf", n_embd=64, n_layer=2,
-                     n_head=4, n_head_kv=4, n_ff=172, n_ctx=4096, rope_base=10000.0,
-                     rope_scaling="linear", rope_factor=2.0, seed=5, type="f32"),
-        prompt=[1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889]),
+    "llama-yarn": case("llama", "llama-spm", 4, SPM_PROMPT, n_head_kv=2, n_ctx=4096,
+                       rope_scaling="yarn", rope_factor=4.0),
+    "llama-linear": case("llama", "llama-spm", 5, SPM_PROMPT, n_ctx=4096, rope_scaling="linear",
+                         rope_factor=2.0),
     # Qwen2 / Qwen2.5: q/k/v biases, NeoX rope, GQA; the qwen2 byte-level BPE vocabulary.
-    "qwen2": dict(
-        options=dict(arch="qwen2", vocab="ggml-vocab-qwen2.gguf", n_embd=64, n_layer=2,
-                     n_head=4, n_head_kv=2, n_ff=160, n_ctx=2048, rope_base=1000000.0,
-                     rope_scaling="none", rope_factor=8.0, seed=7, type="f32"),
-        prompt=[785, 3974, 13876, 38835, 34208, 916, 279, 15678, 5562, 13]),
+    "qwen2": case("qwen2", "qwen2", 7, QWEN2_PROMPT, n_head_kv=2, n_ff=160, rope_base=1000000.0),
     # Qwen3: per-head q/k RMSNorm before rope, no biases.
-    "qwen3": dict(
-        options=dict(arch="qwen3", vocab="ggml-vocab-qwen2.gguf", n_embd=64, n_layer=2,
-                     n_head=4, n_head_kv=2, n_ff=160, n_ctx=2048, rope_base=1000000.0,
-                     rope_scaling="none", rope_factor=8.0, seed=8, type="f32"),
-        prompt=[785, 3974, 13876, 38835, 34208, 916, 279, 15678, 5562, 13]),
+    "qwen3": case("qwen3", "qwen2", 8, QWEN2_PROMPT, n_head_kv=2, n_ff=160, rope_base=1000000.0),
     # Phi-3: fused QKV and fused gate/up, NeoX rope; the phi-3 (SentencePiece) vocabulary.
-    "phi3": dict(
-        options=dict(arch="phi3", vocab="ggml-vocab-phi-3.gguf", n_embd=64, n_layer=2,
-                     n_head=4, n_head_kv=4, n_ff=172, n_ctx=4096, rope_base=10000.0,
-                     rope_scaling="none", rope_factor=8.0, seed=9, type="f32"),
-        prompt=[1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889]),
+    "phi3": case("phi3", "phi-3", 9, SPM_PROMPT, n_ctx=4096),
     # Phi-3.5 / Phi-4 long-rope: rope_factors_long / _short and attn_factor. llama.cpp picks the
     # long factors when its context (here 256: greedy.mjs asks for ~90, padded to 256) exceeds
     # original_context_length, we when the cache (1024 tokens, see run_ours) does: original 128 takes
     # the long ones on both sides, original 4096 the short ones (tests/peer_greedy_test.cc also
     # decodes with a 1024-token cache).
-    "phi3-longrope": dict(
-        options=dict(arch="phi3", vocab="ggml-vocab-phi-3.gguf", n_embd=64, n_layer=2,
-                     n_head=4, n_head_kv=4, n_ff=172, n_ctx=4096, rope_base=10000.0,
-                     rope_scaling="longrope", rope_factor=32.0, seed=13, type="f32"),
-        prompt=[1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889]),
-    "phi3-shortrope": dict(
-        options=dict(arch="phi3", vocab="ggml-vocab-phi-3.gguf", n_embd=64, n_layer=2,
-                     n_head=4, n_head_kv=4, n_ff=172, n_ctx=16384, rope_base=10000.0,
-                     rope_scaling="longrope", rope_factor=4.0, seed=9, type="f32"),
-        prompt=[1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889]),
+    "phi3-longrope": case("phi3", "phi-3", 13, SPM_PROMPT, n_ctx=4096, rope_scaling="longrope",
+                          rope_factor=32.0),
+    "phi3-shortrope": case("phi3", "phi-3", 9, SPM_PROMPT, n_ctx=16384, rope_scaling="longrope",
+                           rope_factor=4.0),
     # Pythia: LayerNorm with bias, fused QKV with bias, partial rotary (a quarter of each head),
     # NeoX rope, GELU MLP, parallel residual; the gpt-neox byte-level BPE vocabulary.
-    "gptneox": dict(
-        options=dict(arch="gptneox", vocab="ggml-vocab-gpt-neox.gguf", n_embd=64, n_layer=2,
-                     n_head=4, n_head_kv=4, n_ff=256, n_ctx=2048, rope_base=10000.0,
-                     rope_scaling="none", rope_factor=8.0, seed=10, type="f32"),
-        prompt=[510, 3158, 8516, 30013, 27287, 689, 253, 22658, 4370, 15]),
+    "gptneox": case("gptneox", "gpt-neox", 10, NEOX_PROMPT, n_ff=256),
     # Gemma 2: embedding x sqrt(dim), post-attention/FFN norms, GeGLU (tanh), attention and final
     # logit soft-capping, local layers (window 16) alternating with global ones; a prompt of 28
     # tokens, so the local layers slide from the prompt on.
-    "gemma2": dict(
-        options=dict(arch="gemma2", vocab="ggml-vocab-llama-spm.gguf", n_embd=64, n_layer=2,
-                     n_head=4, n_head_kv=2, n_ff=160, n_ctx=2048, rope_base=10000.0,
-                     rope_scaling="none", rope_factor=8.0, seed=17, type="f32",
-                     sliding_window=16),
-        prompt=GEMMA_PROMPT),
+    "gemma2": case("gemma2", "llama-spm", 17, GEMMA_PROMPT, n_head_kv=2, n_ff=160,
+                   sliding_window=16),
     # Gemma 3: per-head q/k norms, 2 local layers (window 16, base 10000) then 1 global (base 1e6,
     # linear rope scaling x2 on the global layer only; make-model writes the layer pattern 3 for
     # 3 layers), no final soft-capping (as released). With 6 layers (pattern 6) the ids are equal
     # too, but llama.cpp's f16-table GELU moves the log-probabilities by up to 5e-3 over that
     # depth. Seeds (both cases): among the first few, one whose 64 steps all have top-1 margins
     # above 0.05.
-    "gemma3": dict(
-        options=dict(arch="gemma3", vocab="ggml-vocab-llama-spm.gguf", n_embd=64, n_layer=3,
-                     n_head=4, n_head_kv=2, n_ff=160, n_ctx=2048, rope_base=1000000.0,
-                     rope_scaling="linear", rope_factor=2.0, seed=14, type="f32",
-                     sliding_window=16),
-        prompt=GEMMA_PROMPT),
+    "gemma3": case("gemma3", "llama-spm", 14, GEMMA_PROMPT, n_layer=3, n_head_kv=2, n_ff=160,
+                   rope_base=1000000.0, rope_scaling="linear", rope_factor=2.0,
+                   sliding_window=16),
     # Falcon-7B style: one LayerNorm feeding attention and MLP in parallel, multi-query (one KV
     # head), fused QKV, NeoX rope, GELU MLP, no biases on the matrices; the falcon vocabulary.
-    "falcon-7b": dict(
-        options=dict(arch="falcon", vocab="ggml-vocab-falcon.gguf", n_embd=64, n_layer=2,
-                     n_head=4, n_head_kv=1, n_ff=256, n_ctx=2048, rope_base=10000.0,
-                     rope_scaling="none", rope_factor=8.0, seed=22, type="f32"),
-        prompt=[487, 1942, 6537, 27224, 25607, 648, 248, 16569, 3696, 25]),
+    "falcon-7b": case("falcon", "falcon", 22, FALCON_PROMPT, n_head_kv=1, n_ff=256),
     # Falcon-40B style: attn_norm_2 for attention, attn_norm for the MLP, several KV heads.
-    "falcon-40b": dict(
-        options=dict(arch="falcon", vocab="ggml-vocab-falcon.gguf", n_embd=64, n_layer=2,
-                     n_head=4, n_head_kv=2, n_ff=256, n_ctx=2048, rope_base=10000.0,
-                     rope_scaling="none", rope_factor=8.0, seed=13, type="f32"),
-        prompt=[487, 1942, 6537, 27224, 25607, 648, 248, 16569, 3696, 25]),
+    "falcon-40b": case("falcon", "falcon", 13, FALCON_PROMPT, n_head_kv=2, n_ff=256),
     # MPT: ALiBi (max bias 8, no rope; 6 heads, so both of ggml's slope series), LayerNorms
     # without biases, QKV clipped to +-1.5, GELU MLP, GQA; the mpt vocabulary (GPT-NeoX's BPE).
-    "mpt": dict(
-        options=dict(arch="mpt", vocab="ggml-vocab-mpt.gguf", n_embd=96, n_layer=2,
-                     n_head=6, n_head_kv=3, n_ff=384, n_ctx=2048, rope_base=10000.0,
-                     rope_scaling="none", rope_factor=8.0, seed=23, type="f32"),
-        prompt=[510, 3158, 8516, 30013, 27287, 689, 253, 22658, 4370, 15]),
+    "mpt": case("mpt", "mpt", 23, NEOX_PROMPT, n_embd=96, n_head=6, n_head_kv=3, n_ff=384),
     # Quantized weights (make-model f32, then `streamingllm quantize`): llama.cpp multiplies q8_0 /
     # q4_0 rows with activations quantized to q8_0, as streamingllm's integer kernels do. 128/256
     # columns: 4 and 8 blocks per row.
-    "llama2-q8_0": dict(
-        options=dict(arch="llama", vocab="ggml-vocab-llama-spm.gguf", n_embd=128, n_layer=2,
-                     n_head=4, n_head_kv=2, n_ff=256, n_ctx=2048, rope_base=10000.0,
-                     rope_scaling="none", rope_factor=8.0, seed=25, type="f32"),
-        quantize="q8_0",
-        prompt=[1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889]),
-    "llama2-q4_0": dict(
-        options=dict(arch="llama", vocab="ggml-vocab-llama-spm.gguf", n_embd=128, n_layer=2,
-                     n_head=4, n_head_kv=2, n_ff=256, n_ctx=2048, rope_base=10000.0,
-                     rope_scaling="none", rope_factor=8.0, seed=22, type="f32"),
-        quantize="q4_0",
-        prompt=[1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889]),
+    "llama2-q8_0": case("llama", "llama-spm", 25, SPM_PROMPT, quantize="q8_0", n_embd=128,
+                        n_head_kv=2, n_ff=256),
+    "llama2-q4_0": case("llama", "llama-spm", 22, SPM_PROMPT, quantize="q4_0", n_embd=128,
+                        n_head_kv=2, n_ff=256),
     # K-quants (256-value super-blocks, so rows of 256 and 512): llama.cpp multiplies them with
     # activations quantized to q8_K, as streamingllm's integer kernels do. Q4_K_M is llama.cpp's
     # mix (q4_K, with q6_K for some attn_v / ffn_down layers and the output).
-    "llama2-q4_K": dict(
-        options=dict(arch="llama", vocab="ggml-vocab-llama-spm.gguf", n_embd=256, n_layer=2,
-                     n_head=4, n_head_kv=2, n_ff=512, n_ctx=2048, rope_base=10000.0,
-                     rope_scaling="none", rope_factor=8.0, seed=KQ_SEEDS["q4_K"], type="f32"),
-        quantize="q4_K",
-        prompt=[1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889]),
-    "llama2-q6_K": dict(
-        options=dict(arch="llama", vocab="ggml-vocab-llama-spm.gguf", n_embd=256, n_layer=2,
-                     n_head=4, n_head_kv=2, n_ff=512, n_ctx=2048, rope_base=10000.0,
-                     rope_scaling="none", rope_factor=8.0, seed=KQ_SEEDS["q6_K"], type="f32"),
-        quantize="q6_K",
-        prompt=[1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889]),
-    "llama2-Q4_K_M": dict(
-        options=dict(arch="llama", vocab="ggml-vocab-llama-spm.gguf", n_embd=256, n_layer=2,
-                     n_head=4, n_head_kv=2, n_ff=512, n_ctx=2048, rope_base=10000.0,
-                     rope_scaling="none", rope_factor=8.0, seed=KQ_SEEDS["Q4_K_M"], type="f32"),
-        quantize="Q4_K_M",
-        prompt=[1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889]),
+    **{"llama2-" + q: case("llama", "llama-spm", KQ_SEEDS[q], SPM_PROMPT, quantize=q, n_embd=256,
+                           n_head_kv=2, n_ff=512)
+       for q in ("q4_K", "q6_K", "Q4_K_M")},
 }
 
 FLAGS = dict(arch="--arch", n_embd="--n-embd", n_layer="--n-layer", n_head="--n-head",

@@ -91,4 +91,19 @@ inline double max_abs_diff(const std::vector<float>& a, const std::vector<float>
   return m;
 }
 
+// The largest difference between the logits of a chunked feed, all rows [n_tokens * n_vocab], and
+// those of feeding one token at a time (feed_one_by_one).
+inline double max_row_diff(const std::vector<float>& all,
+                           const std::vector<std::vector<float>>& one_by_one) {
+  double worst = 0;
+  const size_t n_vocab = one_by_one.empty() ? 0 : one_by_one[0].size();
+  for (size_t i = 0; i < one_by_one.size(); ++i) {
+    const auto begin = all.begin() + static_cast<std::ptrdiff_t>(i * n_vocab);
+    worst = std::max(
+        worst, max_abs_diff(std::vector<float>(begin, begin + static_cast<std::ptrdiff_t>(n_vocab)),
+                            one_by_one[i]));
+  }
+  return worst;
+}
+
 }  // namespace sllm::test
