@@ -55,10 +55,16 @@ TEST(CliTest, SampledRunsAreReproducibleWithASeed) {
 // Issue 3: `-n -1` streams until Ctrl-C, then prints the statistics and exits cleanly.
 TEST(CliTest, EndlessRunStopsCleanlyOnSigint) {
   const std::string err = temp_dir() + "/sigint.err";
+  // SIGINT goes once the header is on stderr: the handler is installed by then. Before it, the
+  // shell's SIG_IGN for background jobs is in force and the signal would be lost (a fixed
+  // `sleep 1` lost it when start-up was slow, and the run went on for ever). `timeout` ends a run
+  // that ignores it, so that the test fails instead of hanging.
   const std::string script = std::string(SLLM_CLI_PATH) + " run -m " + kModel +
                              " -n -1 --ignore-eos --window 60 -t 1 >/dev/null 2>" + quote(err) +
-                             " & pid=$!; sleep 1; kill -INT $pid; wait $pid; echo $?";
-  FILE* p = ::popen(script.c_str(), "r");
+                             " & pid=$!; i=0; until grep -q '^streamingllm:' " + quote(err) +
+                             " || [ $i -ge 1200 ]; do sleep 0.05; i=$((i+1)); done; sleep 0.2; "
+                             "kill -INT $pid; wait $pid; echo $?";
+  FILE* p = ::popen(("timeout -s KILL 180 bash -c " + quote(script)).c_str(), "r");
   ASSERT_NE(p, nullptr);
   char buf[64] = {};
   ASSERT_NE(std::fgets(buf, sizeof buf, p), nullptr);
