@@ -1,0 +1,258 @@
+// The server's sessions under memory pressure and across restarts (issue 13, acceptance 4 and
+// 5): --memory-budget admission, LRU spill to --session-dir and exact return, 429 with
+// Retry-After, SIGTERM and SIGKILL of `streamingllm serve`.
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+
+#include "server_test_util.h"
+// After gtest (server_test_util.h): cli_runner.h uses it without including it.
+#include "cli_runner.h"
+
+namespace sllm::server_test {
+namespace {
+
+class ServerSessionTest : public ServerTest {};
+
+std::string reply_text(const Reply& r) {
+  return r.body.at("choices").at(0).at("message").at("content");
+}
+
+// The replies of one uninterrupted chat to `turns`, as the server must give them.
+std::vector<std::string> reference_replies(const std::vector<std::string>& turns) {
+  auto chat = Chat::create(stories(), reference_options());
+  EXPECT_TRUE(chat.ok());
+  std::vector<std::string> out;
+  for (const std::string& turn : turns) {
+    auto reply = (*chat)->send(turn, reference_stop());
+    EXPECT_TRUE(reply.ok());
+    out.push_back(reply.ok() ? reply->text : "");
+  }
+  return out;
+}
+
+Reply session_turn(int port, const std::string& id, const std::string& text) {
+  json body = chat_body({user(text)});
+  if (!id.empty()) body["session_id"] = id;
+  return post(port, "/v1/chat/completions", body);
+}
+
+TEST_F(ServerSessionTest, MemoryBudgetAdmitsWhatFitsAndSaysWhatASessionCosts) {
+  auto chat = Chat::create(stories(), reference_options());
+  ASSERT_TRUE(chat.ok());
+  const size_t one = (*chat)->memory_bytes();
+  // The cache is one part of a session's bytes: a batch's activations and logits are the rest.
+  EXPECT_GT(one, (*chat)->cache_bytes());
+
+  ServerOptions o = options();
+  o.memory_budget = 3 * one + one / 2;
+  auto s = start(o);
+  EXPECT_EQ(s->session_bytes(), one);
+  EXPECT_EQ(s->max_live_sessions(), 3u);
+  EXPECT_EQ(metric(s->port(), "sllm_session_bytes"), static_cast<double>(one));
+  EXPECT_EQ(metric(s->port(), "sllm_memory_budget_bytes"), static_cast<double>(o.memory_budget));
+  EXPECT_EQ(metric(s->port(), "sllm_sessions_max"), 3);
+
+  o.max_sessions = 2;  // the lower of the two limits holds
+  EXPECT_EQ(start(o)->max_live_sessions(), 2u);
+
+  o.memory_budget = one - 1;
+  auto none = Server::create(stories(), o);
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().message(),
+            "--memory-budget " + std::to_string(one - 1) + " bytes is less than one session's " +
+                std::to_string(one) + " bytes (K/V cache " +
+                std::to_string((*chat)->cache_bytes()) +
+                " bytes, the rest activations, logits and sampler buffers)");
+}
+
+// Acceptance 5: a budget for 4 sessions; a 5th spills the least recently used one to disk, and
+// that one continues exactly as the chat that was never evicted.
+TEST_F(ServerSessionTest, AFifthSessionSpillsTheLeastRecentlyUsedAndItReturnsExactly) {
+  const std::string dir = fresh_dir("server_session_spill");
+  ServerOptions o = options();
+  o.session_dir = dir;
+  o.memory_budget = 4 * Chat::create(stories(), reference_options()).value()->memory_bytes();
+  auto s = start(o);
+  ASSERT_EQ(s->max_live_sessions(), 4u);
+  const std::vector<std::string> expected = reference_replies({kTurns[0], kTurns[1], kTurns[2]});
+
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < 5; ++i) {
+    const Reply r = session_turn(s->port(), "", i == 0 ? kTurns[0] : kTurns[i]);
+    ASSERT_EQ(r.status, 200) << r.body;
+    ids.push_back(r.body.at("session_id"));
+    if (i == 0) {
+      EXPECT_EQ(reply_text(r), expected[0]);
+    }
+    EXPECT_EQ(metric(s->port(), "sllm_sessions_live"),
+              static_cast<double>(std::min<size_t>(i + 1, 4)));
+  }
+  // The 5th took the first one's place: four live, all five on disk, cache bytes for four.
+  EXPECT_EQ(metric(s->port(), "sllm_sessions_on_disk"), 5);
+  EXPECT_EQ(metric(s->port(), "sllm_cache_bytes"),
+            4.0 * static_cast<double>(s->session_cache_bytes()));
+
+  // The first comes back from disk (the second, now the least recently used, goes), twice.
+  for (size_t t = 1; t < 3; ++t) {
+    const Reply r = session_turn(s->port(), ids[0], kTurns[t]);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(reply_text(r), expected[t]) << t;
+    EXPECT_EQ(
+        r.body.at("usage").at("prompt_tokens_details").at("cached_tokens"),
+        r.body.at("usage").at("prompt_tokens").get<uint64_t>() - fed_tokens(r.body.at("usage")));
+  }
+  EXPECT_EQ(metric(s->port(), "sllm_sessions_live"), 4);
+  // So does the second, which the first's return evicted.
+  EXPECT_EQ(session_turn(s->port(), ids[1], kTurns[3]).status, 200);
+  std::filesystem::remove_all(dir);
+}
+
+// Acceptance 5: with all 4 sessions busy, a 5th (new or on disk) gets 429 with Retry-After;
+// once they are done it gets in.
+TEST_F(ServerSessionTest, AllSessionsBusyGives429WithRetryAfter) {
+  const std::string dir = fresh_dir("server_session_busy");
+  ServerOptions o = options();
+  o.session_dir = dir;
+  o.memory_budget = 4 * Chat::create(stories(), reference_options()).value()->memory_bytes();
+  auto s = start(o);
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < 5; ++i) {  // the first goes to disk
+    const Reply r = session_turn(s->port(), "", kTurns[i]);
+    ASSERT_EQ(r.status, 200) << r.body;
+    ids.push_back(r.body.at("session_id"));
+  }
+
+  // Four streaming requests hold the four live sessions: each client waits after its first
+  // event (the session is busy from before it) until released, then hangs up.
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t n_started = 0;
+  bool release = false;
+  std::vector<std::thread> clients;
+  for (size_t i = 1; i < 5; ++i) {
+    clients.emplace_back([&, i] {
+      json body = chat_body({user(kTurns[0])});
+      body["session_id"] = ids[i];
+      body["max_tokens"] = 16384;
+      post_stream(s->port(), "/v1/chat/completions", body, [&](const json&) {
+        std::unique_lock<std::mutex> lock(mu);
+        ++n_started;
+        cv.notify_all();
+        cv.wait(lock, [&] { return release; });
+        return false;
+      });
+    });
+  }
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return n_started == 4; }));
+  }
+  const std::string message =
+      "all 4 sessions are busy (--memory-budget); retry after the Retry-After seconds";
+  const Reply fresh = session_turn(s->port(), "", kTurns[1]);
+  const Reply on_disk = session_turn(s->port(), ids[0], kTurns[1]);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  for (std::thread& t : clients) t.join();
+  for (const Reply* r : {&fresh, &on_disk}) {
+    EXPECT_EQ(r->status, 429) << r->body;
+    EXPECT_EQ(r->body.at("error").at("message"), message);
+    EXPECT_EQ(r->body.at("error").at("type"), "rate_limit_error");
+    const auto retry = r->headers.find("Retry-After");
+    ASSERT_NE(retry, r->headers.end());
+    EXPECT_EQ(retry->second, "1");
+  }
+  // The hung-up requests release their sessions; the one on disk gets in.
+  Reply again;
+  for (int i = 0; i < 500; ++i) {
+    again = session_turn(s->port(), ids[0], kTurns[1]);
+    if (again.status != 429) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(again.status, 200) << again.body;
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(ServerSessionTest, ServeCommandTakesAMemoryBudget) {
+  const std::string model = test::quote(test::stories_gguf());
+  const size_t one = Chat::create(stories(), reference_options()).value()->memory_bytes();
+  const test::CliResult small =
+      test::run_cli("serve -m " + model + " --window 60 -t 1 --port 0 --memory-budget 1K");
+  EXPECT_EQ(small.exit_code, 1);
+  EXPECT_EQ(small.err, "error: --memory-budget 1024 bytes is less than one session's " +
+                           std::to_string(one) + " bytes (K/V cache " +
+                           std::to_string(stories()->info().kv_cache_bytes(KvType::kF32, 64)) +
+                           " bytes, the rest activations, logits and sampler buffers)\n");
+  const test::CliResult bad = test::run_cli("serve -m " + model + " --memory-budget 2X");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("--memory-budget expects a byte count such as 1073741824, 512M or 2G "
+                         "(K, M, G, T: powers of 1024), got '2X'"),
+            std::string::npos)
+      << bad.err;
+
+  const std::string dir = fresh_dir("server_session_budget_cli");
+  ServeProcess serve("", dir + "/stderr.txt", {"--memory-budget", "1M"});
+  ASSERT_GT(serve.port(), 0) << serve.log();
+  const size_t n = (size_t{1} << 20) / one;
+  EXPECT_NE(
+      serve.log().find("each session holds " + std::to_string(one) +
+                       " bytes (K/V cache, batch activations and logits, sampler) | at most " +
+                       std::to_string(n) + " sessions live (" + std::to_string(n * one) +
+                       " bytes, --memory-budget 1048576 bytes)"),
+      std::string::npos)
+      << serve.log();
+  EXPECT_EQ(serve.stop(SIGTERM), 0);
+  std::filesystem::remove_all(dir);
+}
+
+// SIGTERM while a reply streams: the server finishes it, writes every live session, exits 0;
+// a new server on the directory continues the finished session exactly.
+TEST_F(ServerSessionTest, SigtermWritesEverySessionAndARestartContinuesExactly) {
+  const std::vector<std::string> expected = reference_replies({kTurns[0], kTurns[1]});
+  const std::string dir = fresh_dir("server_session_sigterm");
+  std::string id;
+  std::string streaming_id;
+  {
+    ServeProcess serve(dir, dir + "/stderr1.txt");
+    const int port = serve.port();
+    ASSERT_GT(port, 0) << serve.log();
+    const Reply r = session_turn(port, "", kTurns[0]);
+    ASSERT_EQ(r.status, 200) << r.body;
+    id = r.body.at("session_id");
+    EXPECT_EQ(reply_text(r), expected[0]);
+    // A second session is mid-reply when the signal comes.
+    json body = chat_body({user(kTurns[2])});
+    body["max_tokens"] = 16384;
+    int status = -1;
+    const Events e = post_stream(port, "/v1/chat/completions", body, [&](const json& ev) {
+      if (streaming_id.empty()) {
+        streaming_id = ev.at("session_id");
+        status = serve.stop(SIGTERM);  // returns once the process has exited
+      }
+      return true;
+    });
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << serve.log();
+    EXPECT_NE(serve.log().find("streamingllm serve: stopped\n"), std::string::npos) << serve.log();
+  }
+  ASSERT_FALSE(streaming_id.empty());
+  for (const std::string& s : {id, streaming_id}) {
+    EXPECT_TRUE(std::filesystem::exists(dir + "/" + s + ".session")) << s;
+  }
+  ServeProcess serve(dir, dir + "/stderr2.txt");
+  const int port = serve.port();
+  ASSERT_GT(port, 0) << serve.log();
+  EXPECT_NE(serve.log().find("(2 on disk)"), std::string::npos) << serve.log();
+  const Reply r = session_turn(port, id, kTurns[1]);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(reply_text(r), expected[1]);
+  EXPECT_EQ(session_turn(port, streaming_id, kTurns[3]).status, 200);
+  EXPECT_EQ(serve.stop(SIGTERM), 0);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace sllm::server_test
