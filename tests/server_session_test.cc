@@ -254,5 +254,66 @@ TEST_F(ServerSessionTest, SigtermWritesEverySessionAndARestartContinuesExactly) 
   std::filesystem::remove_all(dir);
 }
 
+// Acceptance 2: a 200-turn conversation at W=256, through session_id and through a client that
+// resends the whole history: the cache bytes stay those of one session, every turn after the
+// first feeds only its own tokens, each reply is generated (the conversation never refuses).
+TEST_F(ServerSessionTest, TwoHundredTurnsAtConstantCacheBytesAndBoundedPrompts) {
+#if defined(__SANITIZE_ADDRESS__)
+  constexpr size_t kN = 30;  // the sanitized engine is several times slower: the same checks
+#else
+  constexpr size_t kN = 200;
+#endif
+  ServerOptions o = options();
+  o.chat.cache.window = 256;
+  o.max_body_bytes = size_t{4} << 20;
+  auto s = start(o);
+  const double one_cache = static_cast<double>(s->session_cache_bytes());
+  EXPECT_EQ(one_cache, static_cast<double>(stories()->info().kv_cache_bytes(KvType::kF32, 260)));
+  auto turn = [](size_t t) { return kTurns[t % kTurns.size()] + " (" + std::to_string(t) + ")"; };
+  // A turn's own tokens: its text, and at most 16 of the template around it (the previous
+  // reply's closing, the role markers).
+  auto bound = [&](size_t t) { return stories()->tokenize(turn(t), false).value().size() + 16; };
+
+  // Through session_id.
+  std::string id;
+  uint64_t seen = 0;
+  for (size_t t = 0; t < kN; ++t) {
+    const Reply r = session_turn(s->port(), id, turn(t));
+    ASSERT_EQ(r.status, 200) << t << r.body;
+    id = r.body.at("session_id");
+    const json& usage = r.body.at("usage");
+    ASSERT_EQ(usage.at("prompt_tokens_details").at("cached_tokens"), seen) << t;
+    ASSERT_LE(fed_tokens(usage), bound(t)) << t;
+    ASSERT_GT(usage.at("completion_tokens").get<uint64_t>(), 0u) << t;
+    seen = usage.at("total_tokens");
+    if (t == 0 || t == 19 || t + 1 == kN) {
+      ASSERT_EQ(metric(s->port(), "sllm_cache_bytes"), one_cache) << t;
+    }
+  }
+  EXPECT_GT(seen, 10 * o.chat.cache.capacity() * kN / 200);  // far past the cache
+
+  // A client that resends the whole history, no session id: the server finds the conversation
+  // by it and feeds the new turn only.
+  json messages = json::array();
+  std::string resent_id;
+  seen = 0;
+  for (size_t t = 0; t < kN; ++t) {
+    messages.push_back(user(turn(t)));
+    const Reply r = post(s->port(), "/v1/chat/completions", chat_body(messages));
+    ASSERT_EQ(r.status, 200) << t << r.body;
+    if (t == 0) resent_id = r.body.at("session_id");
+    ASSERT_EQ(r.body.at("session_id"), resent_id) << t;
+    const json& usage = r.body.at("usage");
+    ASSERT_EQ(usage.at("prompt_tokens_details").at("cached_tokens"), seen) << t;
+    ASSERT_LE(fed_tokens(usage), bound(t)) << t;
+    seen = usage.at("total_tokens");
+    messages.push_back(assistant(reply_text(r)));
+    if (t == 0 || t == 19 || t + 1 == kN) {
+      ASSERT_EQ(metric(s->port(), "sllm_cache_bytes"), 2 * one_cache) << t;  // two sessions
+    }
+  }
+  EXPECT_EQ(metric(s->port(), "sllm_sessions_live"), 2);
+}
+
 }  // namespace
 }  // namespace sllm::server_test
