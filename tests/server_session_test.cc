@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <mutex>
 
+#include "page.h"
 #include "server_test_util.h"
 // After gtest (server_test_util.h): cli_runner.h uses it without including it.
 #include "cli_runner.h"
@@ -313,6 +314,40 @@ TEST_F(ServerSessionTest, TwoHundredTurnsAtConstantCacheBytesAndBoundedPrompts) 
     }
   }
   EXPECT_EQ(metric(s->port(), "sllm_sessions_live"), 2);
+}
+
+// The chat page at / (the embedded file, no key needed) and the session endpoint it reads.
+TEST_F(ServerSessionTest, ChatPageAndSessionInfo) {
+  ServerOptions o = options();
+  o.api_key = "k";
+  auto s = start(o);
+  httplib::Client cli("127.0.0.1", s->port());
+  const httplib::Result page = cli.Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_EQ(page->get_header_value("Content-Type"), "text/html; charset=utf-8");
+  EXPECT_EQ(page->body, std::string(server::chat_page()));
+  EXPECT_NE(page->body.find("<title>streamingllm chat</title>"), std::string::npos);
+  EXPECT_NE(page->body.find("/v1/chat/completions"), std::string::npos);
+
+  const httplib::Headers key = {{"Authorization", "Bearer k"}};
+  const Reply r = post(s->port(), "/v1/chat/completions", chat_body({user(kTurns[0])}), key);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const std::string id = r.body.at("session_id");
+  EXPECT_EQ(request(s->port(), "GET", "/v1/sessions/" + id).status, 401);
+  const Reply info = request(s->port(), "GET", "/v1/sessions/" + id, "", key);
+  ASSERT_EQ(info.status, 200) << info.body;
+  EXPECT_EQ(info.body, json({{"id", id},
+                             {"object", "session"},
+                             {"tokens_seen", r.body.at("usage").at("total_tokens")},
+                             {"cache_bytes", s->session_cache_bytes()},
+                             {"session_bytes", s->session_bytes()},
+                             {"live", true},
+                             {"on_disk", false},
+                             {"busy", false}}));
+  const Reply unknown = request(s->port(), "GET", "/v1/sessions/sess-none", "", key);
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_EQ(unknown.body.at("error").at("message"), "unknown session id 'sess-none'");
 }
 
 }  // namespace
