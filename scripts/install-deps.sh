@@ -7,6 +7,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-dev python3-venv python3-pybind11 python3-numpy python3-pytest python3-setuptools
   gnuplot-nox tmux
+  chromium  # the chat page's test drives it headless (tests/chat_page_test.py): ~400 MB
 )
 missing=()
 for p in "${packages[@]}"; do

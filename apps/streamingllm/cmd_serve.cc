@@ -1,5 +1,8 @@
 // `streamingllm serve`: the OpenAI-compatible HTTP server (src/server/server.h) for one model.
 #include <fmt/core.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <signal.h>
 
 #include <thread>
@@ -20,6 +23,7 @@ struct ServeArgs {
   int port = 8080;
   std::string template_name;
   size_t max_sessions = 64;
+  size_t memory_budget = 0;
   std::string session_dir;
   std::string api_key;
   int64_t max_tokens = 16384;
@@ -30,6 +34,12 @@ struct ServeArgs {
 
 int serve(const ServeArgs& a) {
   SLLM_CLI_CHECK(a.cache.check());
+#if defined(__GLIBC__)
+  // Each connection thread would get a malloc arena of its own and keep the peak of the bodies
+  // it parsed: a client resending a 200-turn history grew the RSS by 2 MB every 100 turns
+  // (scripts/bench_server_turns.py); with two arenas it stays flat.
+  mallopt(M_ARENA_MAX, 2);
+#endif
   // SIGINT and SIGTERM go to one thread that stops the server (every thread started from here
   // on inherits the blocked mask), so that a signal never lands in the middle of a request.
   sigset_t stop_signals;
@@ -45,6 +55,7 @@ int serve(const ServeArgs& a) {
   SLLM_CLI_ASSIGN(o.chat.cache, a.cache.to_options(model->info()));
   SLLM_CLI_ASSIGN(o.chat.sampling, a.sampling.to_options());
   o.max_sessions = a.max_sessions;
+  o.memory_budget = a.memory_budget;
   o.session_dir = a.session_dir;
   o.api_key = a.api_key;
   o.limits.max_tokens = a.max_tokens;
@@ -55,12 +66,18 @@ int serve(const ServeArgs& a) {
   SLLM_CLI_ASSIGN(std::unique_ptr<server::Server> server,
                   server::Server::create(model, std::move(o)));
   SLLM_CLI_CHECK(server->start());
+  const size_t max_live = server->max_live_sessions();
   fmt::print(stderr,
-             "streamingllm serve: {} | http://{}:{} | cache {} per session: {} bytes | at most {} "
-             "sessions live ({} bytes){}{}\n",
+             "streamingllm serve: {} | http://{}:{} | cache {} per session: {} bytes | each "
+             "session holds {} bytes (K/V cache, batch activations and logits, sampler) | at "
+             "most {} sessions live ({} bytes{}){}{}\n",
              a.model.path, a.host, server->port(), describe_cache(cache),
-             server->session_cache_bytes(), a.max_sessions,
-             server->session_cache_bytes() * a.max_sessions,
+             server->session_cache_bytes(), server->session_bytes(), max_live,
+             server->session_bytes() * max_live,
+             a.memory_budget == 0
+                 ? ""
+                 : fmt::format(", --memory-budget {} bytes{}", a.memory_budget,
+                               max_live < a.max_sessions ? "" : ": --max-sessions is lower"),
              a.session_dir.empty() ? ""
                                    : fmt::format(" | sessions in {} ({} on disk)", a.session_dir,
                                                  server->n_sessions_on_disk()),
@@ -95,6 +112,10 @@ Command add_serve(CLI::App& app) {
   add_number(*cmd, "--max-sessions", a->max_sessions, {size_t{1}, size_t{1} << 20},
              "Conversations with a cache in memory at once (the least recently used idle one "
              "is evicted: to --session-dir if given, else forgotten)");
+  add_byte_size(*cmd, "--memory-budget", a->memory_budget,
+                "Bytes all live sessions may hold together (512M, 2G, ...): at most "
+                "floor(budget / one session's bytes, printed at start) are live, the least "
+                "recently used idle one evicted beyond it; default: --max-sessions only");
   cmd->add_option("--session-dir", a->session_dir,
                   "Write every conversation here after each request; a restarted server "
                   "resumes them")

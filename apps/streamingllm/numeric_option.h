@@ -8,8 +8,10 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <optional>
 #include <string>
@@ -100,6 +102,56 @@ CLI::Option* add_number(CLI::App& cmd, const std::string& names, T& value, Numbe
       help + " " + detail::range_text(range));
   opt->type_name(std::is_floating_point_v<T> ? "FLOAT" : (std::is_signed_v<T> ? "INT" : "UINT"));
   opt->default_str(CLI::detail::to_string(value));
+  opt->expected(1);
+  return opt;
+}
+
+// A byte count: decimal digits, then optionally K, M, G or T (powers of 1024, either case, "iB"
+// or "B" may follow: 512M, 2GiB, 1500000). nullopt for anything else, 0 digits, or > 2^64 - 1.
+inline std::optional<uint64_t> parse_byte_size(std::string_view text) {
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0) return std::nullopt;
+  const std::optional<uint64_t> n = detail::parse_number<uint64_t>(text.substr(0, digits));
+  if (!n) return std::nullopt;
+  std::string unit(text.substr(digits));
+  for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (unit.size() > 1 && unit.back() == 'B') unit.pop_back();
+  if (unit.size() > 1 && unit.back() == 'I') unit.pop_back();
+  unsigned shift = 0;
+  if (unit == "K") {
+    shift = 10;
+  } else if (unit == "M") {
+    shift = 20;
+  } else if (unit == "G") {
+    shift = 30;
+  } else if (unit == "T") {
+    shift = 40;
+  } else if (!unit.empty() && unit != "B") {
+    return std::nullopt;
+  }
+  if (shift > 0 && *n > (std::numeric_limits<uint64_t>::max() >> shift)) return std::nullopt;
+  return *n << shift;
+}
+
+// Declares `name` as a byte count (parse_byte_size) stored in `value`.
+inline CLI::Option* add_byte_size(CLI::App& cmd, const std::string& name, size_t& value,
+                                  const std::string& help) {
+  CLI::Option* opt = cmd.add_option(
+      name,
+      [&value, name](const CLI::results_t& results) {
+        const std::optional<uint64_t> v = parse_byte_size(results.back());
+        if (!v || *v > std::numeric_limits<size_t>::max()) {
+          throw CLI::ValidationError(name +
+                                     " expects a byte count such as 1073741824, 512M or 2G "
+                                     "(K, M, G, T: powers of 1024), got '" +
+                                     results.back() + "'");
+        }
+        value = static_cast<size_t>(*v);
+        return true;
+      },
+      help);
+  opt->type_name("BYTES");
   opt->expected(1);
   return opt;
 }

@@ -108,9 +108,12 @@ class Chat {
 
   const ChatOptions& options() const;  // with the template name resolved
   uint64_t n_turns() const;
-  size_t n_pinned() const;      // tokens pinned as sinks by keep_system, else 0
-  uint64_t n_seen() const;      // tokens fed since the chat began
-  size_t cache_bytes() const;   // bytes of K/V storage, fixed at creation
+  size_t n_pinned() const;     // tokens pinned as sinks by keep_system, else 0
+  uint64_t n_seen() const;     // tokens fed since the chat began
+  size_t cache_bytes() const;  // bytes of K/V storage, fixed at creation
+  // Every byte the chat holds at its largest, fixed at creation (Stream::memory_bytes); its
+  // text (the pending reply, a stop string's lookahead) is not counted.
+  size_t memory_bytes() const;
   size_t cache_tokens() const;  // tokens the cache holds when full
   // The cache as created: n_sinks is raised to the pinned opening with keep_system.
   const CacheOptions& cache_options() const;

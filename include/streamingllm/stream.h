@@ -91,8 +91,11 @@ class Stream {
   // Forgets everything: as freshly created, with the sampler reseeded.
   void reset();
 
-  uint64_t n_seen() const;                // tokens fed since creation or reset()
-  size_t cache_bytes() const;             // bytes of K/V storage, fixed at creation
+  uint64_t n_seen() const;     // tokens fed since creation or reset()
+  size_t cache_bytes() const;  // bytes of K/V storage, fixed at creation
+  // Every byte the stream holds at its largest, fixed at creation: the K/V cache, the
+  // activations and logits of a batch of max_batch tokens, the sampler's buffers.
+  size_t memory_bytes() const;
   size_t cache_tokens() const;            // tokens the cache holds when full
   std::span<const float> logits() const;  // [n_vocab] after the last token fed
   const CacheOptions& cache_options() const;

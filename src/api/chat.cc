@@ -99,6 +99,9 @@ uint64_t Chat::n_turns() const { return impl_->session->n_turns(); }
 size_t Chat::n_pinned() const { return impl_->session->n_pinned(); }
 uint64_t Chat::n_seen() const { return impl_->session->session().n_seen(); }
 size_t Chat::cache_bytes() const { return impl_->session->session().cache_bytes(); }
+size_t Chat::memory_bytes() const {
+  return impl_->session->session().memory_bytes() + impl_->session->sampler().memory_bytes();
+}
 size_t Chat::cache_tokens() const { return impl_->session->session().cache_tokens(); }
 const CacheOptions& Chat::cache_options() const { return impl_->session->session().options(); }
 

@@ -79,6 +79,9 @@ void Stream::reset() {
 
 uint64_t Stream::n_seen() const { return impl_->session->n_seen(); }
 size_t Stream::cache_bytes() const { return impl_->session->cache_bytes(); }
+size_t Stream::memory_bytes() const {
+  return impl_->session->memory_bytes() + impl_->sampler.memory_bytes();
+}
 size_t Stream::cache_tokens() const { return impl_->session->cache_tokens(); }
 std::span<const float> Stream::logits() const { return impl_->session->last_logits(); }
 const CacheOptions& Stream::cache_options() const { return impl_->cache; }

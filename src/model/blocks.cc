@@ -84,6 +84,14 @@ ForwardScratch::ForwardScratch(const ModelConfig& c, size_t max_batch_tokens)
       gate(max_batch * c.ffn_dim * (fused_ffn(c) ? 2 : 1)),
       up(max_batch * c.ffn_dim) {}
 
+size_t ForwardScratch::n_bytes() const {
+  size_t n = 0;
+  for (const std::vector<float>* b : {&x, &xn, &xn2, &q, &k, &v, &qkv, &att, &proj, &gate, &up}) {
+    n += b->capacity();
+  }
+  return n * sizeof(float);
+}
+
 Result<Norm> load_norm(const GgufFile& gguf, const std::string& name, size_t dim, NormKind kind) {
   Norm n;
   SLLM_ASSIGN_OR_RETURN(n.weight, get_vector(gguf, name + ".weight", dim));

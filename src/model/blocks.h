@@ -20,6 +20,7 @@ struct ForwardScratch {
   // Bytes the constructor allocates, checked (overflow, machine memory) before it is called.
   static Result<uint64_t> bytes_needed(const ModelConfig& config, size_t max_batch);
   ForwardScratch(const ModelConfig& config, size_t max_batch);
+  size_t n_bytes() const;  // what the constructor allocated
   size_t max_batch;
   std::vector<float> x;     // [max_batch, dim] residual stream
   std::vector<float> xn;    // [max_batch, dim] normed input of a sub-block

@@ -116,6 +116,15 @@ Error non_finite_logits(uint64_t position) {
 
 }  // namespace
 
+size_t Session::memory_bytes() const {
+  size_t n = cache_.n_bytes() + scratch_.n_bytes() +
+             (last_logits_.capacity() + batch_logits_.capacity()) * sizeof(float);
+  if (options_.policy == CachePolicy::kRecompute) {
+    n += (options_.window + options_.max_batch) * sizeof(TokenId);  // recent_ at its largest
+  }
+  return n;
+}
+
 void Session::reset() {
   cache_.clear();
   std::fill(last_logits_.begin(), last_logits_.end(), 0.0f);

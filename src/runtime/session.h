@@ -61,6 +61,9 @@ class Session {
   uint64_t n_seen() const { return n_seen_; }
   size_t cache_bytes() const { return cache_.n_bytes(); }
   size_t cache_tokens() const { return cache_.n_slots(); }
+  // Every byte the session holds once it has fed a full batch: the cache, the activations and
+  // logits of a batch and, recomputing, the window's tokens. Fixed for its lifetime.
+  size_t memory_bytes() const;
   const SessionOptions& options() const { return options_; }
   const KvCache& cache() const { return cache_; }
   const TransformerModel& model() const { return *model_; }

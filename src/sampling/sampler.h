@@ -66,6 +66,10 @@ class Sampler {
   Status load_state(std::string_view state);
 
   const SamplerOptions& options() const { return options_; }
+  // Its buffers at their largest: the candidates of a draw and repeat_last_n tokens of history.
+  size_t memory_bytes() const {
+    return n_vocab_ * sizeof(Candidate) + 2 * history_capacity_ * sizeof(int32_t);
+  }
   size_t n_vocab() const { return n_vocab_; }
 
  private:

@@ -172,10 +172,10 @@ bool ConversationStore::admit_locked() {
 }
 
 namespace {
-ApiError no_room(size_t max_live) {
+ApiError no_room(size_t max_live, const std::string& option) {
   return ApiError{429,
-                  "all " + std::to_string(max_live) +
-                      " sessions are busy (--max-sessions); retry after the Retry-After seconds",
+                  "all " + std::to_string(max_live) + " sessions are busy (" + option +
+                      "); retry after the Retry-After seconds",
                   "rate_limit_error", "server_busy"};
 }
 }  // namespace
@@ -197,7 +197,7 @@ Acquired ConversationStore::acquire(const std::string& id) {
           "invalid_request_error", "session_busy"};
     }
     if (!c->admitted) {
-      if (!admit_locked()) return no_room(options_.max_live);
+      if (!admit_locked()) return no_room(options_.max_live, options_.max_live_option);
       c->admitted = true;
     }
     c->busy = true;
@@ -271,7 +271,7 @@ Acquired ConversationStore::create(const std::string& system, const SamplingOpti
   auto c = std::make_shared<Conversation>();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!admit_locked()) return no_room(options_.max_live);
+    if (!admit_locked()) return no_room(options_.max_live, options_.max_live_option);
     c->id = new_id();
     c->admitted = true;
     c->busy = true;
@@ -305,6 +305,7 @@ Status ConversationStore::release(const std::shared_ptr<Conversation>& c, bool d
   std::lock_guard<std::mutex> lock(mu_);
   c->busy = false;
   c->last_used = ++tick_;
+  if (c->chat != nullptr) c->n_seen = c->chat->n_seen();
   if (drop) {
     c->chat.reset();
     c->cache_bytes = 0;
@@ -319,6 +320,14 @@ Status ConversationStore::release(const std::shared_ptr<Conversation>& c, bool d
   }
   index_locked(c);
   return written;
+}
+
+std::optional<ConversationInfo> ConversationStore::info(const std::string& id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto it = by_id_.find(id);
+  if (it == by_id_.end()) return std::nullopt;
+  const Conversation& c = *it->second;
+  return ConversationInfo{c.n_seen, c.admitted, c.on_disk, c.busy};
 }
 
 size_t ConversationStore::n_live() const {

@@ -53,10 +53,19 @@ struct Conversation {
   bool admitted = false;       // counts against max_live (its chat is in memory or on the way)
   bool on_disk = false;        // written to the session directory
   size_t cache_bytes = 0;      // K/V bytes of its chat while in memory
+  uint64_t n_seen = 0;         // tokens its chat had fed when last released
   uint64_t last_used = 0;      // store tick of its last release (LRU)
 };
 
 using Acquired = std::variant<std::shared_ptr<Conversation>, ApiError>;
+
+// What GET /v1/sessions/{id} tells about a conversation.
+struct ConversationInfo {
+  uint64_t n_seen = 0;  // as of its last finished request
+  bool live = false;    // its cache is in memory
+  bool on_disk = false;
+  bool busy = false;
+};
 
 class ConversationStore {
  public:
@@ -64,7 +73,8 @@ class ConversationStore {
     std::shared_ptr<const Model> model;
     ChatOptions chat;  // template and cache; system and sampling are set per conversation
     size_t max_live = 64;
-    std::string dir;  // "" = conversations live in memory only
+    std::string max_live_option = "--max-sessions";  // the option that set max_live, for 429s
+    std::string dir;                                 // "" = conversations live in memory only
   };
   // Registers the conversations found in options.dir and locks it against a second server.
   static Result<std::unique_ptr<ConversationStore>> open(Options options);
@@ -83,6 +93,7 @@ class ConversationStore {
   // hash if reusable, idle again. drop: forgotten instead (a first request that failed).
   Status release(const std::shared_ptr<Conversation>& conversation, bool drop);
 
+  std::optional<ConversationInfo> info(const std::string& id) const;  // nullopt: unknown id
   size_t n_live() const;     // conversations with a cache in memory
   size_t n_on_disk() const;  // conversations written to the directory
   size_t n_total() const;

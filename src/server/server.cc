@@ -1,7 +1,9 @@
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <sstream>
 
+#include "page.h"
 #include "server_impl.h"
 
 namespace sllm::server {
@@ -140,7 +142,14 @@ ApiError default_error(const httplib::Request& req, int status, size_t max_body_
 void prometheus(std::ostringstream& out, const char* name, const char* type, const char* help,
                 double value) {
   out << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n"
-      << name << " " << value << "\n";
+      << name << " ";
+  // Counts and byte sizes exactly (the stream's default 6 digits would print 1.23457e+08).
+  if (value == std::floor(value) && std::fabs(value) < 9007199254740992.0) {
+    out << static_cast<int64_t>(value);
+  } else {
+    out << value;
+  }
+  out << "\n";
 }
 
 }  // namespace
@@ -157,7 +166,8 @@ void Server::Impl::routes() {
   http.new_task_queue = [n_threads] { return new httplib::ThreadPool(n_threads); };
 
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (options.api_key.empty() || req.path == "/health") {
+    // The page holds no secret; it asks for the key when the API answers 401.
+    if (options.api_key.empty() || req.path == "/health" || req.path == "/") {
       return httplib::Server::HandlerResponse::Unhandled;
     }
     if (req.get_header_value("Authorization") == "Bearer " + options.api_key) {
@@ -194,6 +204,29 @@ void Server::Impl::routes() {
   http.Get("/health", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(R"({"status":"ok"})", "application/json");
   });
+  http.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    const std::string_view page = chat_page();
+    res.set_content(page.data(), page.size(), "text/html; charset=utf-8");
+  });
+  // A conversation's state for the chat page: tokens seen, and the fixed bytes it holds.
+  http.Get(R"(/v1/sessions/([A-Za-z0-9_-]{1,64}))",
+           [this](const httplib::Request& req, httplib::Response& res) {
+             const std::string id = req.matches[1];
+             const std::optional<ConversationInfo> c = store->info(id);
+             if (!c) {
+               return send_error(res, {404, "unknown session id '" + id + "'",
+                                       "invalid_request_error", "session_not_found"});
+             }
+             const json body = {{"id", id},
+                                {"object", "session"},
+                                {"tokens_seen", c->n_seen},
+                                {"cache_bytes", cache_bytes},
+                                {"session_bytes", session_bytes},
+                                {"live", c->live},
+                                {"on_disk", c->on_disk},
+                                {"busy", c->busy}};
+             res.set_content(body.dump(), "application/json");
+           });
   http.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
     const json body = {
         {"object", "list"},
@@ -231,8 +264,17 @@ void Server::Impl::routes() {
     prometheus(out, "sllm_sessions_on_disk", "gauge",
                "Conversations written to the session directory.",
                static_cast<double>(store->n_on_disk()));
-    prometheus(out, "sllm_sessions_max", "gauge", "Conversations that may be live at once.",
-               static_cast<double>(options.max_sessions));
+    prometheus(out, "sllm_sessions_max", "gauge",
+               "Conversations that may be live at once (--max-sessions, or fewer: what "
+               "--memory-budget admits).",
+               static_cast<double>(max_live));
+    prometheus(out, "sllm_session_bytes", "gauge",
+               "Bytes one live conversation holds, fixed: K/V cache, batch activations and "
+               "logits, sampler buffers.",
+               static_cast<double>(session_bytes));
+    prometheus(out, "sllm_memory_budget_bytes", "gauge",
+               "--memory-budget (0: none); sllm_sessions_max is at most it / sllm_session_bytes.",
+               static_cast<double>(options.memory_budget));
     prometheus(out, "sllm_session_cache_bytes", "gauge", "K/V cache bytes of one conversation.",
                static_cast<double>(options.chat.cache.capacity() > 0
                                        ? model->info().kv_cache_bytes(options.chat.cache.kv_type,
@@ -268,10 +310,34 @@ Result<std::unique_ptr<Server>> Server::create(std::shared_ptr<const Model> mode
   }
   auto impl = std::make_unique<Impl>();
   impl->model_id = std::filesystem::path(model->info().path).stem().string();
+  // What one conversation costs, from a chat made the way every conversation is (its buffers
+  // are sized at creation, so the probe's are every conversation's).
+  {
+    SLLM_ASSIGN_OR_RETURN(std::unique_ptr<Chat> probe, Chat::create(model, options.chat));
+    impl->session_bytes = probe->memory_bytes();
+    impl->cache_bytes = probe->cache_bytes();
+  }
   ConversationStore::Options store_options;
   store_options.model = model;
   store_options.chat = options.chat;
   store_options.max_live = options.max_sessions;
+  if (options.memory_budget > 0) {
+    const size_t admitted = options.memory_budget / impl->session_bytes;
+    if (admitted == 0) {
+      return Error(ErrorCode::kInvalidInput,
+                   "--memory-budget " + std::to_string(options.memory_budget) +
+                       " bytes is less than one session's " + std::to_string(impl->session_bytes) +
+                       " bytes (K/V cache " +
+                       std::to_string(model->info().kv_cache_bytes(options.chat.cache.kv_type,
+                                                                   options.chat.cache.capacity())) +
+                       " bytes, the rest activations, logits and sampler buffers)");
+    }
+    if (admitted < store_options.max_live) {
+      store_options.max_live = admitted;
+      store_options.max_live_option = "--memory-budget";
+    }
+  }
+  impl->max_live = store_options.max_live;
   store_options.dir = options.session_dir;
   SLLM_ASSIGN_OR_RETURN(impl->store, ConversationStore::open(std::move(store_options)));
   impl->model = std::move(model);
@@ -296,7 +362,15 @@ Status Server::start() {
     }
     s.port = s.options.port;
   }
-  s.listener = std::thread([&s] { s.http.listen_after_bind(); });
+  s.listener = std::thread([&s] {
+    s.http.listen_after_bind();
+    s.listener_done = true;
+  });
+  // httplib's stop() does nothing until the listener runs: a stop() right after start() would
+  // be lost and the listener never joined.
+  while (!s.http.is_running() && !s.listener_done) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   return {};
 }
 
@@ -334,6 +408,9 @@ size_t Server::session_cache_bytes() const {
   const CacheOptions& c = impl_->options.chat.cache;
   return impl_->model->info().kv_cache_bytes(c.kv_type, c.capacity());
 }
+
+size_t Server::session_bytes() const { return impl_->session_bytes; }
+size_t Server::max_live_sessions() const { return impl_->max_live; }
 
 size_t Server::n_sessions_on_disk() const { return impl_->store->n_on_disk(); }
 

@@ -27,8 +27,11 @@ struct ServerOptions {
   // Every conversation's cache; its sampling are the defaults of requests that name no value.
   ChatOptions chat;
   size_t max_sessions = 64;  // conversations with a cache in memory at once
-  std::string session_dir;   // "" = none: conversations live in memory only
-  std::string api_key;       // "" = none; else every endpoint but /health needs the bearer key
+  // 0 = none; else at most floor(memory_budget / session_bytes()) conversations are live, the
+  // least recently used idle one evicted beyond it (to session_dir when given).
+  size_t memory_budget = 0;
+  std::string session_dir;  // "" = none: conversations live in memory only
+  std::string api_key;      // "" = none; else every endpoint but /health needs the bearer key
   size_t max_body_bytes = size_t{8} << 20;
   RequestLimits limits;
   size_t n_http_threads = 64;  // connections served at once (a streaming reply holds one)
@@ -55,6 +58,11 @@ class Server {
 
   const std::string& model_id() const;  // the name /v1/models lists
   size_t session_cache_bytes() const;   // K/V bytes of one conversation, fixed
+  // Every byte one live conversation holds, fixed: its chat's (Chat::memory_bytes: the K/V
+  // cache, the activations and logits of a batch, the sampler's buffers). The history hash and
+  // id (some 100 bytes) and the text of a request in flight are not counted.
+  size_t session_bytes() const;
+  size_t max_live_sessions() const;  // --max-sessions, lowered to what --memory-budget admits
   size_t n_sessions_on_disk() const;
 
   struct Impl;

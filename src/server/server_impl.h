@@ -83,11 +83,15 @@ struct Server::Impl {
   std::shared_ptr<const Model> model;
   ServerOptions options;
   std::string model_id;
+  size_t session_bytes = 0;  // Server::session_bytes()
+  size_t cache_bytes = 0;    // Server::session_cache_bytes()
+  size_t max_live = 0;       // Server::max_live_sessions()
   std::unique_ptr<ConversationStore> store;
   Metrics metrics;
   httplib::Server http;
   int port = 0;
   std::thread listener;
+  std::atomic<bool> listener_done{false};
   std::mutex active_mu;
   std::set<RequestState*> active;  // requests in progress, interrupted by stop()
   bool stopping = false;           // under active_mu
