@@ -19,4 +19,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # The downloaded .debs (~140 MB for chromium alone) are not needed once installed; CI disks are
+  # small.
+  $sudo apt-get clean
 fi
