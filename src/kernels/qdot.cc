@@ -291,6 +291,58 @@ HWY_INLINE void tile(const uint8_t* const* w_rows, size_t row_bytes, const Acts&
   }
 }
 
+#if HWY_TARGET == HWY_AVX3_DL
+// q8_0 lanes order for an even kT: two tokens per 512-bit vector (lanes 0-7 token 2i, 8-15 token
+// 2i + 1) against the row's block in both halves, so each vpdpbusd / f32 step does two
+// (row, token) pairs; every lane takes the same steps as tile's, so the bits are the same.
+template <size_t kT, size_t kR = kRows>
+HWY_INLINE void tile_pairs(const uint8_t* const* w_rows, size_t row_bytes, const Acts& a, size_t t0,
+                           size_t n_valid, float* y, size_t y_stride) {
+  constexpr size_t kBB = kBlockBytes<TensorType::kQ8_0>;
+  constexpr size_t kP = kT / 2;
+  __m512 acc[kR][kP];
+  for (auto& row : acc) {
+    for (auto& v : row) v = _mm512_setzero_ps();
+  }
+  const __m512i k80 = _mm512_set1_epi8(-128);
+  for (size_t b = 0; b < a.n_blocks; ++b) {
+    __m512i xv[kP];
+    __m512 dx[kP];
+    for (size_t i = 0; i < kP; ++i) {
+      const size_t ta = t0 + 2 * i;
+      const auto codes = [&](size_t t) {
+        return _mm256_loadu_si256(
+            reinterpret_cast<const __m256i*>(a.q.data() + t * a.q_stride + b * quant::kBlockElems));
+      };
+      xv[i] = _mm512_xor_si512(
+          _mm512_inserti64x4(_mm512_castsi256_si512(codes(ta)), codes(ta + 1), 1), k80);
+      dx[i] = _mm512_insertf32x8(_mm512_set1_ps(a.d[ta * a.d_stride + b]),
+                                 _mm256_set1_ps(a.d[(ta + 1) * a.d_stride + b]), 1);
+    }
+    for (size_t r = 0; r < kR; ++r) {
+      const uint8_t* blk = w_rows[r] + b * kBB;
+      prefetch_block(blk, b, kR * row_bytes);
+      const __m512 dw = _mm512_set1_ps(_cvtsh_ss(load_u16(blk)));
+      const __m512i w =
+          _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2)));
+      // -128 * (the sum of w) per lane: with x + 128 unsigned, vpdpbusd gives the dot of w and x.
+      const __m512i zero = _mm512_setzero_si512();
+      const __m512i aw = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, k80, w));
+      for (size_t i = 0; i < kP; ++i) {
+        const __m512i p = _mm512_dpbusd_epi32(aw, xv[i], w);
+        acc[r][i] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx[i]), _mm512_cvtepi32_ps(p), acc[r][i]);
+      }
+    }
+  }
+  for (size_t r = 0; r < n_valid; ++r) {
+    for (size_t i = 0; i < kP; ++i) {
+      y[(t0 + 2 * i) * y_stride + r] = finish8(_mm512_castps512_ps256(acc[r][i]));
+      y[(t0 + 2 * i + 1) * y_stride + r] = finish8(_mm512_extractf32x8_ps(acc[r][i], 1));
+    }
+  }
+}
+#endif
+
 // Block-sum order (q4_0): the 8 rows from row0 (row_bytes apart) times tokens [t0, t0 + kT).
 // The rows' code bytes are transposed so that lane r holds 4 bytes of row r: then each vpdpbusd
 // (pmaddubsw + pmaddwd) adds 4 products of every row into its own lane against 4 broadcast
@@ -461,7 +513,17 @@ HWY_INLINE void tile16(const uint8_t* row0, size_t row_bytes, const Acts& a, siz
 template <TensorType kType, size_t kT>
 HWY_INLINE void tile_of(size_t n_toks, const uint8_t* const* w_rows, size_t row_bytes,
                         const Acts& a, size_t t0, size_t n_valid, float* y, size_t y_stride) {
-  if (n_toks == kT) return tile<kType, kT>(w_rows, row_bytes, a, t0, n_valid, y, y_stride);
+  if (n_toks == kT) {
+#if HWY_TARGET == HWY_AVX3_DL
+    if constexpr (kType == TensorType::kQ8_0 && kT % 2 == 0) {
+      return tile_pairs<kT>(w_rows, row_bytes, a, t0, n_valid, y, y_stride);
+    } else {
+      return tile<kType, kT>(w_rows, row_bytes, a, t0, n_valid, y, y_stride);
+    }
+#else
+    return tile<kType, kT>(w_rows, row_bytes, a, t0, n_valid, y, y_stride);
+#endif
+  }
   if constexpr (kT > 1) {
     tile_of<kType, kT - 1>(n_toks, w_rows, row_bytes, a, t0, n_valid, y, y_stride);
   }
