@@ -177,6 +177,37 @@ HWY_INLINE __m256i mins_pairs(__m128i sm) {
 constexpr size_t kRows = 8;
 constexpr size_t kToks = 2;
 
+// A q6_K super-block's codes (w[c]: 64c..64c+63, unsigned), the sub-block scale of each int16
+// pair of w[c] (sc[c]), the scales as int16 (sc16) and d.
+HWY_INLINE void q6k_unpack(const uint8_t* blk, __m512i (&w)[4], __m512i (&sc)[4], __m256i& sc16,
+                           float& dw) {
+  const __m512i k0F = _mm512_set1_epi8(0x0F);
+  const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192));
+  sc16 = _mm256_cvtepi8_epi16(s8);
+  dw = _cvtsh_ss(load_u16(blk + 208));
+  for (size_t half = 0; half < 2; ++half) {
+    const __m512i ql = _mm512_loadu_si512(blk + 64 * half);
+    const __m512i qh = _mm512_broadcast_i64x4(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * half)));
+    const __m512i k30 = _mm512_set1_epi8(0x30);
+    const __m512i ha =
+        _mm512_and_si512(_mm512_sllv_epi64(qh, _mm512_set_epi64(2, 2, 2, 2, 4, 4, 4, 4)), k30);
+    const __m512i hb =
+        _mm512_and_si512(_mm512_srlv_epi64(qh, _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0)), k30);
+    w[2 * half] = _mm512_or_si512(_mm512_and_si512(ql, k0F), ha);
+    w[2 * half + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), k0F), hb);
+  }
+  const __m512i s512 = _mm512_castsi256_si512(sc16);
+  for (size_t c = 0; c < 4; ++c) {
+    // int16 lane i of chunk c: sub-block 4c + i / 8.
+    const short base = static_cast<short>(4 * c);
+    const __m512i idx = _mm512_add_epi16(
+        _mm512_set1_epi16(base), _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 1,
+                                                  1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0));
+    sc[c] = _mm512_permutexvar_epi16(idx, s512);
+  }
+}
+
 // Super-block b of kR rows times kT tokens.
 template <TensorType kType, size_t kR, size_t kT>
 HWY_INLINE void step(const uint8_t* const* w_rows, size_t ahead, const Acts& a, size_t t0, size_t b,
@@ -192,31 +223,7 @@ HWY_INLINE void step(const uint8_t* const* w_rows, size_t ahead, const Acts& a, 
     __m256i sc16;
     float dw, dmin = 0.0f;
     if constexpr (kType == TensorType::kQ6_K) {
-      const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192));
-      sc16 = _mm256_cvtepi8_epi16(s8);
-      dw = _cvtsh_ss(load_u16(blk + 208));
-      for (size_t half = 0; half < 2; ++half) {
-        const __m512i ql = _mm512_loadu_si512(blk + 64 * half);
-        const __m512i qh = _mm512_broadcast_i64x4(
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * half)));
-        const __m512i k30 = _mm512_set1_epi8(0x30);
-        const __m512i ha =
-            _mm512_and_si512(_mm512_sllv_epi64(qh, _mm512_set_epi64(2, 2, 2, 2, 4, 4, 4, 4)), k30);
-        const __m512i hb =
-            _mm512_and_si512(_mm512_srlv_epi64(qh, _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0)), k30);
-        w[2 * half] = _mm512_or_si512(_mm512_and_si512(ql, k0F), ha);
-        w[2 * half + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), k0F), hb);
-      }
-      const __m512i s512 = _mm512_castsi256_si512(sc16);
-      for (size_t c = 0; c < 4; ++c) {
-        // int16 lane i of chunk c: sub-block 4c + i / 8.
-        const short base = static_cast<short>(4 * c);
-        const __m512i idx =
-            _mm512_add_epi16(_mm512_set1_epi16(base),
-                             _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1,
-                                              1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0));
-        sc[c] = _mm512_permutexvar_epi16(idx, s512);
-      }
+      q6k_unpack(blk, w, sc, sc16, dw);
     } else {
       constexpr size_t kQs = kType == TensorType::kQ5_K ? 48 : 16;
       const __m128i sm = scales_mins(blk);
@@ -414,6 +421,65 @@ HWY_INLINE void tile_q4k(const uint8_t* const* w_rows, size_t ahead, const Acts&
   }
 }
 
+// q6_K (lanes order) for an even kT: the integer part as step's, then two tokens per 512-bit
+// vector (lanes 0-7 token 2i, 8-15 token 2i + 1) for the lane folding, the -32 correction and
+// the f32 steps; every lane takes step's operations, so the bits are the same.
+template <size_t kT>
+HWY_INLINE void tile_q6k_pairs(const uint8_t* const* w_rows, size_t ahead, const Acts& a, size_t t0,
+                               size_t n_valid, float* y, size_t y_stride) {
+  constexpr size_t kP = kT / 2;
+  __m512 acc[kRows][kP];
+  for (auto& row : acc) {
+    for (auto& v : row) v = _mm512_setzero_ps();
+  }
+  for (size_t b = 0; b < a.n_sb; ++b) {
+    __m512i bs[kP];
+    __m512 dx[kP];
+    for (size_t i = 0; i < kP; ++i) {
+      const size_t ta = t0 + 2 * i;
+      const auto sums = [&](size_t t) {
+        return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.sums(t, b)));
+      };
+      bs[i] = _mm512_inserti64x4(_mm512_castsi256_si512(sums(ta)), sums(ta + 1), 1);
+      dx[i] =
+          _mm512_insertf32x8(_mm512_set1_ps(a.scale(ta, b)), _mm256_set1_ps(a.scale(ta + 1, b)), 1);
+    }
+    for (size_t r = 0; r < kRows; ++r) {
+      const uint8_t* blk = w_rows[r] + b * kSbBytes<TensorType::kQ6_K>;
+      prefetch_block<TensorType::kQ6_K>(blk + ahead);
+      __m512i w[4];
+      __m512i sc[4];
+      __m256i sc16;
+      float dw;
+      q6k_unpack(blk, w, sc, sc16, dw);
+      const __m512i sc16x2 = _mm512_broadcast_i64x4(sc16);
+      const __m512 dwv = _mm512_set1_ps(dw);
+      for (size_t i = 0; i < kP; ++i) {
+        __m512i p[2];
+        for (size_t k = 0; k < 2; ++k) {
+          const int8_t* x = a.codes(t0 + 2 * i + k, b);
+          p[k] = _mm512_setzero_si512();
+          for (size_t c = 0; c < 4; ++c) {
+            const __m512i p16 = _mm512_maddubs_epi16(w[c], _mm512_loadu_si512(x + 64 * c));
+            p[k] = _mm512_dpwssd_epi32(p[k], p16, sc[c]);
+          }
+        }
+        // [p0 low + p0 high | p1 low + p1 high]: step's 8 lanes of each token.
+        __m512i p8 = _mm512_add_epi32(_mm512_shuffle_i64x2(p[0], p[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                                      _mm512_shuffle_i64x2(p[0], p[1], _MM_SHUFFLE(3, 2, 3, 2)));
+        p8 = _mm512_sub_epi32(p8, _mm512_slli_epi32(_mm512_madd_epi16(bs[i], sc16x2), 5));
+        acc[r][i] = _mm512_fmadd_ps(_mm512_mul_ps(dwv, dx[i]), _mm512_cvtepi32_ps(p8), acc[r][i]);
+      }
+    }
+  }
+  for (size_t r = 0; r < n_valid; ++r) {
+    for (size_t i = 0; i < kP; ++i) {
+      y[(t0 + 2 * i) * y_stride + r] = finish8(_mm512_castps512_ps256(acc[r][i]));
+      y[(t0 + 2 * i + 1) * y_stride + r] = finish8(_mm512_extractf32x8_ps(acc[r][i], 1));
+    }
+  }
+}
+
 #elif HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX2
 
 constexpr size_t kRows = 2;
@@ -560,6 +626,8 @@ HWY_INLINE void tile_of(size_t n_toks, const uint8_t* const* w_rows, size_t ahea
 #if HWY_TARGET == HWY_AVX3_DL
     if constexpr (kType == TensorType::kQ4_K) {
       return tile_q4k<kT>(w_rows, ahead, a, t0, n_valid, y, y_stride);
+    } else if constexpr (kType == TensorType::kQ6_K && kT % 2 == 0) {
+      return tile_q6k_pairs<kT>(w_rows, ahead, a, t0, n_valid, y, y_stride);
     } else {
       return tile<kType, kT>(w_rows, ahead, a, t0, n_valid, y, y_stride);
     }
