@@ -3,6 +3,8 @@
 //   decode/*: batch 1 over a ring of weight matrices much larger than the last-level cache, so
 //     every call reads its weights from memory as a decoded token does (GB/s = weight bytes / s,
 //     to compare with `streamingllm bench`'s read-bandwidth probe);
+//   decode_hot/*: the same on one matrix that stays in the last-level cache: the kernel's
+//     arithmetic without the memory (a decode far below decode_hot's GB/s is memory-bound);
 //   prefill/*: a 512-token batch on one matrix (GMAC/s);
 //   quantize/*: the activation quantization alone, the part of a call that is not weights.
 // Types q8_0, q4_0 (qdot.cc) and q4_K, q6_K (qdot_k.cc). Threads 1 and 2, the machine's dispatch
@@ -83,16 +85,17 @@ std::vector<float> activations(size_t n) {
   return x;
 }
 
-void bm_decode(benchmark::State& state, TensorType type, size_t n_rows, size_t n_cols) {
+void bm_decode(benchmark::State& state, TensorType type, size_t n_rows, size_t n_cols, bool hot) {
   const size_t n_threads = static_cast<size_t>(state.range(0));
-  // About 400 MB: far beyond any last-level cache.
+  // About 400 MB: far beyond any last-level cache; hot: one matrix, from the cache (the kernel's
+  // arithmetic alone).
   const size_t per_matrix = n_rows * n_cols / block_elems(type) * block_bytes(type);
-  const size_t n = std::max<size_t>(2, (size_t{400} << 20) / per_matrix);
+  const size_t n = hot ? 1 : std::max<size_t>(2, (size_t{400} << 20) / per_matrix);
   // Kept between the runs of one case (Google Benchmark calls this several times), one at a time.
   static std::unique_ptr<Ring> ring;
   static std::string ring_key;
   const std::string key = std::to_string(static_cast<int>(type)) + "/" + std::to_string(n_rows) +
-                          "x" + std::to_string(n_cols);
+                          "x" + std::to_string(n_cols) + (hot ? "/hot" : "");
   if (key != ring_key) {
     ring.reset();
     ring = make_ring(type, n_rows, n_cols, n);
@@ -155,13 +158,15 @@ void register_all() {
        {TensorType::kQ8_0, TensorType::kQ4_0, TensorType::kQ4_K, TensorType::kQ6_K}) {
     const std::string t = traits_of(type).name;
     for (const Shape& s : shapes) {
-      benchmark::RegisterBenchmark(("decode/" + t + "/" + s.name).c_str(), bm_decode, type,
-                                   s.n_rows, s.n_cols)
-          ->Arg(1)
-          ->Arg(2)
-          ->ArgName("threads")
-          ->Unit(benchmark::kMicrosecond)
-          ->UseRealTime();
+      for (bool hot : {false, true}) {
+        benchmark::RegisterBenchmark(((hot ? "decode_hot/" : "decode/") + t + "/" + s.name).c_str(),
+                                     bm_decode, type, s.n_rows, s.n_cols, hot)
+            ->Arg(1)
+            ->Arg(2)
+            ->ArgName("threads")
+            ->Unit(benchmark::kMicrosecond)
+            ->UseRealTime();
+      }
       benchmark::RegisterBenchmark(("prefill/" + t + "/" + s.name).c_str(), bm_prefill, type,
                                    s.n_rows, s.n_cols)
           ->Arg(1)

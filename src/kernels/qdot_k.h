@@ -6,7 +6,14 @@
 // decoded weights by the activation's 8-bit rounding, as llama.cpp's does.
 //
 // The f32 part is specified exactly so that every dispatch target computes the same bits as the
-// scalar reference (ref::dot_kquant). For one (token, weight row) and super-block b, with w the
+// scalar reference (ref::dot_kquant). q4_K takes the row-sum order of llama.cpp's repacked
+// q4_K 8x8 kernels (ggml_gemv/gemm_q4_K_8x8_q8_K, which its x86 build runs for every q4_K matrix
+// of a multiple of 8 rows), so the result equals llama.cpp's bit for bit: per super-block the
+// whole integer P = sum_e sc[sub(e)] * w[e] * q[e] and M = sum_k mn[k] * (bs[2k] + bs[2k + 1]),
+// then acc_p = fma(float(P), f16_to_f32(d) * (activation d), acc_p), acc_m = fma(float(M),
+// f16_to_f32(dmin) * (activation d), acc_m) over the super-blocks in order, y = acc_p - acc_m
+// (rows in vector lanes: no horizontal f32 sum per row). q5_K and q6_K take the lanes order
+// below. For one (token, weight row) and super-block b, with w the
 // weight codes as unsigned integers (q4_K 0..15, q5_K 0..31, q6_K 0..63), q the activation codes,
 // bs[i] the sum of codes 16i..16i+15, sc/mn the sub-block scales and mins (q6_K: signed scales of
 // 16-value sub-blocks, no mins), lanes k < 8 take the elements e with (e % 32) / 4 == k:

@@ -125,9 +125,33 @@ float dot_kquant(TensorType w_type, const uint8_t* w_row, const int8_t* codes, c
                  const int16_t* bsums, size_t n_sb) {
   assert(is_kquant_matmul_type(w_type));
   const size_t sb_bytes = super_block_bytes(w_type);
-  float acc[8] = {};
   int w[kSb];
   int scale[kSb];
+  if (w_type == TensorType::kQ4_K) {
+    // Row-sum order (qdot_k.h): whole super-block integers, two f32 accumulators.
+    float acc_p = 0.0f;
+    float acc_m = 0.0f;
+    for (size_t b = 0; b < n_sb; ++b) {
+      const uint8_t* block = w_row + b * sb_bytes;
+      decode_codes(w_type, block, w, scale);
+      const int8_t* q = codes + b * kSb;
+      const int16_t* bs = bsums + b * 16;
+      int32_t p = 0;
+      for (size_t e = 0; e < kSb; ++e) p += scale[e] * w[e] * q[e];
+      uint32_t words[4];
+      kquant_detail::unpack_scales_mins(block + 4, words);
+      uint8_t sm[16];
+      std::memcpy(sm, words, 16);
+      int32_t m = 0;
+      for (size_t k = 0; k < 8; ++k) m += sm[8 + k] * (bs[2 * k] + bs[2 * k + 1]);
+      acc_p =
+          std::fma(static_cast<float>(p), quant::f16_to_f32(load_u16(block)) * scales[b], acc_p);
+      acc_m = std::fma(static_cast<float>(m), quant::f16_to_f32(load_u16(block + 2)) * scales[b],
+                       acc_m);
+    }
+    return acc_p - acc_m;
+  }
+  float acc[8] = {};
   for (size_t b = 0; b < n_sb; ++b) {
     const uint8_t* block = w_row + b * sb_bytes;
     decode_codes(w_type, block, w, scale);
