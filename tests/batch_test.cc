@@ -173,13 +173,17 @@ TEST(BatchTest, SmallStepsEqualAlone) {
   check_equivalence(test::stories_gguf(), 8, 1, o);
 }
 
-TEST(BatchTest, QuantizedWeightsEqualAlone) {
-  // q8_0 weights: the activations are quantized per row, so batching changes no bits either.
-  const std::string q8 =
-      ::testing::TempDir() + "sllm_batch_" + std::to_string(::getpid()) + "_q8_0.gguf";
-  ASSERT_TRUE(quantize(test::stories_gguf(), q8, "q8_0", [](std::string_view) {}).ok());
-  check_equivalence(q8, 8, 1);
-  std::filesystem::remove(q8);
+TEST(BatchTest, F16AndQuantizedWeightsEqualAlone) {
+  // f16 rows and the integer q8_0 / q4_0 kernels (activations quantized per row): batching
+  // changes no bits either.
+  for (const char* type : {"f16", "q8_0", "q4_0"}) {
+    SCOPED_TRACE(type);
+    const std::string path =
+        ::testing::TempDir() + "sllm_batch_" + std::to_string(::getpid()) + "_" + type + ".gguf";
+    ASSERT_TRUE(quantize(test::stories_gguf(), path, type, [](std::string_view) {}).ok());
+    check_equivalence(path, 8, 1);
+    std::filesystem::remove(path);
+  }
 }
 
 TEST(BatchTest, MemberJoiningMidwayEqualsAlone) {

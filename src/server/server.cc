@@ -8,44 +8,6 @@ namespace sllm::server {
 
 using nlohmann::json;
 
-Worker::Worker() : thread_([this] { run(); }) {}
-
-Worker::~Worker() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  thread_.join();
-}
-
-void Worker::post(std::function<void()> job) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    jobs_.push_back(std::move(job));
-  }
-  cv_.notify_one();
-}
-
-size_t Worker::queue_depth() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return jobs_.size();
-}
-
-void Worker::run() {
-  for (;;) {
-    std::function<void()> job;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
-      if (jobs_.empty()) return;
-      job = std::move(jobs_.front());
-      jobs_.pop_front();
-    }
-    job();
-  }
-}
-
 const char* finish_reason(StopReason stop) {
   return stop == StopReason::kMaxTokens ? "length" : "stop";
 }
@@ -276,7 +238,7 @@ Result<std::unique_ptr<Server>> Server::create(std::shared_ptr<const Model> mode
   SLLM_ASSIGN_OR_RETURN(impl->store, ConversationStore::open(std::move(store_options)));
   impl->model = std::move(model);
   impl->options = std::move(options);
-  impl->worker = std::make_unique<Worker>();
+  impl->worker = std::make_unique<Worker>(impl->model);
   impl->routes();
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
