@@ -40,8 +40,11 @@ class Worker {
   using JoinFn = std::function<std::optional<uint64_t>(Batch& batch)>;
   using DoneFn = std::function<void(BatchResult result)>;
   void post_member(JoinFn join, DoneFn done);
-  size_t queue_depth() const;  // posted and not yet started
-  size_t active() const;       // requests in the batch
+  size_t queue_depth() const;   // posted and not yet started
+  size_t active() const;        // requests in the batch
+  size_t peak_active() const;   // the most requests in one step
+  uint64_t steps() const;       // steps run
+  double step_seconds() const;  // wall seconds in steps
 
  private:
   void run();
@@ -51,6 +54,9 @@ class Worker {
   std::condition_variable cv_;
   std::deque<std::function<void()>> jobs_;
   std::atomic<size_t> active_{0};
+  std::atomic<size_t> peak_active_{0};
+  std::atomic<uint64_t> steps_{0};
+  std::atomic<uint64_t> step_nanos_{0};
   bool stopping_ = false;
   std::thread thread_;
 };

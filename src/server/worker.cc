@@ -1,4 +1,6 @@
 // The decoding thread's loop: jobs between steps, one batched forward pass per step.
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <iostream>
 
@@ -50,6 +52,9 @@ size_t Worker::queue_depth() const {
 }
 
 size_t Worker::active() const { return active_; }
+size_t Worker::peak_active() const { return peak_active_; }
+uint64_t Worker::steps() const { return steps_; }
+double Worker::step_seconds() const { return static_cast<double>(step_nanos_.load()) * 1e-9; }
 
 void Worker::run() {
   for (;;) {
@@ -62,7 +67,14 @@ void Worker::run() {
     }
     for (auto& job : jobs) job();
     if (batch_->empty()) continue;
-    for (BatchResult& r : batch_->step()) {
+    peak_active_ = std::max(peak_active_.load(), batch_->size());
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<BatchResult> results = batch_->step();
+    step_nanos_ += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                             std::chrono::steady_clock::now() - start)
+                                             .count());
+    ++steps_;
+    for (BatchResult& r : results) {
       auto it = done_.find(r.id);
       if (it == done_.end()) continue;
       DoneFn done = std::move(it->second);
