@@ -8,6 +8,7 @@
 // Stream i is fed `prompt` ids from IDS_FILE (at offset i * prompt) in one batched pass, then the
 // N streams generate D greedy tokens each, one token per stream per step; only those steps are
 // timed. Prints one JSON line: {"streams", "threads", "decode_tokens", "decode_s", "tok_s"}.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -80,7 +81,11 @@ int main(int argc, char** argv) {
   stop.max_tokens = static_cast<int64_t>(n_decode);
   stop.at_end_of_generation = false;
   stop.keep_output = false;
-  auto batch = sllm::Batch::create(*model);
+  sllm::BatchOptions batch_options;
+  // Every prompt in the first (untimed) pass.
+  batch_options.max_rows = std::max<size_t>(256, n_streams * n_prompt);
+  batch_options.max_prompt_rows = n_streams * n_prompt;
+  auto batch = sllm::Batch::create(*model, batch_options);
   if (!batch.ok()) return fail(batch.error().message());
   std::vector<std::unique_ptr<sllm::Stream>> streams;
   for (size_t i = 0; i < n_streams; ++i) {

@@ -128,7 +128,9 @@ std::vector<Outcome> together(std::shared_ptr<const Model> model, const std::vec
   for (size_t step = 0; n_done < cs.size(); ++step) {
     if (step == join_step && late < cs.size()) add(late);
     EXPECT_LT(step, 10000u);
-    for (BatchResult& r : (*batch)->step()) {
+    std::vector<BatchResult> results = (*batch)->step();
+    EXPECT_LE((*batch)->last_rows(), options.max_rows);
+    for (BatchResult& r : results) {
       EXPECT_TRUE(r.status.ok()) << r.status.error().message();
       Outcome& o = out[member_of.at(r.id)];
       o.tokens = r.reply.tokens;
@@ -170,6 +172,7 @@ TEST(BatchTest, SmallStepsEqualAlone) {
   BatchOptions o;
   o.max_rows = 5;
   o.prompt_chunk = 3;
+  o.max_prompt_rows = 4;
   check_equivalence(test::stories_gguf(), 8, 1, o);
 }
 
@@ -280,7 +283,7 @@ TEST(BatchTest, ErrorsEndTheirMemberAlone) {
             "token id 9999 at index 1 is outside the vocabulary of 512");
   EXPECT_TRUE(all[1].status.ok());
   EXPECT_EQ(all[1].reply.n_tokens, 3u);
-  EXPECT_EQ(Batch::create(model, BatchOptions{0, 1}).error().message(),
+  EXPECT_EQ(Batch::create(model, BatchOptions{0, 1, 1}).error().message(),
             "a batch needs at least 1 row");
 }
 

@@ -38,9 +38,12 @@ struct BatchOptions {
   // The most rows (tokens) of one forward pass: every generating member's next token, then
   // prompt chunks while rows are left. Sizes the batch's activations ([max_rows, model dims]).
   size_t max_rows = 256;
-  // The most prompt tokens one member feeds per step (at most its CacheOptions::max_batch): a
-  // long prompt goes in between decode steps instead of stalling the others.
+  // The most prompt tokens one member feeds per step (at most its CacheOptions::max_batch), and
+  // all members together: a long prompt goes in between decode steps, each step costing at most
+  // the generating members' rows plus max_prompt_rows, instead of stalling the others. Members
+  // still reading their prompts take the rows in the order they joined.
   size_t prompt_chunk = 64;
+  size_t max_prompt_rows = 64;
   Status validate() const;
 };
 

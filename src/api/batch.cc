@@ -14,7 +14,7 @@ namespace sllm {
 
 Status BatchOptions::validate() const {
   if (max_rows == 0) return Error(ErrorCode::kInvalidInput, "a batch needs at least 1 row");
-  if (prompt_chunk == 0) {
+  if (prompt_chunk == 0 || max_prompt_rows == 0) {
     return Error(ErrorCode::kInvalidInput, "a batch's prompt chunk must be at least 1 token");
   }
   return {};
@@ -283,20 +283,24 @@ std::vector<BatchResult> Batch::step() {
     m.decoding_row = true;
     ++n_rows;
   }
+  size_t n_prompt_rows = 0;
   for (auto& mp : b.members) {
     Member& m = *mp;
-    if (m.done || m.next || !m.tokens || n_rows == b.options.max_rows) continue;
+    if (m.done || m.next || !m.tokens) continue;
     if (m.fed_any && interrupted(m.stop.interrupt)) {
-      b.after_prompt_chunk(m);
+      b.after_prompt_chunk(m);  // leaves now, with or without rows this step
       continue;
     }
-    const size_t n = std::min({b.options.prompt_chunk, m.session->options().max_batch,
-                               b.options.max_rows - n_rows, m.tokens->size() - m.n_fed});
+    if (n_rows == b.options.max_rows || n_prompt_rows == b.options.max_prompt_rows) continue;
+    const size_t n = std::min(
+        {b.options.prompt_chunk, m.session->options().max_batch, b.options.max_rows - n_rows,
+         b.options.max_prompt_rows - n_prompt_rows, m.tokens->size() - m.n_fed});
     feeds.push_back({m.session, std::span<const TokenId>(*m.tokens).subspan(m.n_fed, n), {}});
     fed.push_back(&m);
     m.decoding_row = false;
     m.rows = n;
     n_rows += n;
+    n_prompt_rows += n;
   }
   b.last_rows = n_rows;
   Session::feed_batch(feeds, b.scratch, b.logits);

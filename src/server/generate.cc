@@ -197,7 +197,8 @@ void Server::Impl::handle_chat(const httplib::Request& req, httplib::Response& r
         st->finish(std::move(*outcome));
         return std::nullopt;
       },
-      [this, st, outcome](BatchResult result) {
+      // conv: the member feeds its chat until this runs.
+      [this, st, outcome, conv](BatchResult result) {
         Outcome& o = *outcome;
         if (!result.status.ok()) {
           o.error = from_library(result.status.error());
