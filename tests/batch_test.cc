@@ -56,13 +56,16 @@ Config config(const Model& model, size_t i) {
                                   CachePolicy::kDense};
   c.cache.policy = policies[i % 5];
   c.cache.n_sinks = c.cache.policy == CachePolicy::kStreaming ? 1 + i % 4 : 0;
-  c.cache.window = c.cache.policy == CachePolicy::kDense ? 256 : 12 + 7 * i;
+  // Shorter under the sanitizers (still past every window).
+  const size_t scale = test::kSanitizedBuild ? 3 : 7;
+  c.cache.window = c.cache.policy == CachePolicy::kDense ? 256 : 8 + scale * i;
   c.cache.kv_type = i % 2 == 0 ? KvType::kF32 : KvType::kF16;
   c.cache.max_batch = 8 + 5 * i;  // some prompts need several chunks
   c.sampling.seed = 100 + i;
   c.sampling.temperature = i % 3 == 0 ? 0.0f : 0.9f;
   c.sampling.repeat_penalty = i % 2 == 0 ? 1.0f : 1.1f;
-  c.stop.max_tokens = 30 + 11 * static_cast<int64_t>(i);
+  c.stop.max_tokens =
+      test::kSanitizedBuild ? 20 + 4 * static_cast<int64_t>(i) : 30 + 11 * static_cast<int64_t>(i);
   c.stop.at_end_of_generation = false;  // long enough to evict
   auto p = model.tokenize(texts()[i % texts().size()], /*add_bos=*/true);
   EXPECT_TRUE(p.ok());
@@ -173,7 +176,7 @@ TEST(BatchTest, SmallStepsEqualAlone) {
   o.max_rows = 5;
   o.prompt_chunk = 3;
   o.max_prompt_rows = 4;
-  check_equivalence(test::stories_gguf(), 8, 1, o);
+  check_equivalence(test::stories_gguf(), test::kSanitizedBuild ? 5 : 8, 1, o);
 }
 
 TEST(BatchTest, F16AndQuantizedWeightsEqualAlone) {
@@ -184,7 +187,7 @@ TEST(BatchTest, F16AndQuantizedWeightsEqualAlone) {
     const std::string path =
         ::testing::TempDir() + "sllm_batch_" + std::to_string(::getpid()) + "_" + type + ".gguf";
     ASSERT_TRUE(quantize(test::stories_gguf(), path, type, [](std::string_view) {}).ok());
-    check_equivalence(path, 8, 1);
+    check_equivalence(path, test::kSanitizedBuild ? 3 : 8, 1);
     std::filesystem::remove(path);
   }
 }
@@ -290,10 +293,10 @@ TEST(BatchTest, ErrorsEndTheirMemberAlone) {
 // Chats: turns with history exchanges and stop strings, together and alone.
 TEST(BatchTest, ChatsEqualAlone) {
   const auto model = load(test::stories_gguf(), 2);
-  const size_t n = 6;
+  const size_t n = test::kSanitizedBuild ? 4 : 6;
   auto make = [&](size_t i) {
     ChatOptions o;
-    o.cache.window = 20 + 9 * i;
+    o.cache.window = test::kSanitizedBuild ? 12 + 3 * i : 20 + 9 * i;
     o.cache.n_sinks = 4;
     o.cache.kv_type = i % 2 ? KvType::kF16 : KvType::kF32;
     o.sampling.seed = 7 + i;
@@ -304,7 +307,8 @@ TEST(BatchTest, ChatsEqualAlone) {
   };
   auto stop_for = [](size_t i) {
     StopOptions s;
-    s.max_tokens = 25 + 6 * static_cast<int64_t>(i);
+    s.max_tokens =
+        test::kSanitizedBuild ? 10 + 2 * static_cast<int64_t>(i) : 25 + 6 * static_cast<int64_t>(i);
     if (i % 2) s.stop_strings = {"the"};
     return s;
   };
