@@ -121,6 +121,7 @@ class Chat {
   struct Impl;
 
  private:
+  friend class Batch;
   explicit Chat(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -105,6 +105,7 @@ class Stream {
   struct Impl;
 
  private:
+  friend class Batch;
   explicit Stream(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -14,12 +14,14 @@
 // model.h    Model: load a GGUF file, its facts (ModelInfo), tokenize / detokenize
 // stream.h   Stream: feed, generate, save / load; perplexity()
 // chat.h     Chat: turns rendered with the model's chat template, on one endless stream
+// batch.h    Batch: many streams and chats generating together, one forward pass per step
 // options.h  CacheOptions (policy, sinks, window), SamplingOptions, StopOptions
 // inspect.h  measure_attention_mass(): does a model have attention sinks?
 // tools.h    quantize(), convert_llama2c(), read_file(), write_file_atomic()
 // error.h    Error, Result<T>, Status
 #pragma once
 
+#include "streamingllm/batch.h"
 #include "streamingllm/chat.h"
 #include "streamingllm/error.h"
 #include "streamingllm/inspect.h"

@@ -7,13 +7,6 @@
 
 namespace sllm {
 
-struct Chat::Impl {
-  std::shared_ptr<const Model> model;
-  std::unique_ptr<ChatSession> session;
-  ChatOptions options;  // template resolved
-  std::unique_ptr<Stream> stream_view;
-};
-
 std::vector<std::string> chat_template_names() {
   const auto names = ChatTemplate::names();
   return {names.begin(), names.end()};

@@ -51,4 +51,11 @@ struct Stream::Impl {
         sampling(o) {}
 };
 
+struct Chat::Impl {
+  std::shared_ptr<const Model> model;
+  std::unique_ptr<ChatSession> session;
+  ChatOptions options;  // template resolved
+  std::unique_ptr<Stream> stream_view;
+};
+
 }  // namespace sllm

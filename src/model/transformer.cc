@@ -41,9 +41,8 @@ Result<TransformerModel> TransformerModel::load(const GgufFile& gguf, GeluKind g
   return m;
 }
 
-void TransformerModel::forward(std::span<const TokenId> tokens, const AttendFn& attend,
-                               ForwardScratch& s, ThreadPool& pool, float* logits,
-                               bool all_logits) const {
+void TransformerModel::run_layers(std::span<const TokenId> tokens, const AttendFn& attend,
+                                  ForwardScratch& s, ThreadPool& pool) const {
   const ModelConfig& c = config_;
   const NormKind norm = c.family->norm;
   const size_t n = tokens.size();
@@ -85,17 +84,43 @@ void TransformerModel::forward(std::span<const TokenId> tokens, const AttendFn& 
     }
     ops::add(s.proj.data(), s.x.data(), n * dim);
   }
+}
 
-  const size_t first = all_logits ? 0 : n - 1;
-  apply_norm(output_norm_, norm, c.rms_eps, &s.x[first * dim], n - first, dim, s.xn.data());
-  ops::matmul(output_, s.xn.data(), n - first, logits, pool);
+void TransformerModel::output_logits(ForwardScratch& s, size_t n, ThreadPool& pool,
+                                     float* logits) const {
+  const ModelConfig& c = config_;
+  ops::matmul(output_, s.xn.data(), n, logits, pool);
   if (c.final_softcap > 0.0f) {
     // As llama.cpp: scaled by 1/cap (a multiplication), tanh, scaled back.
     const float inv = 1.0f / c.final_softcap;
-    for (size_t i = 0; i < (n - first) * c.n_vocab; ++i) {
+    for (size_t i = 0; i < n * c.n_vocab; ++i) {
       logits[i] = std::tanh(logits[i] * inv) * c.final_softcap;
     }
   }
+}
+
+void TransformerModel::forward(std::span<const TokenId> tokens, const AttendFn& attend,
+                               ForwardScratch& s, ThreadPool& pool, float* logits,
+                               bool all_logits) const {
+  run_layers(tokens, attend, s, pool);
+  const ModelConfig& c = config_;
+  const size_t n = tokens.size();
+  const size_t first = all_logits ? 0 : n - 1;
+  apply_norm(output_norm_, c.family->norm, c.rms_eps, &s.x[first * c.dim], n - first, c.dim,
+             s.xn.data());
+  output_logits(s, n - first, pool, logits);
+}
+
+void TransformerModel::forward_rows(std::span<const TokenId> tokens, const AttendFn& attend,
+                                    ForwardScratch& s, ThreadPool& pool, float* logits,
+                                    std::span<const size_t> out_rows) const {
+  run_layers(tokens, attend, s, pool);
+  const ModelConfig& c = config_;
+  for (size_t i = 0; i < out_rows.size(); ++i) {
+    apply_norm(output_norm_, c.family->norm, c.rms_eps, &s.x[out_rows[i] * c.dim], 1, c.dim,
+               &s.xn[i * c.dim]);
+  }
+  output_logits(s, out_rows.size(), pool, logits);
 }
 
 }  // namespace sllm

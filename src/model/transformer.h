@@ -39,7 +39,22 @@ class TransformerModel {
   void forward(std::span<const TokenId> tokens, const AttendFn& attend, ForwardScratch& scratch,
                ThreadPool& pool, float* logits, bool all_logits) const;
 
+  // forward() with the logits of the rows `out_rows` only (ascending, each < tokens.size()):
+  // logits is [out_rows.size(), n_vocab]. For a batch of several streams: `tokens` is their
+  // rows one stream after the other and the AttendFn routes each stream's rows to its own cache.
+  // Every op but attention works row by row, and the matmul's sums do not depend on the other
+  // rows of the batch (kernels/matmul.cc, qdot.cc), so each row's result is the one it gets fed
+  // alone.
+  void forward_rows(std::span<const TokenId> tokens, const AttendFn& attend,
+                    ForwardScratch& scratch, ThreadPool& pool, float* logits,
+                    std::span<const size_t> out_rows) const;
+
  private:
+  void run_layers(std::span<const TokenId> tokens, const AttendFn& attend, ForwardScratch& s,
+                  ThreadPool& pool) const;
+  // Logits of the n normed rows in s.xn.
+  void output_logits(ForwardScratch& s, size_t n, ThreadPool& pool, float* logits) const;
+
   struct Layer {
     Norm attn_norm, ffn_norm;
     Norm attn_post_norm, ffn_post_norm;  // Family::post_norms only

@@ -134,28 +134,55 @@ Status ChatSession::check_turn(std::string_view user_text) const {
   return {};
 }
 
-Result<ChatReply> ChatSession::send(std::string_view user_text, const StopOptions& stop,
-                                    const TextFn& on_text) {
+Result<std::vector<TokenId>> ChatSession::begin_send(std::string_view user_text,
+                                                     const StopOptions& stop) const {
   for (const std::string& s : stop.stop_strings) {
     if (s.empty()) return Error(ErrorCode::kInvalidInput, "a stop string must not be empty");
   }
-  ChatReply reply;
-  const auto start = std::chrono::steady_clock::now();
-  SLLM_ASSIGN_OR_RETURN(reply.prompt_tokens, turn_tokens(user_text));
-  if (reply.prompt_tokens.empty() && session_->n_seen() == 0) {
+  SLLM_ASSIGN_OR_RETURN(std::vector<TokenId> tokens, turn_tokens(user_text));
+  if (tokens.empty() && session_->n_seen() == 0) {
     return Error(ErrorCode::kInvalidInput,
                  "the first turn is empty: there is nothing for the reply to follow");
   }
   const SessionOptions& session_options = session_->options();
   if (session_options.policy == CachePolicy::kDense &&
-      session_->n_seen() + reply.prompt_tokens.size() > session_options.window) {
+      session_->n_seen() + tokens.size() > session_options.window) {
     // Checked for the whole turn here, as feed() would per chunk: a turn that cannot fit
     // changes nothing.
     return Error(ErrorCode::kLimit, "dense attention would exceed its context limit of " +
                                         std::to_string(session_options.window) + " tokens (" +
                                         std::to_string(session_->n_seen()) + " fed, a turn of " +
-                                        std::to_string(reply.prompt_tokens.size()) + " more)");
+                                        std::to_string(tokens.size()) + " more)");
   }
+  return tokens;
+}
+
+bool ChatSession::end_prompt(size_t n_fed, size_t n_tokens) {
+  ++n_turns_;
+  if (n_fed < n_tokens) {
+    // Part of the turn is in the stream: it counts as a turn with an empty reply, closed as any
+    // reply is before the next turn.
+    pending_ = template_.end_of_reply();
+    return false;
+  }
+  pending_.clear();
+  return true;
+}
+
+void ChatSession::end_reply(TokenId end_token) {
+  // The closing is fed with the next turn. If the model ended the reply with the token the
+  // closing starts with, that token was sampled but not fed: the closing from it on goes in.
+  const std::string& closing = template_.end_of_reply();
+  const std::string ended_text = token_text(tokenizer_->vocab(), end_token);
+  const size_t at = ended_text.empty() ? std::string::npos : closing.find(ended_text);
+  pending_ = at == std::string::npos ? closing : closing.substr(at);
+}
+
+Result<ChatReply> ChatSession::send(std::string_view user_text, const StopOptions& stop,
+                                    const TextFn& on_text) {
+  ChatReply reply;
+  const auto start = std::chrono::steady_clock::now();
+  SLLM_ASSIGN_OR_RETURN(reply.prompt_tokens, begin_send(user_text, stop));
   // Everything above leaves the chat as it was on error. The turn goes in by chunks of one
   // forward batch, so that an interrupt stops a long turn's prefill within one batch.
   SLLM_ASSIGN_OR_RETURN(
@@ -163,16 +190,11 @@ Result<ChatReply> ChatSession::send(std::string_view user_text, const StopOption
       feed_interruptible(*session_, sampler_, reply.prompt_tokens, stop.interrupt));
   reply.n_prompt_tokens = n_fed;
   reply.prompt_seconds = seconds_since(start);
-  ++n_turns_;
-  if (n_fed < reply.prompt_tokens.size()) {
-    // Part of the turn is in the stream: it counts as a turn with an empty reply, closed as any
-    // reply is before the next turn.
+  if (!end_prompt(n_fed, reply.prompt_tokens.size())) {
     reply.prompt_tokens.resize(n_fed);
     reply.stop = StopReason::kInterrupted;
-    pending_ = template_.end_of_reply();
     return reply;
   }
-  pending_.clear();
 
   StreamDecoder decoder(*tokenizer_);  // a reply's text starts afresh
   StopOptions reply_stop = stop;
@@ -185,19 +207,13 @@ Result<ChatReply> ChatSession::send(std::string_view user_text, const StopOption
   reply.prompt_tokens = prompt_tokens;
   reply.n_prompt_tokens = prompt_tokens.size();
   reply.prompt_seconds = prompt_seconds;
-
-  // The closing is fed with the next turn. If the model ended the reply with the token the
-  // closing starts with, that token was sampled but not fed: the closing from it on goes in.
-  const std::string& closing = template_.end_of_reply();
-  const std::string ended_text = token_text(tokenizer_->vocab(), reply.end_token);
-  const size_t at = ended_text.empty() ? std::string::npos : closing.find(ended_text);
-  pending_ = at == std::string::npos ? closing : closing.substr(at);
+  end_reply(reply.end_token);
   return reply;
 }
 
-Result<size_t> ChatSession::add_turn(std::string_view user_text, std::string_view reply_text,
-                                     const std::atomic<bool>* interrupt) {
-  SLLM_ASSIGN_OR_RETURN(const std::vector<TokenId> ids, turn_tokens(user_text, &reply_text));
+Result<std::vector<TokenId>> ChatSession::begin_add_turn(std::string_view user_text,
+                                                         std::string_view reply_text) const {
+  SLLM_ASSIGN_OR_RETURN(std::vector<TokenId> ids, turn_tokens(user_text, &reply_text));
   const SessionOptions& session_options = session_->options();
   if (session_options.policy == CachePolicy::kDense &&
       session_->n_seen() + ids.size() > session_options.window) {
@@ -207,10 +223,20 @@ Result<size_t> ChatSession::add_turn(std::string_view user_text, std::string_vie
                                         " fed, an exchange of " + std::to_string(ids.size()) +
                                         " more)");
   }
-  SLLM_ASSIGN_OR_RETURN(const size_t n_fed,
-                        feed_interruptible(*session_, sampler_, ids, interrupt));
+  return ids;
+}
+
+void ChatSession::end_add_turn() {
   ++n_turns_;
   pending_ = template_.end_of_reply();
+}
+
+Result<size_t> ChatSession::add_turn(std::string_view user_text, std::string_view reply_text,
+                                     const std::atomic<bool>* interrupt) {
+  SLLM_ASSIGN_OR_RETURN(const std::vector<TokenId> ids, begin_add_turn(user_text, reply_text));
+  SLLM_ASSIGN_OR_RETURN(const size_t n_fed,
+                        feed_interruptible(*session_, sampler_, ids, interrupt));
+  end_add_turn();
   return n_fed;
 }
 

@@ -64,6 +64,25 @@ class ChatSession {
   Result<size_t> add_turn(std::string_view user_text, std::string_view reply_text,
                           const std::atomic<bool>* interrupt);
 
+  // send() and add_turn() in steps, for a caller that does the feeding and the decoding (a batch,
+  // api/batch.cc), which must do exactly what send() does between them:
+  //   begin_send() checks the turn and returns its tokens, changing nothing; the caller feeds
+  //   them (each recorded in sampler()); end_prompt(n_fed) counts the turn (false: interrupted,
+  //   the reply is empty and over); the caller decodes with stop_tokens(), a fresh StreamDecoder
+  //   and stop.at_end_of_generation; end_reply() takes the token that ended it.
+  Result<std::vector<TokenId>> begin_send(std::string_view user_text,
+                                          const StopOptions& stop) const;
+  bool end_prompt(size_t n_fed, size_t n_tokens);
+  void end_reply(TokenId end_token);
+  //   begin_add_turn() returns an exchange's tokens, changing nothing; the caller feeds them (each
+  //   recorded in sampler()), then end_add_turn().
+  Result<std::vector<TokenId>> begin_add_turn(std::string_view user_text,
+                                              std::string_view reply_text) const;
+  void end_add_turn();
+  Session& mutable_session() { return *session_; }
+  Sampler& mutable_sampler() { return sampler_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+
   // Samples with these options from the next token on: the random draw restarts from
   // options.seed, the repetition penalty keeps the tokens it has seen (the last repeat_last_n).
   Status set_sampling(const SamplingOptions& sampling);

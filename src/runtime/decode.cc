@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace sllm {
@@ -59,83 +60,119 @@ Result<size_t> feed_interruptible(Session& session, Sampler& sampler,
   return done;
 }
 
+DecodeStep::DecodeStep(Sampler& sampler, StreamDecoder* decoder,
+                       std::span<const TokenId> end_tokens, const StopOptions& stop, TextFn on_text,
+                       TokenFn on_token)
+    : sampler_(&sampler),
+      decoder_(decoder),
+      end_tokens_(end_tokens),
+      stop_(stop),
+      on_text_(std::move(on_text)),
+      on_token_(std::move(on_token)),
+      start_(std::chrono::steady_clock::now()) {}
+
+Status DecodeStep::check() const {
+  for (const std::string& s : stop_.stop_strings) {
+    if (s.empty()) return Error(ErrorCode::kInvalidInput, "a stop string must not be empty");
+  }
+  if (decoder_ == nullptr && !stop_.stop_strings.empty()) {
+    return Error(ErrorCode::kInternal, "stop strings need the generated text");
+  }
+  return {};
+}
+
+void DecodeStep::show(size_t end) {
+  if (end > n_shown_ && on_text_) {
+    on_text_(std::string_view(g_.text).substr(n_shown_, end - n_shown_));
+  }
+  n_shown_ = std::max(n_shown_, end);
+}
+
+// Without keep_output only the text not yet shown (a possible stop string's start) is kept.
+void DecodeStep::forget_shown() {
+  if (stop_.keep_output) return;
+  g_.text.erase(0, n_shown_);
+  n_shown_ = 0;
+}
+
+std::optional<TokenId> DecodeStep::next(std::span<const float> logits) {
+  if (stopped_) return std::nullopt;
+  if (stop_.max_tokens >= 0 && g_.n_tokens >= static_cast<uint64_t>(stop_.max_tokens)) {
+    g_.stop = StopReason::kMaxTokens;
+    stopped_ = true;
+    return std::nullopt;
+  }
+  if (interrupted(stop_.interrupt)) {
+    g_.stop = StopReason::kInterrupted;
+    stopped_ = true;
+    return std::nullopt;
+  }
+  logits_.assign(logits.begin(), logits.end());
+  const TokenId next = sampler_->sample(logits_);
+  sampler_->accept(next);
+  if (stop_.at_end_of_generation &&
+      std::find(end_tokens_.begin(), end_tokens_.end(), next) != end_tokens_.end()) {
+    g_.stop = StopReason::kEndOfGeneration;
+    g_.end_token = next;
+    stopped_ = true;
+    return std::nullopt;
+  }
+  return next;
+}
+
+bool DecodeStep::fed(TokenId token) {
+  ++g_.n_tokens;
+  if (stop_.keep_output) g_.tokens.push_back(token);
+  if (on_token_) on_token_(token);
+  if (decoder_ == nullptr) return true;
+  const size_t searched_from = n_shown_;
+  g_.text += decoder_->push(token);
+  if (stop_.stop_strings.empty()) {
+    show(g_.text.size());
+    forget_shown();
+    return true;
+  }
+  // A stop string can only start in the text not yet shown (the rest was checked).
+  size_t stop_at = std::string::npos;
+  for (const std::string& s : stop_.stop_strings) {
+    stop_at = std::min(stop_at, g_.text.find(s, searched_from));
+  }
+  if (stop_at != std::string::npos) {
+    g_.text.resize(stop_at);
+    g_.stop = StopReason::kStopString;
+    stopped_ = true;
+    return false;
+  }
+  show(g_.text.size() - held_back(g_.text, stop_.stop_strings));
+  forget_shown();
+  return true;
+}
+
+Generation DecodeStep::finish() {
+  if (decoder_ != nullptr && g_.stop != StopReason::kStopString) g_.text += decoder_->flush();
+  show(g_.text.size());
+  forget_shown();
+  g_.generate_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  stopped_ = true;
+  return std::move(g_);
+}
+
 Result<Generation> decode(Session& session, Sampler& sampler, StreamDecoder* decoder,
                           std::span<const TokenId> end_tokens, const StopOptions& stop,
                           const TextFn& on_text, const TokenFn& on_token) {
-  for (const std::string& s : stop.stop_strings) {
-    if (s.empty()) return Error(ErrorCode::kInvalidInput, "a stop string must not be empty");
-  }
-  if (decoder == nullptr && !stop.stop_strings.empty()) {
-    return Error(ErrorCode::kInternal, "stop strings need the generated text");
-  }
+  DecodeStep step(sampler, decoder, end_tokens, stop, on_text, on_token);
+  SLLM_RETURN_IF_ERROR(step.check());
   if (session.n_seen() == 0) {
     return Error(ErrorCode::kInvalidInput,
                  "nothing has been fed yet: generation needs at least one token to follow");
   }
-  const auto start = std::chrono::steady_clock::now();
-  Generation g;
-  std::vector<float> logits(session.last_logits().size());
-  size_t n_shown = 0;  // bytes of g.text passed to on_text
-  const auto show = [&](size_t end) {
-    if (end > n_shown && on_text) on_text(std::string_view(g.text).substr(n_shown, end - n_shown));
-    n_shown = std::max(n_shown, end);
-  };
-  // Without keep_output only the text not yet shown (a possible stop string's start) is kept.
-  const auto forget_shown = [&] {
-    if (stop.keep_output) return;
-    g.text.erase(0, n_shown);
-    n_shown = 0;
-  };
-  for (;;) {
-    if (stop.max_tokens >= 0 && g.n_tokens >= static_cast<uint64_t>(stop.max_tokens)) {
-      g.stop = StopReason::kMaxTokens;
-      break;
-    }
-    if (interrupted(stop.interrupt)) {
-      g.stop = StopReason::kInterrupted;
-      break;
-    }
-    std::copy(session.last_logits().begin(), session.last_logits().end(), logits.begin());
-    const TokenId next = sampler.sample(logits);
-    sampler.accept(next);
-    if (stop.at_end_of_generation &&
-        std::find(end_tokens.begin(), end_tokens.end(), next) != end_tokens.end()) {
-      g.stop = StopReason::kEndOfGeneration;
-      g.end_token = next;
-      break;
-    }
-    const TokenId one[1] = {next};
+  while (const std::optional<TokenId> next = step.next(session.last_logits())) {
+    const TokenId one[1] = {*next};
     SLLM_RETURN_IF_ERROR(session.feed(one));
-    ++g.n_tokens;
-    if (stop.keep_output) g.tokens.push_back(next);
-    if (on_token) on_token(next);
-    if (decoder == nullptr) continue;
-    const size_t searched_from = n_shown;
-    g.text += decoder->push(next);
-    if (stop.stop_strings.empty()) {
-      show(g.text.size());
-      forget_shown();
-      continue;
-    }
-    // A stop string can only start in the text not yet shown (the rest was checked).
-    size_t stop_at = std::string::npos;
-    for (const std::string& s : stop.stop_strings) {
-      stop_at = std::min(stop_at, g.text.find(s, searched_from));
-    }
-    if (stop_at != std::string::npos) {
-      g.text.resize(stop_at);
-      g.stop = StopReason::kStopString;
-      break;
-    }
-    show(g.text.size() - held_back(g.text, stop.stop_strings));
-    forget_shown();
+    if (!step.fed(*next)) break;
   }
-  if (decoder != nullptr && g.stop != StopReason::kStopString) g.text += decoder->flush();
-  show(g.text.size());
-  forget_shown();
-  g.generate_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return g;
+  return step.finish();
 }
 
 }  // namespace sllm

@@ -1,6 +1,7 @@
 #include "runtime/session.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -140,7 +141,7 @@ void Session::forward_batch(std::span<const TokenId> tokens, float* logits, bool
   cache_.end_batch();
 }
 
-Status Session::feed(std::span<const TokenId> tokens, std::vector<float>* all_logits) {
+Status Session::check_feed(std::span<const TokenId> tokens) const {
   const size_t n_vocab = model_->config().n_vocab;
   for (size_t i = 0; i < tokens.size(); ++i) {
     if (tokens[i] < 0 || static_cast<size_t>(tokens[i]) >= n_vocab) {
@@ -157,6 +158,78 @@ Status Session::feed(std::span<const TokenId> tokens, std::vector<float>* all_lo
                      " fed, " + std::to_string(tokens.size()) +
                      " more asked); the streaming policy runs an endless stream");
   }
+  return {};
+}
+
+Status Session::finish_batch(size_t n, const float* last) {
+  const size_t n_vocab = model_->config().n_vocab;
+  std::memcpy(last_logits_.data(), last, n_vocab * sizeof(float));
+  n_seen_ += n;
+  if (first_non_finite_row(last, 1, n_vocab) < 1) return non_finite_logits(n_seen_ - 1);
+  return {};
+}
+
+void Session::feed_batch(std::span<SessionFeed> feeds, ForwardScratch& scratch,
+                         std::vector<float>& logits) {
+  // The members of the pass: rows [offset, offset + n) of the batch are member m's.
+  struct Part {
+    Session* session;
+    size_t offset, n;
+  };
+  std::vector<Part> parts;
+  std::vector<TokenId> tokens;
+  std::vector<size_t> out_rows;
+  for (SessionFeed& f : feeds) {
+    f.status = {};
+    if (f.tokens.empty()) continue;
+    Session& s = *f.session;
+    if (Status st = s.check_feed(f.tokens); !st.ok()) {
+      f.status = st;
+      continue;
+    }
+    if (s.options_.policy == CachePolicy::kRecompute || f.tokens.size() > s.options_.max_batch) {
+      continue;  // fed alone below
+    }
+    parts.push_back({&s, tokens.size(), f.tokens.size()});
+    tokens.insert(tokens.end(), f.tokens.begin(), f.tokens.end());
+    out_rows.push_back(tokens.size() - 1);
+  }
+  if (!parts.empty()) {
+    assert(tokens.size() <= scratch.max_batch);
+    const Session& first = *parts[0].session;
+    const size_t n_vocab = first.model_->config().n_vocab;
+    logits.resize(parts.size() * n_vocab);
+    const size_t q_dim = first.model_->config().n_heads * first.model_->config().head_dim;
+    const size_t kv_dim = first.model_->config().n_kv_heads * first.model_->config().head_dim;
+    for (const Part& p : parts) p.session->cache_.begin_batch(p.n);
+    ThreadPool& pool = *first.pool_;
+    const AttendFn attend = [&](size_t layer, size_t, float* q, float* k, const float* v,
+                                float* out) {
+      for (const Part& p : parts) {
+        p.session->cache_.attend(layer, q + p.offset * q_dim, k + p.offset * kv_dim,
+                                 v + p.offset * kv_dim, out + p.offset * q_dim, pool);
+      }
+    };
+    first.model_->forward_rows(tokens, attend, scratch, pool, logits.data(), out_rows);
+    for (const Part& p : parts) p.session->cache_.end_batch();
+  }
+  size_t part = 0;
+  for (SessionFeed& f : feeds) {
+    if (f.tokens.empty() || !f.status.ok()) continue;
+    Session& s = *f.session;
+    if (part < parts.size() && parts[part].session == &s) {
+      const size_t n_vocab = s.model_->config().n_vocab;
+      f.status = s.finish_batch(f.tokens.size(), logits.data() + part * n_vocab);
+      ++part;
+    } else {
+      f.status = s.feed(f.tokens);
+    }
+  }
+}
+
+Status Session::feed(std::span<const TokenId> tokens, std::vector<float>* all_logits) {
+  const size_t n_vocab = model_->config().n_vocab;
+  SLLM_RETURN_IF_ERROR(check_feed(tokens));
   if (all_logits != nullptr) {
     const auto n_bytes = checked_bytes("the logits of " + std::to_string(tokens.size()) + " tokens",
                                        {tokens.size(), n_vocab, sizeof(float)});

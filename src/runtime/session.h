@@ -43,6 +43,16 @@ struct SessionState {
   KvCacheContents cache;
 };
 
+class Session;
+
+// One member of a batched feed (Session::feed_batch): its tokens for this pass, and afterwards
+// its status.
+struct SessionFeed {
+  Session* session = nullptr;
+  std::span<const TokenId> tokens;  // at most the session's max_batch; may be empty
+  Status status;                    // out
+};
+
 class Session {
  public:
   // The model and the pool must outlive the session.
@@ -53,6 +63,15 @@ class Session {
   // If all_logits is given, it receives [tokens.size(), n_vocab] logits: row i predicts the token
   // after tokens[i]. Tokens are validated first: an id outside the vocabulary feeds nothing.
   Status feed(std::span<const TokenId> tokens, std::vector<float>* all_logits = nullptr);
+
+  // Feeds several distinct sessions of one model and pool in one forward pass: the weights are
+  // read once for all of them, each session's rows attend over its own cache, and each ends as
+  // if fed its tokens alone (its last_logits and cache bit for bit). scratch must hold the rows
+  // of all members (ForwardScratch::max_batch), logits [members, n_vocab]. A member whose tokens
+  // are refused (feed()'s errors) is not fed and gets the error in its status; recompute members
+  // are fed alone, after the pass.
+  static void feed_batch(std::span<SessionFeed> feeds, ForwardScratch& scratch,
+                         std::vector<float>& logits);
 
   // Forgets every token: as freshly created, keeping the memory.
   void reset();
@@ -78,6 +97,10 @@ class Session {
           KvCache cache);
   // One batch (<= max_batch tokens) through the model and the cache.
   void forward_batch(std::span<const TokenId> tokens, float* logits, bool all_logits);
+  // feed()'s checks of the tokens (ids, the dense limit).
+  Status check_feed(std::span<const TokenId> tokens) const;
+  // After the tokens' last row's logits were computed: the bookkeeping of a fed batch.
+  Status finish_batch(size_t n, const float* last);
   Status feed_recompute(std::span<const TokenId> tokens, std::vector<float>* all_logits);
 
   const TransformerModel* model_;

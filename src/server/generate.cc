@@ -162,47 +162,60 @@ void Server::Impl::handle_chat(const httplib::Request& req, httplib::Response& r
 
   auto st = std::make_shared<RequestState>();
   register_request(st.get());
-  worker->post([this, st, conv, r, first, named, reused] {
-    Outcome o;
-    Chat& chat = *conv->chat;
-    o.cached_tokens = chat.n_seen();
-    auto run = [&]() -> std::optional<ApiError> {
-      // Sampling: a session keeps its random draw going unless the request changes an option
-      // (a seed it names counts); a conversation found by its history answers as a fresh one
-      // would, from the request's seed.
-      SamplingOptions sampling = r->sampling;
-      if (named && !r->seed_given) sampling.seed = chat.options().sampling.seed;
-      if ((named && !same_sampling(sampling, chat.options().sampling)) || reused) {
-        if (Status s = chat.set_sampling(sampling); !s.ok()) return from_library(s.error());
-      }
-      for (size_t i = first; i + 1 < r->messages.size(); i += 2) {
-        if (st->interrupt) return std::nullopt;
-        auto fed =
-            chat.add_turn(r->messages[i].content, r->messages[i + 1].content, &st->interrupt);
-        if (!fed.ok()) return from_library(fed.error());
-        o.prompt_tokens_fed += *fed;
-      }
-      if (st->interrupt) return std::nullopt;
-      StopOptions stop;
-      stop.max_tokens = r->max_tokens;
-      stop.stop_strings = r->stop;
-      stop.interrupt = &st->interrupt;
-      auto reply = chat.send(r->messages.back().content, stop,
-                             [&](std::string_view text) { st->push(text); });
-      if (!reply.ok()) return from_library(reply.error());
-      o.replied = true;
-      o.text = std::move(reply->text);
-      o.stop = reply->stop;
-      o.prompt_tokens_fed += reply->prompt_tokens.size();
-      o.completion_tokens = reply->n_tokens;
-      o.generate_seconds = reply->generate_seconds;
-      return std::nullopt;
-    };
-    o.error = run();
-    if (!o.error && !o.replied) o.stop = StopReason::kInterrupted;
-    metrics.add(o);
-    st->finish(std::move(o));
-  });
+  // Joins the decoding thread's batch: the history's exchanges and the turn go in by chunks
+  // between the other requests' decode steps, then the reply one token per step.
+  auto outcome = std::make_shared<Outcome>();
+  worker->post_member(
+      [this, st, conv, r, first, named, reused, outcome](Batch& batch) -> std::optional<uint64_t> {
+        Chat& chat = *conv->chat;
+        outcome->cached_tokens = chat.n_seen();
+        auto join = [&]() -> Result<uint64_t> {
+          // Sampling: a session keeps its random draw going unless the request changes an
+          // option (a seed it names counts); a conversation found by its history answers as a
+          // fresh one would, from the request's seed.
+          SamplingOptions sampling = r->sampling;
+          if (named && !r->seed_given) sampling.seed = chat.options().sampling.seed;
+          if ((named && !same_sampling(sampling, chat.options().sampling)) || reused) {
+            SLLM_RETURN_IF_ERROR(chat.set_sampling(sampling));
+          }
+          std::vector<ChatExchange> history;
+          for (size_t i = first; i + 1 < r->messages.size(); i += 2) {
+            history.push_back({r->messages[i].content, r->messages[i + 1].content});
+          }
+          StopOptions stop;
+          stop.max_tokens = r->max_tokens;
+          stop.stop_strings = r->stop;
+          stop.interrupt = &st->interrupt;
+          return batch.add(
+              chat, r->messages.back().content, stop,
+              [st](std::string_view text) { st->push(text); }, std::move(history));
+        };
+        Result<uint64_t> id = join();
+        if (id.ok()) return *id;
+        outcome->error = from_library(id.error());
+        metrics.add(*outcome);
+        st->finish(std::move(*outcome));
+        return std::nullopt;
+      },
+      // conv: the member feeds its chat until this runs.
+      [this, st, outcome, conv](BatchResult result) {
+        Outcome& o = *outcome;
+        if (!result.status.ok()) {
+          o.error = from_library(result.status.error());
+        } else {
+          const ChatReply& reply = result.reply;
+          // An interrupt before the turn went in leaves no reply.
+          o.replied = reply.stop != StopReason::kInterrupted || reply.n_prompt_tokens > 0;
+          o.text = reply.text;
+          o.stop = reply.stop;
+          o.prompt_tokens_fed = result.n_history_tokens + reply.n_prompt_tokens;
+          o.completion_tokens = reply.n_tokens;
+          o.generate_seconds = reply.generate_seconds;
+        }
+        if (!o.error && !o.replied) o.stop = StopReason::kInterrupted;
+        metrics.add(o);
+        st->finish(std::move(o));
+      });
 
   // Once the generation is over: the conversation's history grows by the request's messages and
   // the reply, and it is released (written to disk, indexed, idle).
@@ -279,36 +292,50 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
   }
   auto st = std::make_shared<RequestState>();
   register_request(st.get());
-  worker->post([this, st, r] {
-    Outcome o;
-    auto run = [&]() -> std::optional<ApiError> {
-      // A completion is a stream of its own: a cache for the request's time only.
-      auto stream = Stream::create(model, options.chat.cache, r->sampling);
-      if (!stream.ok()) return from_library(stream.error());
-      auto fed = (*stream)->feed_text(r->prompt, /*add_bos=*/true, /*parse_special=*/false,
-                                      &st->interrupt);
-      if (!fed.ok()) return from_library(fed.error());
-      o.prompt_tokens_fed = *fed;
-      if (st->interrupt) return std::nullopt;
-      StopOptions stop;
-      stop.max_tokens = r->max_tokens;
-      stop.stop_strings = r->stop;
-      stop.interrupt = &st->interrupt;
-      stop.at_end_of_generation = !r->ignore_eos;
-      auto g = (*stream)->generate(stop, [&](std::string_view text) { st->push(text); });
-      if (!g.ok()) return from_library(g.error());
-      o.replied = true;
-      o.text = std::move(g->text);
-      o.stop = g->stop;
-      o.completion_tokens = g->n_tokens;
-      o.generate_seconds = g->generate_seconds;
-      return std::nullopt;
-    };
-    o.error = run();
-    if (!o.error && !o.replied) o.stop = StopReason::kInterrupted;
-    metrics.add(o);
-    st->finish(std::move(o));
-  });
+  // A completion is a stream of its own: a cache for the request's time only, in the decoding
+  // thread's batch like every other request.
+  auto outcome = std::make_shared<Outcome>();
+  auto stream = std::make_shared<std::unique_ptr<Stream>>();
+  worker->post_member(
+      [this, st, r, outcome, stream](Batch& batch) -> std::optional<uint64_t> {
+        auto join = [&]() -> Result<uint64_t> {
+          SLLM_ASSIGN_OR_RETURN(*stream, Stream::create(model, options.chat.cache, r->sampling));
+          SLLM_ASSIGN_OR_RETURN(std::vector<TokenId> prompt,
+                                model->tokenize(r->prompt, /*add_bos=*/true));
+          StopOptions stop;
+          stop.max_tokens = r->max_tokens;
+          stop.stop_strings = r->stop;
+          stop.interrupt = &st->interrupt;
+          stop.at_end_of_generation = !r->ignore_eos;
+          return batch.add(**stream, std::move(prompt), stop,
+                           [st](std::string_view text) { st->push(text); });
+        };
+        Result<uint64_t> id = join();
+        if (id.ok()) return *id;
+        outcome->error = from_library(id.error());
+        metrics.add(*outcome);
+        st->finish(std::move(*outcome));
+        stream->reset();
+        return std::nullopt;
+      },
+      [this, st, outcome, stream](BatchResult result) {
+        Outcome& o = *outcome;
+        if (!result.status.ok()) {
+          o.error = from_library(result.status.error());
+        } else {
+          const ChatReply& g = result.reply;
+          o.prompt_tokens_fed = g.n_prompt_tokens;
+          o.replied = g.stop != StopReason::kInterrupted || g.n_tokens > 0;
+          o.text = g.text;
+          o.stop = g.stop;
+          o.completion_tokens = g.n_tokens;
+          o.generate_seconds = g.generate_seconds;
+        }
+        if (!o.error && !o.replied) o.stop = StopReason::kInterrupted;
+        metrics.add(o);
+        st->finish(std::move(o));
+        stream->reset();  // its cache is freed on the decoding thread, out of the batch
+      });
   auto finalize = [this, st] {
     st->wait_done();
     unregister_request(st.get());

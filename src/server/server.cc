@@ -10,44 +10,6 @@ namespace sllm::server {
 
 using nlohmann::json;
 
-Worker::Worker() : thread_([this] { run(); }) {}
-
-Worker::~Worker() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  thread_.join();
-}
-
-void Worker::post(std::function<void()> job) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    jobs_.push_back(std::move(job));
-  }
-  cv_.notify_one();
-}
-
-size_t Worker::queue_depth() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return jobs_.size();
-}
-
-void Worker::run() {
-  for (;;) {
-    std::function<void()> job;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
-      if (jobs_.empty()) return;
-      job = std::move(jobs_.front());
-      jobs_.pop_front();
-    }
-    job();
-  }
-}
-
 const char* finish_reason(StopReason stop) {
   return stop == StopReason::kMaxTokens ? "length" : "stop";
 }
@@ -238,13 +200,11 @@ void Server::Impl::routes() {
     std::ostringstream out;
     out << "# HELP sllm_requests_total HTTP requests answered, by status code.\n"
         << "# TYPE sllm_requests_total counter\n";
-    double generate_seconds = 0;
     {
       std::lock_guard<std::mutex> lock(metrics.mu);
       for (const auto& [status, n] : metrics.requests_by_status) {
         out << "sllm_requests_total{status=\"" << status << "\"} " << n << "\n";
       }
-      generate_seconds = metrics.generate_seconds;
     }
     const double completion = static_cast<double>(metrics.completion_tokens.load());
     prometheus(out, "sllm_prompt_tokens_total", "counter", "Prompt tokens fed to the model.",
@@ -256,9 +216,20 @@ void Server::Impl::routes() {
     prometheus(out, "sllm_generations_interrupted_total", "counter",
                "Generations stopped early because the client left or the server stopped.",
                static_cast<double>(metrics.interrupted.load()));
+    // Generations overlap in the batch: the rate is per second of the decoding thread's steps.
+    const double step_seconds = worker->step_seconds();
     prometheus(out, "sllm_decode_tokens_per_second", "gauge",
-               "Tokens generated per second of generation, since start.",
-               generate_seconds > 0 ? completion / generate_seconds : 0.0);
+               "Tokens generated per second of batched decoding (all requests), since start.",
+               step_seconds > 0 ? completion / step_seconds : 0.0);
+    prometheus(out, "sllm_decode_steps_total", "counter",
+               "Forward passes of the decoding thread (one per step, for every active request).",
+               static_cast<double>(worker->steps()));
+    prometheus(out, "sllm_requests_decoding", "gauge",
+               "Requests in the decoding batch (prefilling or generating).",
+               static_cast<double>(worker->active()));
+    prometheus(out, "sllm_decode_batch_peak", "gauge",
+               "The most requests that shared one decoding step, since start.",
+               static_cast<double>(worker->peak_active()));
     prometheus(out, "sllm_sessions_live", "gauge", "Conversations with a cache in memory.",
                static_cast<double>(store->n_live()));
     prometheus(out, "sllm_sessions_on_disk", "gauge",
@@ -342,7 +313,7 @@ Result<std::unique_ptr<Server>> Server::create(std::shared_ptr<const Model> mode
   SLLM_ASSIGN_OR_RETURN(impl->store, ConversationStore::open(std::move(store_options)));
   impl->model = std::move(model);
   impl->options = std::move(options);
-  impl->worker = std::make_unique<Worker>();
+  impl->worker = std::make_unique<Worker>(impl->model);
   impl->routes();
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }

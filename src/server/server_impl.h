@@ -18,23 +18,45 @@
 
 #include "conversations.h"
 #include "server.h"
+#include "streamingllm/batch.h"
 #include "streamingllm/stream.h"
 
 namespace sllm::server {
 
-// The one decoding thread: jobs run one after the other, in the order they were posted.
+// The one decoding thread (worker.cc). It loops over every active request: each step runs the
+// jobs posted since the last one (requests joining the batch, or anything else that must run
+// between forward passes), then one Batch::step() that feeds every generating request its next
+// token and every request still prefilling a chunk of its prompt, then hands each finished
+// request its result. A request whose interrupt is set leaves within one step.
 class Worker {
  public:
-  Worker();
-  ~Worker();  // runs the jobs still queued, then joins
+  explicit Worker(std::shared_ptr<const Model> model, const BatchOptions& options = {});
+  ~Worker();  // finishes the jobs still queued and the requests in the batch, then joins
+  // Runs `job` on the decoding thread, between two steps, in the order posted.
   void post(std::function<void()> job);
-  size_t queue_depth() const;  // posted and not yet started
+  // A request joining the batch: `join` runs on the decoding thread between two steps and adds
+  // one member (its id), or returns nullopt having finished the request itself; `done` then
+  // receives the member's result on the decoding thread.
+  using JoinFn = std::function<std::optional<uint64_t>(Batch& batch)>;
+  using DoneFn = std::function<void(BatchResult result)>;
+  void post_member(JoinFn join, DoneFn done);
+  size_t queue_depth() const;   // posted and not yet started
+  size_t active() const;        // requests in the batch
+  size_t peak_active() const;   // the most requests in one step
+  uint64_t steps() const;       // steps run
+  double step_seconds() const;  // wall seconds in steps
 
  private:
   void run();
+  std::unique_ptr<Batch> batch_;
+  std::map<uint64_t, DoneFn> done_;  // decoding thread only
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> jobs_;
+  std::atomic<size_t> active_{0};
+  std::atomic<size_t> peak_active_{0};
+  std::atomic<uint64_t> steps_{0};
+  std::atomic<uint64_t> step_nanos_{0};
   bool stopping_ = false;
   std::thread thread_;
 };
