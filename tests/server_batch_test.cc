@@ -2,84 +2,37 @@
 // decoding thread's steps and each still answers exactly as it would alone; a client that hangs
 // up leaves the batch while the others go on unchanged.
 #include <gtest/gtest.h>
-#include <httplib.h>
-#include <signal.h>
 
 #include <algorithm>
 #include <chrono>
-#include <nlohmann/json.hpp>
 #include <thread>
 
-#include "server.h"
-#include "streamingllm/streamingllm.h"
-#include "test_util.h"
+#include "server_test_util.h"
 
-namespace sllm {
+namespace sllm::server_test {
 namespace {
 
-using nlohmann::json;
-using server::Server;
-using server::ServerOptions;
-
-std::shared_ptr<const Model> stories() {
-  static std::shared_ptr<const Model> model = [] {
-    Model::LoadOptions o;
-    o.n_threads = 1;
-    auto m = Model::load(test::stories_gguf(), o);
-    EXPECT_TRUE(m.ok()) << m.error().message();
-    return std::shared_ptr<const Model>(*m);
-  }();
-  return model;
-}
-
-CacheOptions small_cache() {
-  CacheOptions c;
-  c.n_sinks = 4;
-  c.window = 60;
-  return c;
-}
-
-std::unique_ptr<Server> start() {
-  ServerOptions o;
-  o.host = "127.0.0.1";
-  o.port = 0;
-  o.chat.cache = small_cache();
+// Enough HTTP threads for every client below at once.
+std::unique_ptr<Server> start_many() {
+  ServerOptions o = options();
   o.n_http_threads = 24;
-  auto s = Server::create(stories(), std::move(o));
-  EXPECT_TRUE(s.ok()) << s.error().message();
-  if (!s.ok()) return nullptr;
-  EXPECT_TRUE((*s)->start().ok());
-  return std::move(*s);
+  return start(std::move(o));
 }
 
-json post(int port, const std::string& path, const json& body) {
-  httplib::Client cli("127.0.0.1", port);
-  cli.set_read_timeout(120, 0);
-  auto res = cli.Post(path.c_str(), body.dump(), "application/json");
-  if (!res) {
-    ADD_FAILURE() << path << ": " << httplib::to_string(res.error());
-    return nullptr;
-  }
-  EXPECT_EQ(res->status, 200) << res->body;
-  return json::parse(res->body, nullptr, false);
+// The body of a 200 reply (null otherwise, as a failure).
+json post_ok(int port, const std::string& path, const json& body) {
+  const Reply r = post(port, path, body);
+  EXPECT_EQ(r.status, 200) << r.body.dump();
+  return r.status == 200 ? r.body : json(nullptr);
 }
 
-double metric(int port, const std::string& name) {
-  httplib::Client cli("127.0.0.1", port);
-  auto res = cli.Get("/metrics");
-  if (!res) return -1;
-  const size_t at = res->body.find("\n" + name + " ");
-  if (at == std::string::npos) return -1;
-  return std::stod(res->body.substr(at + name.size() + 2));
-}
-
-const std::vector<std::string> kTurns = {"Once upon a time there was a cat.",
-                                         "What did the cat do?",
-                                         "Then a big dog came to the park.",
-                                         "Tell me about the sun.",
-                                         "Why was Lily sad?",
-                                         "The boy found a red ball.",
-                                         "Where did the bird go?"};
+const std::vector<std::string> kClientTurns = {"Once upon a time there was a cat.",
+                                               "What did the cat do?",
+                                               "Then a big dog came to the park.",
+                                               "Tell me about the sun.",
+                                               "Why was Lily sad?",
+                                               "The boy found a red ball.",
+                                               "Where did the bird go?"};
 
 #if defined(__SANITIZE_ADDRESS__)
 constexpr int kMaxTokens = 12;
@@ -91,12 +44,9 @@ constexpr int kLongTokens = 3000;
 
 // Client c's conversation: its own seed and turns.
 uint64_t seed_of(size_t c) { return 100 + c; }
-std::string turn_of(size_t c, size_t t) { return kTurns[(c + 2 * t) % kTurns.size()]; }
+std::string turn_of(size_t c, size_t t) { return kClientTurns[(c + 2 * t) % kClientTurns.size()]; }
 
-class ServerBatchTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() { std::signal(SIGPIPE, SIG_IGN); }
-};
+using ServerBatchTest = ServerTest;  // SIGPIPE ignored
 
 // 8 clients x 5 turns, each on its own session, at once: every request succeeds and every
 // conversation's replies are those of the same conversation run alone through the library.
@@ -118,7 +68,7 @@ TEST_F(ServerBatchTest, ConcurrentSessionsEachEqualTheConversationAlone) {
       expected[c].push_back(r->text);
     }
   }
-  auto s = start();
+  auto s = start_many();
   ASSERT_NE(s, nullptr);
   std::vector<std::vector<std::string>> got(kClients);
   std::vector<std::thread> clients;
@@ -131,7 +81,7 @@ TEST_F(ServerBatchTest, ConcurrentSessionsEachEqualTheConversationAlone) {
                      {"seed", seed_of(c)},
                      {"max_tokens", kMaxTokens}};
         if (t > 0) body["session_id"] = session;
-        const json r = post(s->port(), "/v1/chat/completions", body);
+        const json r = post_ok(s->port(), "/v1/chat/completions", body);
         if (!r.is_object() || !r.contains("choices")) return;
         session = r.at("session_id");
         got[c].push_back(r.at("choices").at(0).at("message").at("content"));
@@ -148,7 +98,7 @@ TEST_F(ServerBatchTest, ConcurrentSessionsEachEqualTheConversationAlone) {
 // A client that hangs up mid-stream leaves the batch (its slot is free) while another request
 // generates on; that one's reply is unchanged by the departure.
 TEST_F(ServerBatchTest, HangUpLeavesTheBatchAndTheOthersGoOn) {
-  auto s = start();
+  auto s = start_many();
   ASSERT_NE(s, nullptr);
   // The reply that keeps going, and what it is alone.
   const json long_body = {{"prompt", "Once upon a time"},
@@ -167,24 +117,13 @@ TEST_F(ServerBatchTest, HangUpLeavesTheBatchAndTheOthersGoOn) {
   ASSERT_TRUE(alone.ok());
 
   json long_reply;
-  std::thread other([&] { long_reply = post(s->port(), "/v1/completions", long_body); });
-  // The one that leaves: a streamed completion that would run for 16384 tokens.
-  {
-    httplib::Client cli("127.0.0.1", s->port());
-    httplib::Request req;
-    req.method = "POST";
-    req.path = "/v1/completions";
-    req.body =
-        json({{"prompt", "The sun"}, {"max_tokens", 16384}, {"ignore_eos", true}, {"stream", true}})
-            .dump();
-    req.set_header("Content-Type", "application/json");
-    int n_events = 0;
-    req.content_receiver = [&](const char* bytes, size_t n, uint64_t, uint64_t) {
-      n_events += static_cast<int>(std::count(bytes, bytes + n, '\n'));
-      return n_events < 6;  // hang up after a few events
-    };
-    (void)cli.send(req);
-  }
+  std::thread other([&] { long_reply = post_ok(s->port(), "/v1/completions", long_body); });
+  // The one that leaves: a streamed completion that would run for 16384 tokens hangs up after
+  // three events.
+  int n_events = 0;
+  (void)post_stream(s->port(), "/v1/completions",
+                    {{"prompt", "The sun"}, {"max_tokens", 16384}, {"ignore_eos", true}},
+                    [&](const json&) { return ++n_events < 3; });
   double interrupted = 0;
   for (int i = 0; i < 1000 && interrupted == 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -199,4 +138,4 @@ TEST_F(ServerBatchTest, HangUpLeavesTheBatchAndTheOthersGoOn) {
 }
 
 }  // namespace
-}  // namespace sllm
+}  // namespace sllm::server_test
