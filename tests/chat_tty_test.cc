@@ -68,7 +68,10 @@ class Terminal {
     // test reads) along. The chat gets SIGINT at its default on exec, as from any shell.
     const std::string command = "trap : INT; " + std::string(SLLM_CLI_PATH) + " chat " + chat_args +
                                 "; echo \"[exit $?]\"; sleep 60";
-    const std::string start = tmux_ + "new-session -d -x 100 -y 50 -s chat " + test::quote(command);
+    // remain-on-exit: should the shell die after all, the pane stays, with tmux's "Pane is dead
+    // (signal N)" line on the screen this test prints (a CI run once lost the whole server).
+    const std::string start = tmux_ + "new-session -d -x 100 -y 50 -s chat " +
+                              test::quote(command) + " \\; set-option -t chat remain-on-exit on";
     started_ = std::system(start.c_str()) == 0;
   }
   ~Terminal() { run_shell(tmux_ + "kill-server 2>/dev/null"); }
