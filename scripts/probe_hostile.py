@@ -436,7 +436,11 @@ def main():
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, kill_live_groups)
     signal.signal(signal.SIGINT, kill_live_groups)
-    tmp = tempfile.mkdtemp(prefix="sllm_probe_")
+    with tempfile.TemporaryDirectory(prefix="sllm_probe_") as tmp:
+        return run_all(a, tmp)
+
+
+def run_all(a, tmp):
     groups = {"flags": flag_cases, "gguf": gguf_cases, "text": text_cases, "output": output_cases}
     cases = [c for g in a.only.split(",") for c in groups[g](tmp)]
     n_bad = 0

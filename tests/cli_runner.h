@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -22,10 +23,20 @@ struct CliResult {
   std::string err;
 };
 
+// One directory per test process, removed when that process exits (ctest runs every test in a
+// process of its own: thousands of runs must not fill the disk with the models they wrote).
 inline std::string temp_dir() {
   static const std::string dir = [] {
     std::string tmpl = ::testing::TempDir() + "sllm_cli_XXXXXX";
     if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    static const pid_t owner = ::getpid();
+    static std::string to_remove;
+    to_remove = tmpl;
+    std::atexit([] {
+      if (::getpid() != owner) return;  // a forked child that exits leaves the files alone
+      std::error_code ec;
+      std::filesystem::remove_all(to_remove, ec);
+    });
     return tmpl;
   }();
   return dir;
