@@ -5,19 +5,27 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 jobs=$(nproc)
+# Each stage's wall time, so that CI's 30-minute budget can be watched stage by stage.
+stage_start=$SECONDS
+stage() {
+  echo "   (took $((SECONDS - stage_start)) s)"
+  stage_start=$SECONDS
+  echo "$1"
+}
 
-echo "== format check (clang-format) =="
+stage "== format check (clang-format) =="
 git ls-files '*.cc' '*.h' | xargs clang-format --dry-run --Werror
 
-echo "== release =="
+stage "== release =="
 cmake --preset release
 cmake --build --preset release -j "$jobs"
 ctest --preset release -j "$jobs"
 
-echo "== python module (release build, offline pip install into a venv, pytest) =="
+stage "== python module (release build, offline pip install into a venv, pytest) =="
 bash scripts/test_python.sh
 
-echo "== debug + ASan/UBSan =="
+stage "== debug + ASan/UBSan =="
 cmake --preset debug-asan
 cmake --build --preset debug-asan -j "$jobs"
 ctest --preset debug-asan -j "$jobs"
+stage "== done in $SECONDS s =="
