@@ -77,10 +77,56 @@ def _f32(x):
     return struct.unpack("f", struct.pack("f", float(x)))[0]
 
 
+class _Worker:
+    """Runs fn() on a daemon thread (the binding releases the GIL while it computes), and waits for
+    it in a way a Ctrl-C cannot cut short.
+
+    Thread.join() and is_alive() are not to be trusted once a KeyboardInterrupt lands inside
+    join(): CPython up to 3.11 then marks the thread stopped while it still runs (gh-90882). A
+    worker left running would use the model alongside the next call, or be torn down mid-C++ when
+    the interpreter exits ("terminate called without an active exception", as a loaded CI machine
+    showed). So the worker reports its own end, and one that sees the interrupt before it begins
+    never begins."""
+
+    def __init__(self, fn, interrupt):
+        self._fn = fn
+        self._interrupt = interrupt
+        self._lock = threading.Lock()
+        self._began = False
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._target, name="streamingllm", daemon=True)
+
+    def _target(self):
+        with self._lock:
+            if self._interrupt.is_set():
+                self._done.set()
+                return
+            self._began = True
+        try:
+            self._fn()
+        finally:
+            self._done.set()
+
+    def start(self):
+        self._thread.start()
+
+    def wait(self):
+        self._done.wait()
+
+    def stop(self):
+        """Interrupts the worker (it ends after the current token or prompt chunk) and waits for it,
+        if it began."""
+        self._interrupt.set()
+        with self._lock:
+            began = self._began
+        if began:
+            self._done.wait()
+
+
 def _run(fn, interrupt):
-    """Runs fn() on a worker thread (the binding releases the GIL while it computes) so that the
-    main thread stays free to take Ctrl-C: the interrupt is set, the call ends after the current
-    token (or prompt chunk), and KeyboardInterrupt is raised."""
+    """Runs fn() on a worker thread so that the main thread stays free to take Ctrl-C: the
+    interrupt is set, the call ends after the current token (or prompt chunk), and
+    KeyboardInterrupt is raised."""
     box = {}
 
     def target():
@@ -89,17 +135,15 @@ def _run(fn, interrupt):
         except BaseException as e:  # noqa: BLE001 - handed to the caller
             box["error"] = e
 
-    t = threading.Thread(target=target, name="streamingllm", daemon=True)
+    w = _Worker(target, interrupt)
     # A Ctrl-C can land while start() waits for the worker to run: the worker is launched by then,
-    # so it must be interrupted too, or it would run on (endlessly, with max_tokens=-1) holding the
-    # model. A worker that has not reached fn() yet stops after its first token or prompt chunk.
+    # so it must be stopped too, or it would run on (endlessly, with max_tokens=-1) holding the
+    # model.
     try:
-        t.start()
-        t.join()
+        w.start()
+        w.wait()
     except BaseException:
-        interrupt.set()
-        if t.is_alive():
-            t.join()
+        w.stop()
         raise
     if "error" in box:
         raise box["error"]
@@ -118,9 +162,9 @@ def _stream_run(fn, interrupt, on_piece, on_done):
         except BaseException as e:  # noqa: BLE001 - handed to the consumer
             q.put(("error", e))
 
-    t = threading.Thread(target=target, name="streamingllm", daemon=True)
+    w = _Worker(target, interrupt)
     try:
-        t.start()  # inside the try: a Ctrl-C during start() interrupts the worker too (see _run)
+        w.start()  # inside the try: a Ctrl-C during start() stops the worker too (see _run)
         while True:
             kind, value = q.get()
             if kind == "text":
@@ -131,9 +175,7 @@ def _stream_run(fn, interrupt, on_piece, on_done):
             else:
                 raise value
     finally:
-        interrupt.set()
-        if t.is_alive():
-            t.join()
+        w.stop()
 
 
 def _as_bytes(text, what):
