@@ -80,16 +80,17 @@ inline uint16_t load_u16(const uint8_t* p) {
 }  // namespace sllm::ops::qdot_detail
 #endif  // SLLM_KERNELS_QDOT_ONCE_
 
-HWY_BEFORE_NAMESPACE();
-#if HWY_TARGET == HWY_AVX3_DL
+#if HWY_TARGET == HWY_AVX3_DL && defined(__clang__)
 // Highway 1.0.3's AVX3_DL target string names avxvnni but not avx512vnni, which its CPU check
-// requires; enable it for this target's code (HWY_AFTER_NAMESPACE pops it with the rest).
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512vnni"))), apply_to = function)
+// requires; enable it for this target's code. clang applies the outermost pushed target
+// attribute alone, so there it is Highway's string plus avx512vnni, pushed before Highway's.
+#pragma clang attribute push(__attribute__((target(HWY_TARGET_STR ",avx512vnni"))), \
+                             apply_to = function)
 #define SLLM_QDOT_CLANG_VNNI 1
-#else
-#pragma GCC target("avx512vnni")
 #endif
+HWY_BEFORE_NAMESPACE();
+#if HWY_TARGET == HWY_AVX3_DL && !defined(__clang__)
+#pragma GCC target("avx512vnni")
 #endif
 namespace sllm::ops {
 namespace HWY_NAMESPACE {
@@ -639,11 +640,11 @@ const char* quantized_target_name_simd() { return hwy::TargetName(HWY_TARGET); }
 
 }  // namespace HWY_NAMESPACE
 }  // namespace sllm::ops
+HWY_AFTER_NAMESPACE();
 #if defined(SLLM_QDOT_CLANG_VNNI)
 #pragma clang attribute pop
 #undef SLLM_QDOT_CLANG_VNNI
 #endif
-HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
 namespace sllm::ops {

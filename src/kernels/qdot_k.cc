@@ -89,15 +89,15 @@ constexpr size_t kSbBytes = kType == TensorType::kQ4_K   ? sizeof(quant::BlockQ4
 }  // namespace sllm::ops::kquant_detail
 #endif  // SLLM_KERNELS_QDOT_K_ONCE_
 
-HWY_BEFORE_NAMESPACE();
-#if HWY_TARGET == HWY_AVX3_DL
+#if HWY_TARGET == HWY_AVX3_DL && defined(__clang__)
 // As in qdot.cc: Highway 1.0.3's AVX3_DL target string lacks avx512vnni.
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512vnni"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target(HWY_TARGET_STR ",avx512vnni"))), \
+                             apply_to = function)
 #define SLLM_QDOT_K_CLANG_VNNI 1
-#else
-#pragma GCC target("avx512vnni")
 #endif
+HWY_BEFORE_NAMESPACE();
+#if HWY_TARGET == HWY_AVX3_DL && !defined(__clang__)
+#pragma GCC target("avx512vnni")
 #endif
 namespace sllm::ops {
 namespace HWY_NAMESPACE {
@@ -726,11 +726,11 @@ const char* kquant_target_name_simd() { return hwy::TargetName(HWY_TARGET); }
 
 }  // namespace HWY_NAMESPACE
 }  // namespace sllm::ops
+HWY_AFTER_NAMESPACE();
 #if defined(SLLM_QDOT_K_CLANG_VNNI)
 #pragma clang attribute pop
 #undef SLLM_QDOT_K_CLANG_VNNI
 #endif
-HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
 namespace sllm::ops {

@@ -3,8 +3,8 @@
 // survive what a loader does with it and a write-back: reading every tensor byte, every getter,
 // and GgufWriter reproducing a file that parses to the same bytes again.
 //
-// Built by src/gguf/CMakeLists.txt with clang and -DSLLM_FUZZ=ON; seed it with real models:
-//   build/fuzz/src/gguf/gguf_fuzz -max_len=65536 corpus/ ../shared/models/stories260K/
+// Built by the `fuzz` preset (fuzz/CMakeLists.txt); scripts/fuzz.sh runs it on its seeds:
+//   scripts/fuzz.sh 60 gguf
 #include <cstddef>
 #include <cstdint>
 #include <vector>
