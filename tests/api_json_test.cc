@@ -1,0 +1,33 @@
+// The server's request checks (src/server/api_json.h) on inputs the fuzz target server_request
+// found (fuzz/server_request_fuzz.cc): each one minimised, with the reply it must get.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "api_json.h"
+
+namespace sllm::server {
+namespace {
+
+// What send_error does with an ApiError: dump() throws on text that is not UTF-8.
+std::string reply_of(const ApiError& error) { return error_json(error).dump(); }
+
+// A body that starts inside a JSON value with a two-byte character: nlohmann's message quotes the
+// bytes it last read, here the first byte of the character alone. The reply replaces it.
+TEST(ApiJsonFuzzRegression, SyntaxErrorInsideACharacterGivesAUtf8Reply) {
+  nlohmann::json json;
+  const std::optional<ApiError> error = parse_body("\xC3\xA9 \"usa\"", json);
+  ASSERT_TRUE(error.has_value());
+  EXPECT_EQ(error->status, 400);
+  EXPECT_EQ(error->code, "invalid_json");
+  EXPECT_EQ(error->message,
+            "the request body is not valid JSON: [json.exception.parse_error.101] parse error at "
+            "line 1, column 1: syntax error while parsing value - invalid literal; last read: "
+            "'\xEF\xBF\xBD'");
+  std::string reply;
+  ASSERT_NO_THROW(reply = reply_of(*error));
+  EXPECT_NE(reply.find("\"code\":\"invalid_json\""), std::string::npos) << reply;
+}
+
+}  // namespace
+}  // namespace sllm::server
