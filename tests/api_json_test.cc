@@ -29,5 +29,23 @@ TEST(ApiJsonFuzzRegression, SyntaxErrorInsideACharacterGivesAUtf8Reply) {
   EXPECT_NE(reply.find("\"code\":\"invalid_json\""), std::string::npos) << reply;
 }
 
+// A number too large for a double: nlohmann throws out_of_range (not parse_error), which escaped
+// parse_body and ended the process.
+TEST(ApiJsonFuzzRegression, NumberOverflowIsABadRequest) {
+  for (const std::string body : {"1e999", R"({"messages": [], "temperature": -1e400})"}) {
+    nlohmann::json json;
+    std::optional<ApiError> error;
+    ASSERT_NO_THROW(error = parse_body(body, json)) << body;
+    ASSERT_TRUE(error.has_value()) << body;
+    EXPECT_EQ(error->status, 400);
+    EXPECT_EQ(error->code, "invalid_json");
+    EXPECT_NE(error->message.find("the request body is not valid JSON: "
+                                  "[json.exception.out_of_range.406] number overflow parsing '"),
+              std::string::npos)
+        << error->message;
+    EXPECT_NO_THROW(reply_of(*error));
+  }
+}
+
 }  // namespace
 }  // namespace sllm::server

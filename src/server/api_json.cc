@@ -91,7 +91,7 @@ std::optional<ApiError> parse_body(std::string_view body, json& out) {
   }
   try {
     out = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number overflow
     // nlohmann's message names the line, column and what it expected, and quotes the bytes last
     // read: those may end inside a character ("last read: '\xC3'" for a body starting with an
     // e-acute), which the error's JSON could not hold (dump() throws on invalid UTF-8).
