@@ -47,5 +47,28 @@ TEST(ApiJsonFuzzRegression, NumberOverflowIsABadRequest) {
   }
 }
 
+// top_p and repeat_penalty must be > 0; 1e-50 is, as a double, but the sampler gets a float, where
+// it is 0 (SamplingOptions::validate rejects that after the request was accepted).
+TEST(ApiJsonFuzzRegression, ExclusiveBoundHoldsForTheFloat) {
+  const SamplingOptions defaults;
+  const RequestLimits limits;
+  for (const char* field : {"top_p", "repeat_penalty"}) {
+    const nlohmann::json body = {{"prompt", "a"}, {field, 1e-50}};
+    CompletionRequest request;
+    const std::optional<ApiError> error = parse_completion_request(body, defaults, limits, request);
+    ASSERT_TRUE(error.has_value()) << field;
+    EXPECT_EQ(error->code, "invalid_value");
+    EXPECT_EQ(error->message,
+              std::string(field) + " must be " +
+                  (std::string(field) == "top_p" ? "a number in (0, 1]" : "a number in (0, 1000]") +
+                  ", got 1e-50");
+  }
+  // The smallest positive float is still accepted.
+  const nlohmann::json body = {{"prompt", "a"}, {"top_p", 1.5e-45}};
+  CompletionRequest request;
+  EXPECT_FALSE(parse_completion_request(body, defaults, limits, request).has_value());
+  EXPECT_GT(request.sampling.top_p, 0.0f);
+}
+
 }  // namespace
 }  // namespace sllm::server

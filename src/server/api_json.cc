@@ -122,10 +122,13 @@ std::optional<ApiError> read_number(const json& body, const char* field, double 
   if (it == body.end() || it->is_null()) return std::nullopt;
   if (!it->is_number()) return wrong_type(field, "a number", *it);
   const double v = it->get<double>();
-  if (!std::isfinite(v) || v < lo || v > hi || (lo_exclusive && v == lo)) {
+  // The range holds for the float the sampler gets: a positive double below the smallest float
+  // (top_p 1e-50) becomes 0, which an exclusive lower bound of 0 must also reject.
+  const auto f = static_cast<float>(v);
+  if (!std::isfinite(v) || v < lo || v > hi || (lo_exclusive && f <= lo)) {
     return out_of_range(field, range, *it);
   }
-  out = static_cast<float>(v);
+  out = f;
   return std::nullopt;
 }
 
