@@ -132,6 +132,11 @@ def seeds_server_request(shared, out):
         write(out, "chat%02d" % i, b"\x00" + json.dumps(body).encode())
     for i, body in enumerate(completion):
         write(out, "completion%02d" % i, b"\x01" + json.dumps(body).encode())
+    # Values at the ranges' edges (a double that is 0 as a float: api_json_test).
+    write(out, "edges", b"\x00" + json.dumps({
+        "messages": [{"role": "user", "content": "x"}], "top_p": 1e-50, "repeat_penalty": 1.5e-45,
+        "min_p": 1, "temperature": 1000, "max_tokens": 16384, "top_k": 2147483647,
+        "repeat_last_n": 1048576, "seed": 18446744073709551615}).encode())
     write(out, "bad-utf8", b"\x00{\"messages\": [{\"role\": \"user\", \"content\": \"a\xff\"}]}")
     write(out, "surrogate", b"\x00{\"messages\": [{\"role\": \"user\", \"content\": \"\\udc00\"}]}")
 
