@@ -68,6 +68,22 @@ std::optional<size_t> invalid_utf8_at(std::string_view text) {
   return std::nullopt;
 }
 
+namespace {
+
+// `text` with each byte that is not part of a UTF-8 character replaced by U+FFFD.
+std::string valid_utf8(std::string_view text) {
+  std::string out;
+  while (const auto at = invalid_utf8_at(text)) {
+    out.append(text.substr(0, *at));
+    out += "\xEF\xBF\xBD";
+    text.remove_prefix(*at + 1);
+  }
+  out.append(text);
+  return out;
+}
+
+}  // namespace
+
 std::optional<ApiError> parse_body(std::string_view body, json& out) {
   if (const auto at = invalid_utf8_at(body)) {
     return bad_request("invalid_utf8",
@@ -75,10 +91,12 @@ std::optional<ApiError> parse_body(std::string_view body, json& out) {
   }
   try {
     out = json::parse(body);
-  } catch (const json::parse_error& e) {
-    // nlohmann's message names the line, column and what it expected.
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number overflow
+    // nlohmann's message names the line, column and what it expected, and quotes the bytes last
+    // read: those may end inside a character ("last read: '\xC3'" for a body starting with an
+    // e-acute), which the error's JSON could not hold (dump() throws on invalid UTF-8).
     return bad_request("invalid_json",
-                       std::string("the request body is not valid JSON: ") + e.what());
+                       "the request body is not valid JSON: " + valid_utf8(e.what()));
   }
   if (!out.is_object()) {
     return bad_request("invalid_json", std::string("the request body must be a JSON object, got ") +
@@ -104,10 +122,13 @@ std::optional<ApiError> read_number(const json& body, const char* field, double 
   if (it == body.end() || it->is_null()) return std::nullopt;
   if (!it->is_number()) return wrong_type(field, "a number", *it);
   const double v = it->get<double>();
-  if (!std::isfinite(v) || v < lo || v > hi || (lo_exclusive && v == lo)) {
+  // The range holds for the float the sampler gets: a positive double below the smallest float
+  // (top_p 1e-50) becomes 0, which an exclusive lower bound of 0 must also reject.
+  const auto f = static_cast<float>(v);
+  if (!std::isfinite(v) || v < lo || v > hi || (lo_exclusive && f <= lo)) {
     return out_of_range(field, range, *it);
   }
-  out = static_cast<float>(v);
+  out = f;
   return std::nullopt;
 }
 
