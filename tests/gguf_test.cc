@@ -246,7 +246,8 @@ TEST(GgufRealFile, TruncationMessages) {
             "file (14160 bytes)");
   EXPECT_EQ(error_at_cut(kStoriesBytes - 1),
             "m.gguf: offset 14144: tensor 'blk.4.ffn_norm.weight' data (256 bytes at data offset "
-            "1170944) extends past the end of the file (the data section holds 1171199 bytes)");
+            "1170944) extends past the end of the file (the data section holds 1171199 bytes "
+            "from file offset 14176, where general.alignment 32 puts it)");
 }
 
 TEST(GgufOpen, MissingFileIsAnIoError) {
@@ -543,7 +544,8 @@ TEST(GgufTensors, DataOutOfBounds) {
   // 4 f32 at data offset 32 need 48 bytes of data; the file has 47.
   EXPECT_EQ(parse_error(one_tensor_file({4}, 0, 32, 47)).message(),
             "bad.gguf: offset 49: tensor 't' data (16 bytes at data offset 32) extends past the "
-            "end of the file (the data section holds 47 bytes)");
+            "end of the file (the data section holds 47 bytes from file offset 64, where "
+            "general.alignment 32 puts it)");
   const Bytes fits = one_tensor_file({4}, 0, 32, 48);
   Result<GgufFile> r = GgufFile::parse(fits.bytes(), "ok.gguf");
   ASSERT_TRUE(r.ok()) << r.error().message();

@@ -10,6 +10,7 @@
 //
 // Every bound is checked as `n <= bytes_left()` style comparisons on values already known to be in
 // range, never as `pos + n <= size`, which a hostile n would wrap.
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdio>
@@ -556,6 +557,7 @@ class GgufParser {
                                 " bytes)");
     }
     const uint64_t data_bytes = bytes_.size() - data_offset;
+    uint64_t data_end = 0;  // the end of the last tensor's data, from the data section's start
     for (size_t i = 0; i < file_.tensors_.size(); ++i) {
       GgufTensorInfo& info = file_.tensors_[i];
       if (info.offset > data_bytes || info.n_bytes > data_bytes - info.offset) {
@@ -563,9 +565,23 @@ class GgufParser {
                         "tensor " + quoted(info.name) + " data (" + std::to_string(info.n_bytes) +
                             " bytes at data offset " + std::to_string(info.offset) +
                             ") extends past the end of the file (the data section holds " +
-                            std::to_string(data_bytes) + " bytes)");
+                            std::to_string(data_bytes) + " bytes from file offset " +
+                            std::to_string(data_offset) + ", where general.alignment " +
+                            std::to_string(alignment) + " puts it)");
       }
       info.data = bytes_.data() + data_offset + info.offset;
+      data_end = std::max(data_end, info.offset + info.n_bytes);
+    }
+    // Writers (ggml's and ours) end the file with the last tensor and at most its padding. More
+    // bytes after it mean the data section starts elsewhere than general.alignment says (a file
+    // laid out at 32 that claims 1 or 16): every tensor would be read shifted, silently wrong.
+    if (data_bytes - data_end >= alignment) {
+      return error_at(data_offset + data_end,
+                      std::to_string(data_bytes - data_end) +
+                          " bytes follow the last tensor's data, more than padding: the data "
+                          "section does not start where general.alignment " +
+                          std::to_string(alignment) + " puts it (file offset " +
+                          std::to_string(data_offset) + "), or the file has trailing bytes");
     }
     return {};
   }
