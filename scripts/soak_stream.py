@@ -145,6 +145,9 @@ def main():
     md += ["", f"Latency over tokens {lat['start']['tokens']} (start) and {lat['end']['tokens']} "
            f"(end); memory read from /proc at {len(readings)} points, largest VmRSS "
            f"{mib(result['memory']['max_rss_bytes']):.2f} MiB.", ""]
+    md += ["Every latency window of bench (1024 tokens each): " + "; ".join(
+        f"{w['label']}: p50 {w['wall_median_us']:.1f} us, p99 {w['wall_p99_us']:.1f} us, "
+        f"CPU {w['cpu_mean_us']:.1f} us" for w in bench["latency_windows"]) + ".", ""]
     md += [f"- {'PASS' if ok else 'FAIL'}: {c}" for c, ok in checks]
     text = "\n".join(md) + "\n"
     with open(os.path.join(a.out, "soak_stream.md"), "w") as f:
