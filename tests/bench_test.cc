@@ -39,6 +39,8 @@ TEST(BenchCliTest, ReportsWindowsAfterTheCacheFillsAndConstantMemory) {
   for (const auto& w : j["latency_windows"]) {
     EXPECT_GT(w["wall_mean_us"].get<double>(), 0.0);
     EXPECT_GT(w["wall_median_us"].get<double>(), 0.0);
+    // The 99th percentile of a window's 1024 wall times is at least its median.
+    EXPECT_GE(w["wall_p99_us"].get<double>(), w["wall_median_us"].get<double>());
     EXPECT_GT(w["cpu_mean_us"].get<double>(), 0.0);
   }
   EXPECT_GT(j["latency_ratio_last_to_cache_full"]["cpu_mean"].get<double>(), 0.0);

@@ -93,6 +93,8 @@ TEST_F(ServerSessionTest, AFifthSessionSpillsTheLeastRecentlyUsedAndItReturnsExa
   EXPECT_EQ(metric(s->port(), "sllm_sessions_on_disk"), 5);
   EXPECT_EQ(metric(s->port(), "sllm_cache_bytes"),
             4.0 * static_cast<double>(s->session_cache_bytes()));
+  EXPECT_EQ(metric(s->port(), "sllm_sessions_evicted_total"), 1);
+  EXPECT_EQ(metric(s->port(), "sllm_sessions_restored_total"), 0);
 
   // The first comes back from disk (the second, now the least recently used, goes), twice.
   for (size_t t = 1; t < 3; ++t) {
@@ -104,8 +106,13 @@ TEST_F(ServerSessionTest, AFifthSessionSpillsTheLeastRecentlyUsedAndItReturnsExa
         r.body.at("usage").at("prompt_tokens").get<uint64_t>() - fed_tokens(r.body.at("usage")));
   }
   EXPECT_EQ(metric(s->port(), "sllm_sessions_live"), 4);
+  // Read back once (the second turn found it live), the second evicted for it.
+  EXPECT_EQ(metric(s->port(), "sllm_sessions_evicted_total"), 2);
+  EXPECT_EQ(metric(s->port(), "sllm_sessions_restored_total"), 1);
   // So does the second, which the first's return evicted.
   EXPECT_EQ(session_turn(s->port(), ids[1], kTurns[3]).status, 200);
+  EXPECT_EQ(metric(s->port(), "sllm_sessions_evicted_total"), 3);
+  EXPECT_EQ(metric(s->port(), "sllm_sessions_restored_total"), 2);
   s.reset();
   std::filesystem::remove_all(dir);
 }

@@ -164,6 +164,7 @@ bool ConversationStore::admit_locked() {
   victim->chat.reset();
   victim->cache_bytes = 0;
   victim->admitted = false;
+  ++n_evicted_;
   if (!victim->on_disk) {
     unindex_locked(*victim);
     by_id_.erase(victim->id);
@@ -215,6 +216,7 @@ Acquired ConversationStore::acquire(const std::string& id) {
                       "server_error", "session_unreadable"};
     }
     c->chat = std::move(*chat);
+    ++n_restored_;
     std::lock_guard<std::mutex> lock(mu_);
     c->cache_bytes = c->chat->cache_bytes();
   }
@@ -261,6 +263,7 @@ std::shared_ptr<Conversation> ConversationStore::acquire_prefix(std::span<const 
       return nullptr;
     }
     c->chat = std::move(*chat);
+    ++n_restored_;
     std::lock_guard<std::mutex> lock(mu_);
     c->cache_bytes = c->chat->cache_bytes();
   }

@@ -16,6 +16,7 @@
 // comes back exactly on its next request, and a restarted server resumes all of them.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -98,6 +99,10 @@ class ConversationStore {
   size_t n_on_disk() const;  // conversations written to the directory
   size_t n_total() const;
   size_t cache_bytes() const;  // K/V bytes held by the live conversations
+  // Since open(): conversations whose cache was dropped to make room (to disk, or forgotten
+  // without a directory), and conversations read back from disk by a request.
+  uint64_t n_evicted() const { return n_evicted_.load(); }
+  uint64_t n_restored() const { return n_restored_.load(); }
   const std::string& dir() const { return options_.dir; }
 
  private:
@@ -120,6 +125,8 @@ class ConversationStore {
   std::unordered_map<HistoryHash, std::string, HashKey> by_hash_;
   size_t n_admitted_ = 0;
   uint64_t tick_ = 0;
+  std::atomic<uint64_t> n_evicted_{0};
+  std::atomic<uint64_t> n_restored_{0};
 };
 
 }  // namespace sllm::server

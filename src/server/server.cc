@@ -235,6 +235,13 @@ void Server::Impl::routes() {
     prometheus(out, "sllm_sessions_on_disk", "gauge",
                "Conversations written to the session directory.",
                static_cast<double>(store->n_on_disk()));
+    prometheus(out, "sllm_sessions_evicted_total", "counter",
+               "Conversations whose cache was dropped to make room for another (kept on disk "
+               "with --session-dir, else forgotten).",
+               static_cast<double>(store->n_evicted()));
+    prometheus(out, "sllm_sessions_restored_total", "counter",
+               "Conversations read back from the session directory by a request.",
+               static_cast<double>(store->n_restored()));
     prometheus(out, "sllm_sessions_max", "gauge",
                "Conversations that may be live at once (--max-sessions, or fewer: what "
                "--memory-budget admits).",
