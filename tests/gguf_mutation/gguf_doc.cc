@@ -299,12 +299,7 @@ Status write_bpe_vocab(const std::string& path) {
   return w.write(path);
 }
 
-Result<std::vector<BaseModel>> write_base_models(const std::string& dir) {
-  std::filesystem::create_directories(dir);
-  const std::string spm = dir + "/vocab-spm.gguf", bpe = dir + "/vocab-bpe.gguf";
-  SLLM_RETURN_IF_ERROR(write_spm_vocab(spm));
-  SLLM_RETURN_IF_ERROR(write_bpe_vocab(bpe));
-  std::vector<BaseModel> bases;
+std::vector<std::string> base_model_names() {
   std::vector<std::string> archs;
   const std::string names = make_model_architectures();
   for (size_t i = 0; i < names.size();) {
@@ -313,7 +308,16 @@ Result<std::vector<BaseModel>> write_base_models(const std::string& dir) {
     i = j == std::string::npos ? names.size() : j + 2;
   }
   archs.emplace_back("llama-bpe");
-  for (const std::string& name : archs) {
+  return archs;
+}
+
+Result<std::vector<BaseModel>> write_base_models(const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  const std::string spm = dir + "/vocab-spm.gguf", bpe = dir + "/vocab-bpe.gguf";
+  SLLM_RETURN_IF_ERROR(write_spm_vocab(spm));
+  SLLM_RETURN_IF_ERROR(write_bpe_vocab(bpe));
+  std::vector<BaseModel> bases;
+  for (const std::string& name : base_model_names()) {
     MakeModelOptions o;
     o.arch = name == "llama-bpe" ? "llama" : name;
     o.vocab = name == "llama-bpe" ? bpe : spm;

@@ -48,6 +48,8 @@ struct BaseModel {
   std::string arch;  // general.architecture
   std::string path;  // the file make-model wrote
 };
+// The base models' names: each make-model architecture, then "llama-bpe".
+std::vector<std::string> base_model_names();
 // One tiny model (n_embd 32, 4 heads, 2 KV heads where the family allows, 2 blocks, f32) per
 // make-model architecture on the SentencePiece vocabulary, and a llama one on the BPE vocabulary;
 // written under `dir`.
