@@ -34,13 +34,9 @@ const std::vector<std::string> kClientTurns = {"Once upon a time there was a cat
                                                "The boy found a red ball.",
                                                "Where did the bird go?"};
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr int kMaxTokens = 12;
-constexpr int kLongTokens = 300;
-#else
-constexpr int kMaxTokens = 24;
-constexpr int kLongTokens = 3000;
-#endif
+// Shorter under ASan and TSan.
+constexpr int kMaxTokens = test::kSanitizedBuild ? 12 : 24;
+constexpr int kLongTokens = test::kSanitizedBuild ? 300 : 3000;
 
 // Client c's conversation: its own seed and turns.
 uint64_t seed_of(size_t c) { return 100 + c; }

@@ -281,11 +281,8 @@ TEST_F(ServerSessionTest, SigtermWritesEverySessionAndARestartContinuesExactly) 
 // resends the whole history: the cache bytes stay those of one session, every turn after the
 // first feeds only its own tokens, each reply is generated (the conversation never refuses).
 TEST_F(ServerSessionTest, TwoHundredTurnsAtConstantCacheBytesAndBoundedPrompts) {
-#if defined(__SANITIZE_ADDRESS__)
-  constexpr size_t kN = 10;  // the sanitized engine is slower: the same checks, past the cache
-#else
-  constexpr size_t kN = 200;
-#endif
+  // The sanitized engine (ASan, TSan) is slower: the same checks, past the cache.
+  constexpr size_t kN = test::kSanitizedBuild ? 10 : 200;
   ServerOptions o = options();
   o.chat.cache.window = 256;
   o.max_body_bytes = size_t{4} << 20;

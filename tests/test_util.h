@@ -49,8 +49,17 @@ inline void write_bytes(const std::string& path, const std::vector<uint8_t>& byt
 
 namespace sllm::test {
 
-// Whether AddressSanitizer is on (Debug CI builds): slow and memory-hungry tests skip there.
-#if defined(__SANITIZE_ADDRESS__)
+// Whether AddressSanitizer or ThreadSanitizer is on (Debug CI builds, the `tsan` preset): slow
+// and memory-hungry tests skip or shorten there.
+// (gcc defines __SANITIZE_*__; clang 14 only answers __has_feature.)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SLLM_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SLLM_TEST_SANITIZED 1
+#endif
+#endif
+#if defined(SLLM_TEST_SANITIZED)
 inline constexpr bool kSanitizedBuild = true;
 #else
 inline constexpr bool kSanitizedBuild = false;

@@ -299,13 +299,16 @@ Acquired ConversationStore::create(const std::string& system, const SamplingOpti
 }
 
 Status ConversationStore::release(const std::shared_ptr<Conversation>& c, bool drop) {
+  // The files are written outside the lock (the conversation is busy: no other request
+  // touches its chat), but every field that info() and n_on_disk() read is set under it.
   Status written;
-  if (!drop && !options_.dir.empty()) {
+  const bool write = !drop && !options_.dir.empty();
+  if (write) {
     written = c->chat->save(session_path(c->id));
     if (written.ok()) written = write_sidecar(options_.dir + "/" + c->id + ".json", *c);
-    if (written.ok()) c->on_disk = true;
   }
   std::lock_guard<std::mutex> lock(mu_);
+  if (write && written.ok()) c->on_disk = true;
   c->busy = false;
   c->last_used = ++tick_;
   if (c->chat != nullptr) c->n_seen = c->chat->n_seen();
