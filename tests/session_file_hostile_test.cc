@@ -390,9 +390,10 @@ TEST(SessionFileHostileTest, ChatRefusesACraftedSessionFile) {
 namespace sllm {
 namespace {
 
-// Found by fuzz/session_file_fuzz.cc: a pending text (or system message) that is not valid UTF-8
-// was accepted, and the chat then refused every turn ("invalid UTF-8 at byte 0"). The reader now
-// refuses the file and names the field; valid text in the same fields is still accepted.
+// Found with fuzz/session_file_fuzz.cc (its check that a loaded chat answers): a pending text (or
+// system message) that is not valid UTF-8 was accepted, and the chat then refused every turn
+// ("invalid UTF-8 at byte 0"). The reader now refuses the file and names the field; valid text in
+// the same fields is still accepted.
 TEST(SessionFileHostileTest, TextFieldsMustBeValidUtf8) {
   const std::vector<uint8_t>& good = streaming_file();
   EXPECT_EQ(read_error(with_bytes(good, "pending", "\xff")),
