@@ -6,9 +6,9 @@
 //   - saving it and loading that file back succeeds, and saving again writes the same bytes
 //     (save -> load -> save is a fixed point);
 //   - its n_turns and n_seen survive the round trip;
-//   - it answers one short turn (2 tokens at most; the only refusal allowed is a full dense
-//     cache's kLimit), and the chat loaded from its save answers the same tokens and text (load
-//     continues exactly).
+//   - it answers one short turn (2 tokens at most; the only refusals allowed are a full dense
+//     cache's kLimit and the non-finite logits of finite but huge K/V), and the chat loaded from
+//     its save answers the same tokens and text (load continues exactly).
 //
 //   scripts/fuzz.sh 60 session_file
 #include <cstddef>
@@ -60,7 +60,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else {
     // The one refusal a valid chat may give: a dense cache already full (kLimit).
     check(reply.error().message() == reply_again.error().message());
-    if (reply.error().code() != sllm::ErrorCode::kLimit) {
+    // Besides: K/V values that are finite but huge (no model writes them; the reader checks
+    // finiteness only) overflow the attention, and the session refuses the non-finite logits.
+    if (reply.error().code() != sllm::ErrorCode::kLimit &&
+        reply.error().message().find("non-finite logits") == std::string::npos) {
       std::fprintf(stderr, "a loaded chat cannot answer: %s\n", reply.error().message().c_str());
       __builtin_trap();
     }
