@@ -36,8 +36,17 @@ void write_file(const std::string& path, const uint8_t* data, size_t size) {
   std::fclose(f);
 }
 
+// /dev/shm/sllm-fuzz-llama2c-PID; its .bin, .tok and .gguf are removed when the process exits
+// (libFuzzer ends a timed run with exit()).
 const std::string& base() {
-  static const std::string b = "/dev/shm/sllm-fuzz-llama2c-" + std::to_string(getpid());
+  static const std::string b = [] {
+    std::atexit([] {
+      // The name again (b may be destroyed before this runs).
+      const std::string name = "/dev/shm/sllm-fuzz-llama2c-" + std::to_string(getpid());
+      for (const char* suffix : {".bin", ".tok", ".gguf"}) std::remove((name + suffix).c_str());
+    });
+    return "/dev/shm/sllm-fuzz-llama2c-" + std::to_string(getpid());
+  }();
   return b;
 }
 

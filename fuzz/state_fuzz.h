@@ -50,8 +50,26 @@ inline std::vector<uint8_t> repair_header(const uint8_t* data, size_t size) {
   return bytes;
 }
 
-inline std::string shm_path(const char* what) {
-  return "/dev/shm/sllm-fuzz-" + std::string(what) + "-" + std::to_string(getpid());
+// Removes `path` (and the copies saved beside it) when the process exits: libFuzzer ends a timed
+// run with exit(), so /dev/shm keeps nothing of a finished run.
+inline void remove_at_exit(const std::string& path) {
+  static std::vector<std::string> paths;
+  if (paths.empty()) {
+    std::atexit([] {
+      for (const std::string& p : paths) std::remove(p.c_str());
+    });
+  }
+  paths.push_back(path);
+}
+
+// /dev/shm/sllm-fuzz-WHAT-PID.SUFFIX, with .1 and .2 (the saved copies), removed at exit.
+inline std::string shm_path(const char* what, const char* suffix) {
+  static std::string path;
+  if (path.empty()) {
+    path = "/dev/shm/sllm-fuzz-" + std::string(what) + "-" + std::to_string(getpid()) + suffix;
+    for (const char* tail : {"", ".1", ".2"}) remove_at_exit(path + tail);
+  }
+  return path;
 }
 
 inline void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {

@@ -64,7 +64,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using sllm_fuzz::check;
-  const std::string path = sllm_fuzz::shm_path("stream") + ".stream";
+  const std::string path = sllm_fuzz::shm_path("stream", ".stream");
   sllm_fuzz::write_file(path, sllm_fuzz::repair_header(data, size));
   sllm::Result<std::unique_ptr<sllm::Stream>> stream = sllm::Stream::load(g_model, path);
   if (!stream.ok()) {
