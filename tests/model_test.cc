@@ -31,6 +31,45 @@ TEST(ModelTest, ConfigFromRealGguf) {
   EXPECT_EQ(c.rope.layout, RopeLayout::kAdjacentPairs);
 }
 
+// Engine::from_gguf (what Engine::load does after mapping, and the model fuzz target's entry
+// point) on the file's bytes parsed in memory: the same config and the same logits as the file
+// loaded from disk; its errors name the image.
+TEST(ModelTest, FromGgufInMemoryEqualsLoad) {
+  auto bytes = MappedFile::open(stories_gguf());
+  ASSERT_TRUE(bytes.ok()) << bytes.error().message();
+  auto parsed = GgufFile::parse(bytes->bytes(), "in-memory.gguf");
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message();
+  auto engine = Engine::from_gguf(std::move(*parsed));
+  ASSERT_TRUE(engine.ok()) << engine.error().message();
+  const ModelConfig& a = (*engine)->model.config();
+  const ModelConfig& b = stories().model.config();
+  EXPECT_EQ(a.dim, b.dim);
+  EXPECT_EQ(a.n_layers, b.n_layers);
+  EXPECT_EQ(a.n_heads, b.n_heads);
+  EXPECT_EQ(a.n_kv_heads, b.n_kv_heads);
+  EXPECT_EQ(a.n_vocab, b.n_vocab);
+  EXPECT_EQ((*engine)->tokenizer->vocab().tokens, stories().tokenizer->vocab().tokens);
+
+  ThreadPool pool(1);
+  auto fed = [&](const Engine& e) {
+    auto s = Session::create(e.model, dense(8), pool);
+    EXPECT_TRUE(s.ok());
+    const std::vector<TokenId> tokens = {1, 403, 407};
+    EXPECT_TRUE((*s)->feed(tokens).ok());
+    return std::vector<float>((*s)->last_logits().begin(), (*s)->last_logits().end());
+  };
+  EXPECT_EQ(fed(**engine), fed(stories()));
+
+  GgufWriter w;
+  w.set("general.architecture", GgufValue::str("llama"));
+  const std::vector<uint8_t> image = w.serialize();
+  auto bare = GgufFile::parse(image, "bare.gguf");
+  ASSERT_TRUE(bare.ok()) << bare.error().message();
+  auto refused = Engine::from_gguf(std::move(*bare));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().message(), "bare.gguf: key 'llama.embedding_length' not found");
+}
+
 // Acceptance (issue 2, line 4): logits within 1e-4 of a double-precision reference that shares
 // none of the engine's kernels, for the first 256 positions, fed one by one and as batches.
 TEST(ModelTest, LogitsMatchDoublePrecisionReference) {

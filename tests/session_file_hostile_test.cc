@@ -150,6 +150,21 @@ T get(const std::vector<uint8_t>& b, const std::string& field, size_t extra_offs
   return x;
 }
 
+// `good` with the string or array `field` replaced by `bytes` (its count too), resealed.
+std::vector<uint8_t> with_bytes(const std::vector<uint8_t>& good, const std::string& field,
+                                const std::string& bytes) {
+  const size_t at = layout_of(good).at.at(field);
+  uint64_t n_old = 0;
+  std::memcpy(&n_old, good.data() + at, 8);
+  std::vector<uint8_t> b(good.begin(), good.begin() + static_cast<ptrdiff_t>(at));
+  const uint64_t n = bytes.size();
+  b.insert(b.end(), reinterpret_cast<const uint8_t*>(&n), reinterpret_cast<const uint8_t*>(&n) + 8);
+  b.insert(b.end(), bytes.begin(), bytes.end());
+  b.insert(b.end(), good.begin() + static_cast<ptrdiff_t>(at + 8 + n_old), good.end());
+  reseal(b);
+  return b;
+}
+
 // The error after the path, or "" when the file is accepted.
 std::string read_error(const std::vector<uint8_t>& bytes) {
   const std::string path = temp_path("crafted.session");
@@ -367,6 +382,28 @@ TEST(SessionFileHostileTest, ChatRefusesACraftedSessionFile) {
   EXPECT_EQ(r.err, "error: " + path +
                        ": invalid session file: the sink count 4 + the window "
                        "18446744073709551615 overflows\n");
+}
+
+}  // namespace
+}  // namespace sllm
+
+namespace sllm {
+namespace {
+
+// Found with fuzz/session_file_fuzz.cc (its check that a loaded chat answers): a pending text (or
+// system message) that is not valid UTF-8 was accepted, and the chat then refused every turn
+// ("invalid UTF-8 at byte 0"). The reader now refuses the file and names the field; valid text in
+// the same fields is still accepted.
+TEST(SessionFileHostileTest, TextFieldsMustBeValidUtf8) {
+  const std::vector<uint8_t>& good = streaming_file();
+  EXPECT_EQ(read_error(with_bytes(good, "pending", "\xff")),
+            "invalid session file: the pending text is not valid UTF-8 (invalid UTF-8 at byte 0: "
+            "invalid byte)");
+  EXPECT_TRUE(contains(read_error(with_bytes(good, "system", "Be kind \xc3")),
+                       "invalid session file: the system message is not valid UTF-8 (invalid "
+                       "UTF-8 at byte 8: "))
+      << read_error(with_bytes(good, "system", "Be kind \xc3"));
+  EXPECT_EQ(read_error(with_bytes(good, "pending", "\n\xc3\xa9")), "");
 }
 
 }  // namespace

@@ -16,6 +16,10 @@ struct Engine {
   // `gelu` is for tests (model/config.h).
   static Result<std::unique_ptr<Engine>> load(const std::string& gguf_path,
                                               GeluKind gelu = GeluKind::kGgmlTable);
+  // What load() does after mapping: the model and tokenizer of a GGUF already opened or parsed
+  // (GgufFile::parse: the bytes must outlive the engine). Errors name gguf.path().
+  static Result<std::unique_ptr<Engine>> from_gguf(GgufFile gguf,
+                                                   GeluKind gelu = GeluKind::kGgmlTable);
 
   GgufFile gguf;
   TransformerModel model;

@@ -1,8 +1,10 @@
 #include "runtime/session_file.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "chat/chat_template.h"
+#include "tokenizer/utf8.h"
 
 namespace sllm {
 
@@ -43,6 +45,16 @@ Result<SessionFile> SessionFile::read(const std::string& path, uint64_t fingerpr
   SLLM_RETURN_IF_ERROR(f.state_.read_session_state(r));
   if (!r.at_end())
     return Error(ErrorCode::kFormat, path + ": corrupt session file: bytes after the values");
+  // The system message opens turn 1 and the pending text starts the next turn: the tokenizer
+  // takes only valid UTF-8, so a chat holding anything else could never answer.
+  for (const auto& [field, text] :
+       {std::pair<const char*, const std::string*>{"the system message", &o.system},
+        {"the pending text", &f.pending_}}) {
+    if (Status s = validate_utf8(*text); !s.ok()) {
+      return Error(ErrorCode::kFormat, path + ": invalid session file: " + field +
+                                           " is not valid UTF-8 (" + s.error().message() + ")");
+    }
+  }
   const auto& names = ChatTemplate::names();
   if (std::find(names.begin(), names.end(), o.template_name) == names.end()) {
     chat.template_problem = "the template name '" + o.template_name + "' is not a known template";
