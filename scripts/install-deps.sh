@@ -3,6 +3,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config clang-format
+  clang libclang-rt-14-dev  # the libFuzzer targets (fuzz/, the `fuzz` preset)
   libhwy-dev nlohmann-json3-dev libcpp-httplib-dev libcli11-dev libfmt-dev libedit-dev libpcre2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-dev python3-venv python3-pybind11 python3-numpy python3-pytest python3-setuptools

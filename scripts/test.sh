@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: a format check, release build + tests, the Python module (built on the
-# release tree) + pytest, Debug+ASan/UBSan build + tests.
+# release tree) + pytest, Debug+ASan/UBSan build + tests, ThreadSanitizer on the tests labelled
+# `threads` (pool, batched decoding, server), and a smoke run of every libFuzzer target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -28,4 +29,12 @@ stage "== debug + ASan/UBSan =="
 cmake --preset debug-asan
 cmake --build --preset debug-asan -j "$jobs"
 ctest --preset debug-asan -j "$jobs"
+
+stage "== ThreadSanitizer (tests labelled threads) =="
+cmake --preset tsan
+cmake --build --preset tsan -j "$jobs"
+ctest --preset tsan -j "$jobs"
+
+stage "== fuzz smoke (every libFuzzer target, ${SLLM_FUZZ_SECONDS:=5} s each; clang, ASan/UBSan) =="
+bash scripts/fuzz.sh "$SLLM_FUZZ_SECONDS"
 stage "== done in $SECONDS s =="
