@@ -34,25 +34,15 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using sllm_fuzz::check;
-  const std::string path = sllm_fuzz::shm_path("session", ".chat");
-  sllm_fuzz::write_file(path, sllm_fuzz::repair_header(data, size));
-  sllm::Result<std::unique_ptr<sllm::Chat>> chat = sllm::Chat::load(g_model, path);
-  if (!chat.ok()) {
-    check(!chat.error().message().empty());
-    return 0;
-  }
-  const std::string saved = path + ".1", saved_again = path + ".2";
-  check((*chat)->save(saved).ok());
-  sllm::Result<std::unique_ptr<sllm::Chat>> reloaded = sllm::Chat::load(g_model, saved);
-  check(reloaded.ok());
-  check((*reloaded)->save(saved_again).ok());
-  check(sllm_fuzz::read_file(saved) == sllm_fuzz::read_file(saved_again));
-  check((*reloaded)->n_turns() == (*chat)->n_turns() && (*reloaded)->n_seen() == (*chat)->n_seen());
+  auto loaded = sllm_fuzz::load_and_round_trip<sllm::Chat>(g_model, data, size, "session", ".chat");
+  if (!loaded) return 0;
+  auto& [chat, reloaded] = *loaded;
+  check(reloaded->n_turns() == chat->n_turns() && reloaded->n_seen() == chat->n_seen());
 
   sllm::StopOptions stop;
   stop.max_tokens = 2;
-  sllm::Result<sllm::ChatReply> reply = (*chat)->send("Hi", stop);
-  sllm::Result<sllm::ChatReply> reply_again = (*reloaded)->send("Hi", stop);
+  sllm::Result<sllm::ChatReply> reply = chat->send("Hi", stop);
+  sllm::Result<sllm::ChatReply> reply_again = reloaded->send("Hi", stop);
   check(reply.ok() == reply_again.ok());
   if (reply.ok()) {
     check(reply->tokens == reply_again->tokens && reply->text == reply_again->text);

@@ -12,7 +12,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "streamingllm/model.h"
@@ -88,6 +90,29 @@ inline std::vector<uint8_t> read_file(const std::string& path) {
   while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) bytes.insert(bytes.end(), buf, buf + n);
   std::fclose(f);
   return bytes;
+}
+
+// Loads the mutated input (header repaired) as a T (sllm::Chat or sllm::Stream) and, when it is
+// accepted, checks that save -> load -> save writes the same bytes. Returns the loaded object and
+// its reloaded copy; nothing when T::load refused the input (with a message, as it must).
+template <typename T>
+std::optional<std::pair<std::unique_ptr<T>, std::unique_ptr<T>>> load_and_round_trip(
+    const std::shared_ptr<const sllm::Model>& model, const uint8_t* data, size_t size,
+    const char* what, const char* suffix) {
+  const std::string path = shm_path(what, suffix);
+  write_file(path, repair_header(data, size));
+  sllm::Result<std::unique_ptr<T>> loaded = T::load(model, path);
+  if (!loaded.ok()) {
+    check(!loaded.error().message().empty());
+    return std::nullopt;
+  }
+  const std::string saved = path + ".1", saved_again = path + ".2";
+  check((*loaded)->save(saved).ok());
+  sllm::Result<std::unique_ptr<T>> reloaded = T::load(model, saved);
+  check(reloaded.ok());
+  check((*reloaded)->save(saved_again).ok());
+  check(read_file(saved) == read_file(saved_again));
+  return std::make_pair(std::move(*loaded), std::move(*reloaded));
 }
 
 }  // namespace sllm_fuzz

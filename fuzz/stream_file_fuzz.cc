@@ -64,25 +64,16 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using sllm_fuzz::check;
-  const std::string path = sllm_fuzz::shm_path("stream", ".stream");
-  sllm_fuzz::write_file(path, sllm_fuzz::repair_header(data, size));
-  sllm::Result<std::unique_ptr<sllm::Stream>> stream = sllm::Stream::load(g_model, path);
-  if (!stream.ok()) {
-    check(!stream.error().message().empty());
-    return 0;
-  }
-  const std::string saved = path + ".1", saved_again = path + ".2";
-  check((*stream)->save(saved).ok());
-  sllm::Result<std::unique_ptr<sllm::Stream>> reloaded = sllm::Stream::load(g_model, saved);
-  check(reloaded.ok());
-  check((*reloaded)->save(saved_again).ok());
-  check(sllm_fuzz::read_file(saved) == sllm_fuzz::read_file(saved_again));
-  check((*reloaded)->n_seen() == (*stream)->n_seen());
-  check((*reloaded)->cache_tokens() == (*stream)->cache_tokens());
-  check((*stream)->logits().size() == g_model->info().n_vocab);
+  auto loaded =
+      sllm_fuzz::load_and_round_trip<sllm::Stream>(g_model, data, size, "stream", ".stream");
+  if (!loaded) return 0;
+  auto& [stream, reloaded] = *loaded;
+  check(reloaded->n_seen() == stream->n_seen());
+  check(reloaded->cache_tokens() == stream->cache_tokens());
+  check(stream->logits().size() == g_model->info().n_vocab);
 
-  const Continuation a = go_on(**stream);
-  const Continuation b = go_on(**reloaded);
+  const Continuation a = go_on(*stream);
+  const Continuation b = go_on(*reloaded);
   check(a.ok == b.ok && a.error == b.error);
   // The one refusal a valid stream may give: a dense cache already full.
   // Besides: K/V values that are finite but huge (no model writes them; the reader checks
