@@ -19,19 +19,6 @@ std::string reply_text(const Reply& r) {
   return r.body.at("choices").at(0).at("message").at("content");
 }
 
-// The replies of one uninterrupted chat to `turns`, as the server must give them.
-std::vector<std::string> reference_replies(const std::vector<std::string>& turns) {
-  auto chat = Chat::create(stories(), reference_options());
-  EXPECT_TRUE(chat.ok());
-  std::vector<std::string> out;
-  for (const std::string& turn : turns) {
-    auto reply = (*chat)->send(turn, reference_stop());
-    EXPECT_TRUE(reply.ok());
-    out.push_back(reply.ok() ? reply->text : "");
-  }
-  return out;
-}
-
 Reply session_turn(int port, const std::string& id, const std::string& text) {
   json body = chat_body({user(text)});
   if (!id.empty()) body["session_id"] = id;
@@ -76,7 +63,8 @@ TEST_F(ServerSessionTest, AFifthSessionSpillsTheLeastRecentlyUsedAndItReturnsExa
   o.memory_budget = 4 * Chat::create(stories(), reference_options()).value()->memory_bytes();
   auto s = start(o);
   ASSERT_EQ(s->max_live_sessions(), 4u);
-  const std::vector<std::string> expected = reference_replies({kTurns[0], kTurns[1], kTurns[2]});
+  const std::vector<std::string> expected =
+      reference_replies(stories(), {kTurns[0], kTurns[1], kTurns[2]});
 
   std::vector<std::string> ids;
   for (size_t i = 0; i < 5; ++i) {
@@ -235,7 +223,7 @@ TEST_F(ServerSessionTest, ServeCommandTakesAMemoryBudget) {
 // SIGTERM while a reply streams: the server finishes it, writes every live session, exits 0;
 // a new server on the directory continues the finished session exactly.
 TEST_F(ServerSessionTest, SigtermWritesEverySessionAndARestartContinuesExactly) {
-  const std::vector<std::string> expected = reference_replies({kTurns[0], kTurns[1]});
+  const std::vector<std::string> expected = reference_replies(stories(), {kTurns[0], kTurns[1]});
   const std::string dir = fresh_dir("server_session_sigterm");
   std::string id;
   std::string streaming_id;

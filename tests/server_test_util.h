@@ -182,6 +182,20 @@ inline StopOptions reference_stop() {
   return s;
 }
 
+// The replies of one uninterrupted chat of `model` to `turns`, as the server must give them.
+inline std::vector<std::string> reference_replies(const std::shared_ptr<const Model>& model,
+                                                  const std::vector<std::string>& turns) {
+  auto chat = Chat::create(model, reference_options());
+  EXPECT_TRUE(chat.ok());
+  std::vector<std::string> out;
+  for (const std::string& turn : turns) {
+    auto reply = (*chat)->send(turn, reference_stop());
+    EXPECT_TRUE(reply.ok());
+    out.push_back(reply.ok() ? reply->text : "");
+  }
+  return out;
+}
+
 inline const std::vector<std::string> kTurns = {
     "Once upon a time there was a cat.", "What did the cat do?", "Then a big dog came to the park.",
     "Tell me about the sun.", "Why was Lily sad?"};

@@ -31,18 +31,6 @@ std::vector<std::string> turns_of(size_t client) {
   return t;
 }
 
-std::vector<std::string> reference_replies(const std::vector<std::string>& turns) {
-  auto chat = Chat::create(two_thread_stories(), reference_options());
-  EXPECT_TRUE(chat.ok());
-  std::vector<std::string> out;
-  for (const std::string& turn : turns) {
-    auto reply = (*chat)->send(turn, reference_stop());
-    EXPECT_TRUE(reply.ok());
-    out.push_back(reply.ok() ? reply->text : "");
-  }
-  return out;
-}
-
 // A turn on session `id` ("" = a new one), retried while the server answers 429 (no room: the
 // other clients hold every live session) or 409.
 Reply turn(int port, const std::string& id, const std::string& text) {
@@ -61,7 +49,8 @@ TEST_F(ServerThreadsTest, SpillingSessionsHangUpsAndMetricsAtOnceEachEqualAlone)
   ASSERT_NE(two_thread_stories(), nullptr);
   constexpr size_t kClients = 4;
   std::vector<std::vector<std::string>> expected;
-  for (size_t c = 0; c < kClients; ++c) expected.push_back(reference_replies(turns_of(c)));
+  for (size_t c = 0; c < kClients; ++c)
+    expected.push_back(reference_replies(two_thread_stories(), turns_of(c)));
 
   const std::string dir = fresh_dir("server_threads");
   ServerOptions o = options();
