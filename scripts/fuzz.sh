@@ -7,13 +7,17 @@
 # input is kept in build/fuzz/artifacts/NAME/. Each run appends a line to build/fuzz/stats.tsv
 # (date, target, seconds, runs, coverage, features, corpus size): docs/RELIABILITY.md's figures.
 # Usage: scripts/fuzz.sh [SECONDS (default 10)] [NAME...] (default: every target)
+# SLLM_FUZZ_PRESET=debug-asan runs the targets of the clang ASan/UBSan test tree instead (CI's smoke
+# run: no third build of the engine, but no coverage hooks in it either, so the targets fuzz
+# nearly blind there; their runs are logged in build/debug-asan/stats.tsv, not the fuzz preset's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
 shift || true
-cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz -j "$(nproc)"
-out=build/fuzz
+preset=${SLLM_FUZZ_PRESET:-fuzz}
+cmake --preset "$preset" >/dev/null
+cmake --build --preset "$preset" -j "$(nproc)" --target sllm_fuzz_targets
+out=build/$preset
 shared=$(cd .. && pwd)/shared
 python3 fuzz/seeds.py "$shared" "$out/seeds"
 if [ $# -eq 0 ]; then mapfile -t targets <"$out/fuzz/targets.txt"; else targets=("$@"); fi

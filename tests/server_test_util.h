@@ -162,7 +162,7 @@ inline json assistant(const std::string& text) {
 // The sampling of every request below, and the same for the library's Chat.
 constexpr uint64_t kSeed = 11;
 constexpr int kMaxTokens = 24;
-inline json chat_body(json messages) {
+inline json chat_body(std::vector<json> messages) {
   return {{"model", "stories260K"},
           {"messages", std::move(messages)},
           {"temperature", 0.9},

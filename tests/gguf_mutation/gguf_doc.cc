@@ -228,8 +228,7 @@ Status write_spm_vocab(const std::string& path) {
                           "\xE2\x96\x81wor",
                           "\xE2\x96\x81world",
                           "in",
-                          "\xE2\x96\x81"
-                          "a",
+                          "\u2581a",
                           "on",
                           "er",
                           "\xE2\x96\x81on",
@@ -260,22 +259,10 @@ Status write_spm_vocab(const std::string& path) {
 Status write_bpe_vocab(const std::string& path) {
   std::vector<std::string> tokens = gpt2_byte_symbols();
   std::vector<int32_t> types(tokens.size(), 1);
-  const char* merges[] = {"\xC4\xA0 t",
-                          "h e",
-                          "\xC4\xA0t he",
-                          "l l",
-                          "ll o",
-                          "H e",
-                          "He llo",
-                          "\xC4\xA0 w",
-                          "o r",
-                          "\xC4\xA0w or",
-                          "l d",
-                          "\xC4\xA0wor ld",
-                          "i n",
-                          "\xC4\xA0"
-                          " a",
-                          "e r"};
+  const char* merges[] = {"\xC4\xA0 t", "h e",          "\xC4\xA0t he", "l l",
+                          "ll o",       "H e",          "He llo",       "\xC4\xA0 w",
+                          "o r",        "\xC4\xA0w or", "l d",          "\xC4\xA0wor ld",
+                          "i n",        "\u0120 a",     "e r"};
   std::vector<std::string> merge_list;
   for (const char* m : merges) {
     merge_list.emplace_back(m);
