@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Sums scripts/fuzz.sh's run log (build/fuzz/stats.tsv) per target into the table of
+"""Sums scripts/fuzz.sh's run log (docs/reliability/fuzz-log.tsv, committed) per target into the table of
 docs/RELIABILITY.md: seconds fuzzed in all, executions, the most coverage (edges) and features a
 run reached, the corpus the last run left. Only runs that ended without a finding are logged, so every second counted is a
 second without a crash, leak, sanitizer report, hang or memory blow-up.
 
-Usage: scripts/fuzz_report.py [--stats build/fuzz/stats.tsv] [--update docs/RELIABILITY.md]
+Usage: scripts/fuzz_report.py [--stats docs/reliability/fuzz-log.tsv] [--update docs/RELIABILITY.md]
 (without --update the table goes to stdout; with it, the table between the file's
 <!-- fuzz-table --> and <!-- /fuzz-table --> lines is replaced).
 """
@@ -20,12 +20,13 @@ BEGIN, END = "<!-- fuzz-table -->", "<!-- /fuzz-table -->"
 def table(stats_path, targets_path):
     per = {}
     with open(stats_path, newline="") as f:
-        for row in csv.DictReader(f, delimiter="\t"):
+        lines = [line for line in f if not line.startswith("#")]
+        for row in csv.DictReader(lines, delimiter="\t"):
             if not row["runs"]:
                 continue
             t = per.setdefault(row["target"], {"n": 0, "seconds": 0, "execs": 0, "cov": 0, "ft": 0,
                                                "first": row["date"]})
-            t["n"] += 1
+            t["n"] += int(row.get("n") or 1)
             t["seconds"] += int(row["seconds"])
             t["execs"] += int(row["runs"])
             t["cov"] = max(t["cov"], int(row["cov"]))
@@ -53,7 +54,7 @@ def table(stats_path, targets_path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--stats", default=os.path.join(ROOT, "build/fuzz/stats.tsv"))
+    ap.add_argument("--stats", default=os.path.join(ROOT, "docs/reliability/fuzz-log.tsv"))
     ap.add_argument("--targets", default=os.path.join(ROOT, "build/fuzz/fuzz/targets.txt"))
     ap.add_argument("--update")
     a = ap.parse_args()

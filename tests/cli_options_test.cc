@@ -17,7 +17,7 @@
 namespace sllm::test {
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(SLLM_TEST_ASAN)
 constexpr double kMaxSeconds = 60;  // sanitized builds run the engine several times slower
 #else
 constexpr double kMaxSeconds = 20;

@@ -24,7 +24,7 @@ const std::string kText = [] {
   return quote(path);
 }();
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(SLLM_TEST_ASAN)
 constexpr double kMaxSeconds = 60;
 constexpr double kMaxInterruptSeconds = 15;
 #else
@@ -235,7 +235,7 @@ std::string long_prompt() {
   static const std::string path = [] {
     const std::string book = slurp(shared_path("data/text/gutenberg_pg2701.txt"));
     const std::string p = temp_dir() + "/long_prompt.txt";
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(SLLM_TEST_ASAN)
     const size_t n_bytes = 100'000;  // ~60K tokens: still minutes of prefill under ASan
 #else
     const size_t n_bytes = 400'000;  // ~240K tokens: about a minute of prefill

@@ -63,7 +63,7 @@ class MakeModelTypeTest : public ::testing::Test {
 };
 
 TEST_F(MakeModelTypeTest, EqualsTheF32FileQuantizedByteForByte) {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(SLLM_TEST_ASAN)
   // The K-quant searches are slow in a Debug sanitizer build: one architecture, two types.
   const std::vector<std::string> archs = {"llama"}, types = {"q8_0", "Q4_K_M"};
 #else

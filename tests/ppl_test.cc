@@ -15,7 +15,7 @@ namespace {
 
 // Under ASan + UBSan (a -O0 build) the model runs ~50x slower: the tests marked with it use
 // shorter streams and smaller caches there. The full sizes run in Release.
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(SLLM_TEST_ASAN)
 constexpr bool kSanitized = true;
 #else
 constexpr bool kSanitized = false;

@@ -24,6 +24,7 @@
 #include "kernels/qdot.h"
 #include "kernels/qdot_k.h"
 #include "kernels/quant.h"
+#include "test_util.h"
 #include "util/thread_pool.h"
 
 namespace sllm {
@@ -217,7 +218,7 @@ TEST(KQuantMatmul, EveryTargetEqualsTheReference) {
   };
   // Row counts around the tiles and the 16-row chunks, batches of every tile remainder, one to
   // 22 super-blocks; 5632 columns x 50 tokens take several token chunks.
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(SLLM_TEST_ASAN)
   const Case cases[] = {{1, 256, 1},  {3, 512, 2},  {5, 768, 3}, {17, 256, 5},
                         {33, 256, 9}, {67, 512, 1}, {16, 0, 3},  {7, 5632, 50}};
 #else

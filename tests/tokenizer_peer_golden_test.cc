@@ -25,6 +25,7 @@
 
 #include "sha256.h"
 #include "streamingllm/streamingllm.h"
+#include "test_util.h"
 
 namespace {
 
@@ -134,7 +135,7 @@ const Goldens& goldens() {
 // load) only our texts (all under 64 KB: every script, emoji, edge cases, code) and the first
 // 64 KB of one book run: all 21 cases took up to 24 s per vocabulary there.
 bool runs_here(const GoldenCase& c) {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(SLLM_TEST_ASAN)
   return (c.max_bytes == 0 && c.text_bytes <= kPrefixBytes) ||
          (c.max_bytes != 0 && c.rel == "data/text/gutenberg_pg1342.txt");
 #else
