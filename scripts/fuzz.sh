@@ -25,7 +25,7 @@ python3 fuzz/seeds.py "$shared" "$out/seeds"
 if [ $# -eq 0 ]; then mapfile -t targets <"$out/fuzz/targets.txt"; else targets=("$@"); fi
 stats=$out/stats.tsv
 [ "$preset" = fuzz ] && stats=docs/reliability/fuzz-log.tsv
-[ -f "$stats" ] || printf 'date\ttarget\tseconds\truns\tcov\tft\tcorpus\tn\n' >"$stats"
+[ -f "$stats" ] || printf 'date\ttarget\tseconds\truns\tcov\tft\tcorpus\tn\tfirst\n' >"$stats"
 # fuzz_one NAME: one target's run; its lines are printed together when it ends.
 fuzz_one() {
   local name=$1 corpus=$out/corpus/$1 artifacts=$out/artifacts/$1 log=$out/$1.log more=()
@@ -42,7 +42,7 @@ fuzz_one() {
     cov=$(sed -nE 's/.* cov: ([0-9]+).*/\1/p' <<<"$last")
     ft=$(sed -nE 's/.* ft: ([0-9]+).*/\1/p' <<<"$last")
     files=$(find "$corpus" -type f | wc -l)
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t1\n' "$(date -u +%FT%TZ)" "$name" "$seconds" "$runs" "$cov" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t1\t\n' "$(date -u +%FT%TZ)" "$name" "$seconds" "$runs" "$cov" \
       "$ft" "$files" >>"$stats"
     echo "== $name: ${seconds} s, $runs runs, cov $cov, ft $ft, corpus $files"
   else

@@ -27,6 +27,7 @@ def table(stats_path, targets_path):
             t = per.setdefault(row["target"], {"n": 0, "seconds": 0, "execs": 0, "cov": 0, "ft": 0,
                                                "first": row["date"]})
             t["n"] += int(row.get("n") or 1)
+            t["first"] = min(t["first"], row.get("first") or row["date"])
             t["seconds"] += int(row["seconds"])
             t["execs"] += int(row["runs"])
             t["cov"] = max(t["cov"], int(row["cov"]))
