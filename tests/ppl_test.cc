@@ -13,14 +13,6 @@
 namespace sllm::test {
 namespace {
 
-// Under ASan + UBSan (a -O0 build) the model runs ~50x slower: the tests marked with it use
-// shorter streams and smaller caches there. The full sizes run in Release.
-#if defined(SLLM_TEST_ASAN)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
 }
