@@ -10,22 +10,13 @@
 #include <thread>
 #include <vector>
 
+#include "api_model.h"
 #include "streamingllm/streamingllm.h"
-#include "test_util.h"
 
 namespace sllm {
 namespace {
 
-std::shared_ptr<const Model> two_thread_model() {
-  static std::shared_ptr<const Model> model = [] {
-    Model::LoadOptions o;
-    o.n_threads = 2;
-    auto m = Model::load(test::stories_gguf(), o);
-    EXPECT_TRUE(m.ok()) << m.error().message();
-    return m.ok() ? std::shared_ptr<const Model>(*m) : nullptr;
-  }();
-  return model;
-}
+std::shared_ptr<const Model> two_thread_model() { return test::stories_model(2); }
 
 struct Output {
   std::vector<TokenId> tokens;

@@ -19,6 +19,7 @@
 #include <sstream>
 #include <thread>
 
+#include "api_model.h"
 #include "server.h"
 #include "streamingllm/streamingllm.h"
 #include "test_util.h"
@@ -29,16 +30,7 @@ using nlohmann::json;
 using server::Server;
 using server::ServerOptions;
 
-inline std::shared_ptr<const Model> stories() {
-  static std::shared_ptr<const Model> model = [] {
-    Model::LoadOptions o;
-    o.n_threads = 1;
-    auto m = Model::load(test::stories_gguf(), o);
-    EXPECT_TRUE(m.ok()) << m.error().message();
-    return std::shared_ptr<const Model>(*m);
-  }();
-  return model;
-}
+inline std::shared_ptr<const Model> stories() { return test::stories_model(1); }
 
 // A cache far smaller than the conversations below, so that every test streams past it.
 inline CacheOptions small_cache() {

@@ -14,16 +14,7 @@ namespace {
 
 class ServerThreadsTest : public ServerTest {};
 
-std::shared_ptr<const Model> two_thread_stories() {
-  static std::shared_ptr<const Model> model = [] {
-    Model::LoadOptions o;
-    o.n_threads = 2;
-    auto m = Model::load(test::stories_gguf(), o);
-    EXPECT_TRUE(m.ok()) << m.error().message();
-    return m.ok() ? std::shared_ptr<const Model>(*m) : nullptr;
-  }();
-  return model;
-}
+std::shared_ptr<const Model> two_thread_stories() { return test::stories_model(2); }
 
 std::vector<std::string> turns_of(size_t client) {
   std::vector<std::string> t;
