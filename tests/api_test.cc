@@ -115,6 +115,56 @@ TEST(ApiStreamTest, GreedyFromBosIsTheKnownText) {
   EXPECT_EQ((*stream)->n_seen(), 257u);
 }
 
+// Profiling is off until asked for, changes nothing that is computed (the known greedy text),
+// and counts each phase's calls and weight bytes exactly: stories260K (f32) has 5 layers of
+// wq [64, 64], wk and wv [32, 64] (4 KV heads of 8), wo [64, 64], w1 and w3 [172, 64], w2 [64,
+// 172], and an output head [512, 64].
+TEST(ApiStreamTest, ProfileCountsEveryPhaseAndChangesNothing) {
+  const auto model = stories();
+  SamplingOptions greedy;
+  greedy.temperature = 0;
+  auto stream = Stream::create(model, CacheOptions{}, greedy);
+  ASSERT_TRUE(stream.ok()) << stream.error().message();
+  EXPECT_TRUE((*stream)->profile().empty());
+  (*stream)->set_profiling(true);
+  const TokenId bos[1] = {model->info().bos};
+  ASSERT_TRUE((*stream)->feed(bos).ok());
+  StopOptions stop;
+  stop.max_tokens = 256;
+  auto g = (*stream)->generate(stop);
+  ASSERT_TRUE(g.ok()) << g.error().message();
+  EXPECT_EQ(g->text, test::kStoriesGreedyText);
+
+  // 257 passes of one token: BOS, then each generated token is fed.
+  const uint64_t passes = 257, layers = 5, f32 = 4;
+  const std::vector<PhaseTime> p = (*stream)->profile();
+  std::vector<std::string> names;
+  for (const PhaseTime& t : p) names.push_back(t.phase);
+  EXPECT_EQ(names, (std::vector<std::string>{"embedding", "norms", "qkv", "attention",
+                                             "attn_output", "ffn", "residual", "lm_head"}));
+  const auto phase = [&](size_t i) { return p.at(i); };
+  EXPECT_EQ(phase(0).calls, passes);
+  EXPECT_EQ(phase(0).weight_bytes, passes * 64 * f32);   // one embedding row a token
+  EXPECT_EQ(phase(1).calls, passes * (2 * layers + 1));  // two a layer and the final one
+  EXPECT_EQ(phase(2).calls, passes * layers);
+  EXPECT_EQ(phase(2).weight_bytes, passes * layers * (64 + 32 + 32) * 64 * f32);
+  EXPECT_EQ(phase(3).calls, passes * layers);
+  EXPECT_EQ(phase(3).weight_bytes, 0u);
+  EXPECT_EQ(phase(4).weight_bytes, passes * layers * 64 * 64 * f32);
+  EXPECT_EQ(phase(5).weight_bytes, passes * layers * 3 * 172 * 64 * f32);
+  EXPECT_EQ(phase(6).calls, passes * layers * 2);
+  EXPECT_EQ(phase(7).calls, passes);
+  EXPECT_EQ(phase(7).weight_bytes, passes * 512 * 64 * f32);
+  for (const PhaseTime& t : p) EXPECT_GT(t.seconds, 0.0) << t.phase;
+
+  // Turning it on again starts from zero; off, there is nothing.
+  (*stream)->set_profiling(true);
+  for (const PhaseTime& t : (*stream)->profile()) EXPECT_EQ(t.calls, 0u) << t.phase;
+  (*stream)->set_profiling(false);
+  ASSERT_TRUE((*stream)->feed(bos).ok());
+  EXPECT_TRUE((*stream)->profile().empty());
+}
+
 // Without keep_output nothing accumulates: same text through the callback.
 TEST(ApiStreamTest, EndlessGenerationKeepsNoOutput) {
   const auto model = stories();

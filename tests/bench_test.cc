@@ -79,7 +79,9 @@ TEST(BenchCliTest, WithoutTokensPrintsTheSpeedReport) {
   for (const char* line :
        {"read bandwidth: ", "prefill:        16 tokens in one batch: ",
         "decode:         after 8 tokens: ", "decode:         cache full (64 tokens): ",
-        "   cache    streaming    recompute  speed-up\n", "peak RSS:       "}) {
+        "   cache    streaming    recompute  speed-up\n",
+        "where a decoded token's time goes (a profiled run of 4 tokens after 8; ",
+        "  rest (sampling, bookkeeping) ", "peak RSS:       "}) {
     EXPECT_NE(r.out.find(line), std::string::npos) << line << "\n" << r.out;
   }
   const auto j = nlohmann::json::parse(slurp(json_path));
@@ -96,6 +98,20 @@ TEST(BenchCliTest, WithoutTokensPrintsTheSpeedReport) {
   }
   EXPECT_GT(j["bandwidth_gbs"]["best"].get<double>(), 0.0);
   EXPECT_GT(j["peak_rss_bytes"].get<uint64_t>(), uint64_t{1} << 20);
+  // The profiled decode: 4 passes of one token through 5 layers; the f32 output head [512, 64]
+  // read once a token (every phase's counts:
+  // ApiStreamTest.ProfileCountsEveryPhaseAndChangesNothing).
+  const auto& profile = j["decode_profile"];
+  EXPECT_EQ(profile["tokens"], 4);
+  ASSERT_EQ(profile["phases"].size(), 8u);
+  EXPECT_EQ(profile["phases"][2]["phase"], "qkv");
+  EXPECT_EQ(profile["phases"][2]["calls"], 4 * 5);
+  EXPECT_EQ(profile["phases"][7]["phase"], "lm_head");
+  EXPECT_EQ(profile["phases"][7]["weight_bytes"], 4 * 512 * 64 * 4);
+  double phases_s = 0;
+  for (const auto& ph : profile["phases"]) phases_s += ph["seconds"].get<double>();
+  EXPECT_GT(phases_s, 0.0);
+  EXPECT_LE(phases_s, profile["seconds"].get<double>());
 
   const std::string ids = temp_dir() + "/ids.txt";
   std::ofstream(ids) << "1 2 512\n";

@@ -136,6 +136,25 @@ double sum(const std::vector<double>& v) {
   return s;
 }
 
+// Where a decoded token's time goes: a separate, profiled decode (Stream::set_profiling) of the
+// same length after the same short prompt, so that the timed runs above carry no timers.
+struct DecodeProfile {
+  size_t tokens = 0;
+  double seconds = 0;  // the whole decode's wall time
+  std::vector<PhaseTime> phases;
+};
+
+Result<DecodeProfile> profile_decode(const std::shared_ptr<Model>& model,
+                                     std::span<const TokenId> prompt, size_t n, KvType kv) {
+  SLLM_ASSIGN_OR_RETURN(auto s, make_stream(model, CachePolicy::kStreaming,
+                                            std::max(prompt.size() + n, size_t{1024}), 512, kv));
+  SLLM_ASSIGN_OR_RETURN(const size_t fed, s->feed(prompt));
+  (void)fed;  // all of them: no interrupt given
+  s->set_profiling(true);
+  SLLM_ASSIGN_OR_RETURN(const auto t, decode_times(*s, n));
+  return DecodeProfile{t.size(), sum(t), s->profile()};
+}
+
 }  // namespace
 
 int bench_speed(const SpeedArgs& a, const std::string& model_path,
@@ -204,6 +223,11 @@ int bench_speed(const SpeedArgs& a, const std::string& model_path,
     }
     rows.push_back(row);
   }
+  DecodeProfile profile;
+  if (a.decode > 0) {
+    SLLM_CLI_ASSIGN(profile,
+                    profile_decode(model, std::span(ids).first(kShortPrompt), a.decode, a.kv_type));
+  }
   // The model's peak, before the probe's buffer adds to it.
   const uint64_t rss = peak_rss_bytes();
   const Bandwidth bw = measure_bandwidth(a.bandwidth_mib, threads, 5);
@@ -250,6 +274,26 @@ int bench_speed(const SpeedArgs& a, const std::string& model_path,
     out("  streaming at {} / at {}: {:.3f}\n", rows.back().cache, rows.front().cache,
         rows.back().streaming_ms / rows.front().streaming_ms);
   }
+  if (profile.tokens > 0) {
+    const double per_token = 1e3 / static_cast<double>(profile.tokens);
+    out("where a decoded token's time goes (a profiled run of {} tokens after {}; weight GB/s "
+        "against the {:.1f} GB/s read bandwidth):\n",
+        profile.tokens, kShortPrompt, bw.best_gbs);
+    out("  {:<28} {:>10} {:>7} {:>10} {:>8}\n", "phase", "ms/token", "share", "weight MB", "GB/s");
+    double phases_s = 0;
+    for (const PhaseTime& p : profile.phases) {
+      phases_s += p.seconds;
+      out("  {:<28} {:>10.3f} {:>6.1f}% {:>10.1f} {:>8}\n", p.phase, p.seconds * per_token,
+          100 * p.seconds / profile.seconds,
+          static_cast<double>(p.weight_bytes) / 1e6 / static_cast<double>(profile.tokens),
+          p.weight_bytes > 0 && p.seconds > 0
+              ? fmt::format("{:.1f}", static_cast<double>(p.weight_bytes) / p.seconds / 1e9)
+              : "");
+    }
+    const double rest = std::max(0.0, profile.seconds - phases_s);
+    out("  {:<28} {:>10.3f} {:>6.1f}%\n", "rest (sampling, bookkeeping)", rest * per_token,
+        100 * rest / profile.seconds);
+  }
   out("peak RSS:       {:.1f} MiB\n", static_cast<double>(rss) / (1024.0 * 1024.0));
 
   if (!a.json_path.empty()) {
@@ -283,6 +327,17 @@ int bench_speed(const SpeedArgs& a, const std::string& model_path,
     if (!rows.empty() && rows.front().streaming_ms > 0) {
       // Acceptance 5 of issue 12: the streaming cache's per-token cost stays flat.
       j["streaming_largest_over_smallest"] = rows.back().streaming_ms / rows.front().streaming_ms;
+    }
+    if (profile.tokens > 0) {
+      nlohmann::json phases = nlohmann::json::array();
+      for (const PhaseTime& p : profile.phases) {
+        phases.push_back({{"phase", p.phase},
+                          {"calls", p.calls},
+                          {"seconds", p.seconds},
+                          {"weight_bytes", p.weight_bytes}});
+      }
+      j["decode_profile"] = {
+          {"tokens", profile.tokens}, {"seconds", profile.seconds}, {"phases", phases}};
     }
     j["peak_rss_bytes"] = rss;
     SLLM_CLI_CHECK(write_output_file(a.json_path, j.dump(2) + "\n"));

@@ -52,6 +52,16 @@ struct Generation {
 // Receives generated text as it becomes final: whole UTF-8 characters, never a piece that may
 // still turn out to be the start of a stop string.
 using TextFn = std::function<void(std::string_view text)>;
+// The wall time of one phase of a stream's forward passes (Stream::profile()).
+struct PhaseTime {
+  // "embedding", "norms", "qkv", "attention" (positions, K/V stores, attention over the cache),
+  // "attn_output", "ffn", "residual", "lm_head"
+  std::string phase;
+  uint64_t calls = 0;
+  double seconds = 0;
+  uint64_t weight_bytes = 0;  // bytes of weight matrices those calls read
+};
+
 // Receives every generated token id, in order, after it was fed.
 using TokenFn = std::function<void(TokenId token)>;
 
@@ -101,6 +111,12 @@ class Stream {
   const CacheOptions& cache_options() const;
   const SamplingOptions& sampling_options() const;
   const Model& model() const;
+
+  // Profiling: while on, each forward pass of this stream adds the wall time of its phases to
+  // profile(); turning it on starts from zero. Off by default, and then nothing is timed. The
+  // time a token takes beyond its phases is sampling and bookkeeping.
+  void set_profiling(bool on);
+  std::vector<PhaseTime> profile() const;  // every phase, in a pass's order; empty when off
 
   struct Impl;
 

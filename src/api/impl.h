@@ -41,6 +41,7 @@ struct Stream::Impl {
   StreamDecoder decoder;
   CacheOptions cache;
   SamplingOptions sampling;
+  std::unique_ptr<OpProfile> profile;  // while profiling
 
   Impl(std::shared_ptr<const Model> m, std::unique_ptr<Session> s, const SamplingOptions& o)
       : model(std::move(m)),

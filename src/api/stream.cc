@@ -88,6 +88,23 @@ const CacheOptions& Stream::cache_options() const { return impl_->cache; }
 const SamplingOptions& Stream::sampling_options() const { return impl_->sampling; }
 const Model& Stream::model() const { return *impl_->model; }
 
+void Stream::set_profiling(bool on) {
+  Impl& s = *impl_;
+  s.profile = on ? std::make_unique<OpProfile>() : nullptr;
+  s.session->set_profile(s.profile.get());
+}
+
+std::vector<PhaseTime> Stream::profile() const {
+  std::vector<PhaseTime> out;
+  if (impl_->profile == nullptr) return out;
+  for (size_t i = 0; i < kNumPhases; ++i) {
+    const PhaseTotal& t = impl_->profile->phases[i];
+    out.push_back({std::string(phase_name(static_cast<Phase>(i))), t.calls,
+                   static_cast<double>(t.ns) * 1e-9, t.weight_bytes});
+  }
+  return out;
+}
+
 Result<std::vector<double>> perplexity(std::shared_ptr<const Model> model,
                                        std::span<const TokenId> tokens, const CacheOptions& cache,
                                        const ProgressFn& progress) {

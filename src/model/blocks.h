@@ -11,6 +11,7 @@
 #include "model/config.h"
 #include "model/family.h"
 #include "streamingllm/error.h"
+#include "util/op_profile.h"
 #include "util/thread_pool.h"
 
 namespace sllm {
@@ -22,16 +23,17 @@ struct ForwardScratch {
   ForwardScratch(const ModelConfig& config, size_t max_batch);
   size_t n_bytes() const;  // what the constructor allocated
   size_t max_batch;
-  std::vector<float> x;     // [max_batch, dim] residual stream
-  std::vector<float> xn;    // [max_batch, dim] normed input of a sub-block
-  std::vector<float> xn2;   // [max_batch, dim] the FFN's normed input (parallel residual only)
-  std::vector<float> q;     // [max_batch, q_dim]
-  std::vector<float> k, v;  // [max_batch, kv_dim]
-  std::vector<float> qkv;   // [max_batch, q_dim + 2 kv_dim] (fused QKV only)
-  std::vector<float> att;   // [max_batch, q_dim] attention output
-  std::vector<float> proj;  // [max_batch, dim] output of wo / w_down
-  std::vector<float> gate;  // [max_batch, ffn_dim] (2 ffn_dim with fused gate/up)
-  std::vector<float> up;    // [max_batch, ffn_dim]
+  std::vector<float> x;          // [max_batch, dim] residual stream
+  std::vector<float> xn;         // [max_batch, dim] normed input of a sub-block
+  std::vector<float> xn2;        // [max_batch, dim] the FFN's normed input (parallel residual only)
+  std::vector<float> q;          // [max_batch, q_dim]
+  std::vector<float> k, v;       // [max_batch, kv_dim]
+  std::vector<float> qkv;        // [max_batch, q_dim + 2 kv_dim] (fused QKV only)
+  std::vector<float> att;        // [max_batch, q_dim] attention output
+  std::vector<float> proj;       // [max_batch, dim] output of wo / w_down
+  std::vector<float> gate;       // [max_batch, ffn_dim] (2 ffn_dim with fused gate/up)
+  std::vector<float> up;         // [max_batch, ffn_dim]
+  OpProfile* profile = nullptr;  // where forward passes add their phases' times, if anywhere
 };
 
 struct Norm {
@@ -72,6 +74,17 @@ struct FfnWeights {
   ops::MatView gate, up, down;  // up is [2 ffn_dim, dim] when gate and up are fused
   std::vector<float> b_up, b_down;
 };
+
+// Bytes of the weight matrices a call reads (for OpProfile).
+inline uint64_t weight_bytes(const ops::MatView& m) {
+  return m.data != nullptr ? uint64_t{m.n_rows} * m.row_bytes : 0;
+}
+inline uint64_t weight_bytes(const AttentionWeights& w) {
+  return weight_bytes(w.wq) + weight_bytes(w.wk) + weight_bytes(w.wv) + weight_bytes(w.wqkv);
+}
+inline uint64_t weight_bytes(const FfnWeights& w) {
+  return weight_bytes(w.gate) + weight_bytes(w.up) + weight_bytes(w.down);
+}
 
 Result<FfnWeights> load_ffn(const GgufFile& gguf, const std::string& blk, const ModelConfig& c);
 // s.proj = ffn(xn) for xn [n, dim]; uses s.gate and s.up.

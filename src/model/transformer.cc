@@ -47,41 +47,67 @@ void TransformerModel::run_layers(std::span<const TokenId> tokens, const AttendF
   const NormKind norm = c.family->norm;
   const size_t n = tokens.size();
   const size_t dim = c.dim;
+  OpProfile* const prof = s.profile;
 
-  for (size_t t = 0; t < n; ++t) {
-    const auto* row = static_cast<const uint8_t*>(token_embd_.data) +
-                      static_cast<size_t>(tokens[t]) * token_embd_.row_bytes;
-    ops::dequantize_row(token_embd_.type, row, &s.x[t * dim], dim);
-  }
-  if (c.family->scaled_embd) {
-    const float scale = std::sqrt(static_cast<float>(dim));
-    for (size_t i = 0; i < n * dim; ++i) s.x[i] *= scale;
+  {
+    PhaseTimer timer(prof, Phase::kEmbed, uint64_t{n} * token_embd_.row_bytes);
+    for (size_t t = 0; t < n; ++t) {
+      const auto* row = static_cast<const uint8_t*>(token_embd_.data) +
+                        static_cast<size_t>(tokens[t]) * token_embd_.row_bytes;
+      ops::dequantize_row(token_embd_.type, row, &s.x[t * dim], dim);
+    }
+    if (c.family->scaled_embd) {
+      const float scale = std::sqrt(static_cast<float>(dim));
+      for (size_t i = 0; i < n * dim; ++i) s.x[i] *= scale;
+    }
   }
 
   for (size_t li = 0; li < c.n_layers; ++li) {
     const Layer& l = layers_[li];
     // Attention: x += Wo · attend(rope(Q), rope(K), V) of h = norm(x).
-    apply_norm(l.attn_norm, norm, c.rms_eps, s.x.data(), n, dim, s.xn.data());
-    if (c.parallel_residual) {
-      // Both sub-blocks read the layer's input: the FFN's norm is taken before x changes.
-      apply_norm(l.ffn_norm, norm, c.rms_eps, s.x.data(), n, dim, s.xn2.data());
+    {
+      PhaseTimer timer(prof, Phase::kNorm);
+      apply_norm(l.attn_norm, norm, c.rms_eps, s.x.data(), n, dim, s.xn.data());
+      if (c.parallel_residual) {
+        // Both sub-blocks read the layer's input: the FFN's norm is taken before x changes.
+        apply_norm(l.ffn_norm, norm, c.rms_eps, s.x.data(), n, dim, s.xn2.data());
+      }
     }
-    project_qkv(l.attn, c, s.xn.data(), n, s, pool);
-    attend(li, n, s.q.data(), s.k.data(), s.v.data(), s.att.data());
-    project_out(l.attn, c, n, s, pool);
+    {
+      PhaseTimer timer(prof, Phase::kQkv, weight_bytes(l.attn));
+      project_qkv(l.attn, c, s.xn.data(), n, s, pool);
+    }
+    {
+      PhaseTimer timer(prof, Phase::kAttention);
+      attend(li, n, s.q.data(), s.k.data(), s.v.data(), s.att.data());
+    }
+    {
+      PhaseTimer timer(prof, Phase::kOutProj, weight_bytes(l.attn.wo));
+      project_out(l.attn, c, n, s, pool);
+    }
     if (c.family->post_norms) {
+      PhaseTimer timer(prof, Phase::kNorm);
       apply_norm(l.attn_post_norm, norm, c.rms_eps, s.proj.data(), n, dim, s.proj.data());
     }
-    ops::add(s.proj.data(), s.x.data(), n * dim);
+    {
+      PhaseTimer timer(prof, Phase::kResidual);
+      ops::add(s.proj.data(), s.x.data(), n * dim);
+    }
 
     // Feed-forward: x += ffn(norm(x)).
     if (!c.parallel_residual) {
+      PhaseTimer timer(prof, Phase::kNorm);
       apply_norm(l.ffn_norm, norm, c.rms_eps, s.x.data(), n, dim, s.xn.data());
     }
-    run_ffn(l.ffn, c, c.parallel_residual ? s.xn2.data() : s.xn.data(), n, s, pool);
+    {
+      PhaseTimer timer(prof, Phase::kFfn, weight_bytes(l.ffn));
+      run_ffn(l.ffn, c, c.parallel_residual ? s.xn2.data() : s.xn.data(), n, s, pool);
+    }
     if (c.family->post_norms) {
+      PhaseTimer timer(prof, Phase::kNorm);
       apply_norm(l.ffn_post_norm, norm, c.rms_eps, s.proj.data(), n, dim, s.proj.data());
     }
+    PhaseTimer timer(prof, Phase::kResidual);
     ops::add(s.proj.data(), s.x.data(), n * dim);
   }
 }
@@ -89,6 +115,7 @@ void TransformerModel::run_layers(std::span<const TokenId> tokens, const AttendF
 void TransformerModel::output_logits(ForwardScratch& s, size_t n, ThreadPool& pool,
                                      float* logits) const {
   const ModelConfig& c = config_;
+  PhaseTimer timer(s.profile, Phase::kLmHead, weight_bytes(output_));
   ops::matmul(output_, s.xn.data(), n, logits, pool);
   if (c.final_softcap > 0.0f) {
     // As llama.cpp: scaled by 1/cap (a multiplication), tanh, scaled back.
@@ -106,8 +133,11 @@ void TransformerModel::forward(std::span<const TokenId> tokens, const AttendFn& 
   const ModelConfig& c = config_;
   const size_t n = tokens.size();
   const size_t first = all_logits ? 0 : n - 1;
-  apply_norm(output_norm_, c.family->norm, c.rms_eps, &s.x[first * c.dim], n - first, c.dim,
-             s.xn.data());
+  {
+    PhaseTimer timer(s.profile, Phase::kNorm);
+    apply_norm(output_norm_, c.family->norm, c.rms_eps, &s.x[first * c.dim], n - first, c.dim,
+               s.xn.data());
+  }
   output_logits(s, n - first, pool, logits);
 }
 
@@ -116,9 +146,12 @@ void TransformerModel::forward_rows(std::span<const TokenId> tokens, const Atten
                                     std::span<const size_t> out_rows) const {
   run_layers(tokens, attend, s, pool);
   const ModelConfig& c = config_;
-  for (size_t i = 0; i < out_rows.size(); ++i) {
-    apply_norm(output_norm_, c.family->norm, c.rms_eps, &s.x[out_rows[i] * c.dim], 1, c.dim,
-               &s.xn[i * c.dim]);
+  {
+    PhaseTimer timer(s.profile, Phase::kNorm);
+    for (size_t i = 0; i < out_rows.size(); ++i) {
+      apply_norm(output_norm_, c.family->norm, c.rms_eps, &s.x[out_rows[i] * c.dim], 1, c.dim,
+                 &s.xn[i * c.dim]);
+    }
   }
   output_logits(s, out_rows.size(), pool, logits);
 }

@@ -86,6 +86,8 @@ class Session {
   const SessionOptions& options() const { return options_; }
   const KvCache& cache() const { return cache_; }
   const TransformerModel& model() const { return *model_; }
+  // Where this session's forward passes add their phases' times (null: not timed).
+  void set_profile(OpProfile* profile) { scratch_.profile = profile; }
 
   // Saving and restoring (session_state.cc). restore() takes a state saved from a session of the
   // same model and options; it checks the sizes and leaves the session unchanged on error.
