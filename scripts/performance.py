@@ -219,6 +219,7 @@ def section_speed(a, runner, models, quick):
             "(at real sizes a decoded token reads every weight once; on stories260K the weights "
             "sit in the caches, so the share is meaningless there). Kernels dispatch to "
             f"{', '.join(sorted({j['simd_target'] for j in rows if 'error' not in j}))}.", ""] + lines
+    text += profile_lines(rows)
     at2 = [j for j in rows if "error" not in j and j["threads"] == 2 and
            any(k in j["name"] for k in ("q8_0", "q4_K_M"))]
     if at2:
@@ -227,6 +228,38 @@ def section_speed(a, runner, models, quick):
                      f"{j['name']} {100 * j['decode_short']['bandwidth_share']:.0f}%"
                      for j in at2) + "."]
     return rows, text
+
+
+PROFILE_COLUMNS = ["qkv", "attention", "attn_output", "ffn", "lm_head"]
+
+
+def profile_lines(rows):
+    """Where a decoded token's time goes (the speed report's profiled decode), per model and
+    threads: each phase's share of the token's wall time and the weight bytes it read per second;
+    "other" is the embedding, norms, residuals, sampling and bookkeeping."""
+    rows = [j for j in rows if "error" not in j and j.get("decode_profile")]
+    if not rows:
+        return []
+    lines = ["| model | threads | ms/token | " + " | ".join(PROFILE_COLUMNS) + " | other |",
+             "|---|---:|---:|" + "---:|" * (len(PROFILE_COLUMNS) + 1)]
+    for j in rows:
+        prof = j["decode_profile"]
+        total = prof["seconds"]
+        phases = {ph["phase"]: ph for ph in prof["phases"]}
+        cells = []
+        for name in PROFILE_COLUMNS:
+            ph = phases.get(name, dict(seconds=0, weight_bytes=0))
+            cell = f"{100 * ph['seconds'] / total:.0f}%"
+            if ph["weight_bytes"] and ph["seconds"] > 0:
+                cell += f" · {ph['weight_bytes'] / ph['seconds'] / 1e9:.1f} GB/s"
+            cells.append(cell)
+        other = total - sum(phases[n]["seconds"] for n in PROFILE_COLUMNS if n in phases)
+        lines.append(f"| {j['name']} | {j['threads']} | {1e3 * total / prof['tokens']:.2f} | " +
+                     " | ".join(cells) + f" | {100 * other / total:.0f}% |")
+    return ["", "Where a decoded token's time goes (`bench`'s profiled decode, a separate run of "
+            "the same length: `Stream::set_profiling`): each phase's share of the wall time, and "
+            "for the matrix phases the weight bytes they read per second, against the read "
+            "bandwidth above. Other: embedding, norms, residuals, sampling, bookkeeping.", ""] + lines
 
 
 def section_latency(a, runner, model, quick):

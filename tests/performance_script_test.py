@@ -49,6 +49,13 @@ def main():
     check([j["threads"] for j in data["speed"]] == [1, 2], "(b) threads")
     check(all(j["bandwidth_gbs"]["best"] > 0 and j["decode_short"]["tok_s"] > 0
               for j in data["speed"]), "(b) bandwidth / decode")
+    # (b) the profile of a decoded token, a row per thread count.
+    for t in (1, 2):
+        m = re.search(rf"^\| stories260K \(F32\) \| {t} \| ([\d.]+) \| \d+% · [\d.]+ GB/s \| "
+                      r"\d+% \| \d+% · [\d.]+ GB/s \| \d+% · [\d.]+ GB/s \| \d+% · [\d.]+ GB/s \| "
+                      r"\d+% \|$", doc, re.M)
+        check(m and float(m.group(1)) > 0, f"(b) profile row for {t} thread(s)")
+    check(all(len(j["decode_profile"]["phases"]) == 8 for j in data["speed"]), "(b) raw profile")
     # (c) the latency table: recompute re-reads the whole 256-token window per token.
     rows = data["latency"]["latency_by_cache"]
     check([r["cache"] for r in rows] == [64, 128, 256], "(c) caches")
