@@ -14,7 +14,7 @@ kernels dispatch to, the load average before and after), the exact commands it r
     share of the bandwidth decode reaches;
 (c) streaming against recompute per-token latency at caches 256..4096 on a 1.1B-shaped model
     (the paper's Figure 10) and the full-cache decode latency against the 256-token one;
-(d) a plot under docs/figures/ when matplotlib is installed.
+(d) plots under docs/figures/ (gnuplot): the latency table and the decode profiles.
 The peer columns are skipped (and the document says so) when peer/node_modules or node is
 missing, or with --no-peer. --quick: stories260K only, one round, small caches (seconds; the
 performance_script test runs it). The full run takes about an hour on 2 cores; it prints and
@@ -304,30 +304,70 @@ def section_latency(a, runner, model, quick):
     return j, text
 
 
+def gnuplot(script):
+    subprocess.run(["gnuplot"], input=script, text=True, check=True, capture_output=True)
+
+
 def section_plot(figures_dir, latency, speed_rows, quick):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None, ["matplotlib is not installed (`python3 -c 'import matplotlib'` fails): no "
-                      "plot this time; the tables above hold every figure."]
+    """The latency table as a log-log plot and, per 1.1B-shaped model, the decoded token's
+    profile as stacked bars, drawn by gnuplot (Debian's gnuplot-nox, as scripts/reproduce.sh)."""
+    if shutil.which("gnuplot") is None:
+        return None, ["gnuplot is not installed (`apt-get install gnuplot-nox`): no plots this "
+                      "time; the tables above hold every figure."]
     os.makedirs(figures_dir, exist_ok=True)
+    suffix = "_quick" if quick else ""
     rows = latency["latency_by_cache"]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    caches = [r["cache"] for r in rows]
-    ax.plot(caches, [r["streaming_ms"] for r in rows], "o-", label="streaming")
-    ax.plot(caches, [r["recompute_ms"] for r in rows], "s-", label="recompute")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("cache tokens")
-    ax.set_ylabel("ms per token")
-    ax.set_title(f"{latency['name']}: per-token latency")
-    ax.legend()
-    name = "latency_quick.png" if quick else "latency.png"
-    fig.savefig(os.path.join(figures_dir, name), dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return name, [f"![per-token latency](figures/{name})"]
+    data = os.path.join(figures_dir, f"latency{suffix}.dat")
+    with open(data, "w") as f:
+        for r in rows:
+            f.write(f"{r['cache']} {r['streaming_ms']} {r['recompute_ms']}\n")
+    latency_png = f"latency{suffix}.png"
+    gnuplot(f"""set terminal pngcairo noenhanced size 720,480 font "sans,10"
+set output "{os.path.join(figures_dir, latency_png)}"
+set title "{latency['name']}: per-token latency with a full cache"
+set logscale xy 2
+set xlabel "cache tokens"
+set ylabel "ms per token"
+set key top left
+set grid
+plot "{data}" using 1:2 with linespoints pt 7 title "streaming (sinks + window)", \\
+     "{data}" using 1:3 with linespoints pt 5 title "recompute (window re-run per token)"
+""")
+    os.unlink(data)
+    out = [f"![per-token latency](figures/{latency_png})"]
+
+    profiled = [j for j in speed_rows if "error" not in j and j.get("decode_profile")]
+    if profiled:
+        data = os.path.join(figures_dir, f"profile{suffix}.dat")
+        with open(data, "w") as f:
+            for j in profiled:
+                prof = j["decode_profile"]
+                ms = {ph["phase"]: 1e3 * ph["seconds"] / prof["tokens"] for ph in prof["phases"]}
+                total = 1e3 * prof["seconds"] / prof["tokens"]
+                cols = [ms.get(n, 0) for n in PROFILE_COLUMNS]
+                label = f"{j['name'].replace('TinyLlama-1.1B ', '')}, {j['threads']}t"
+                f.write(f'"{label}" ' + " ".join(f"{c:.4f}" for c in cols) +
+                        f" {max(0.0, total - sum(cols)):.4f}\n")
+        profile_png = f"decode_profile{suffix}.png"
+        titles = ", ".join(f'"" using {i + 2} title "{n}"'
+                           for i, n in enumerate(PROFILE_COLUMNS + ["other"]))
+        titles = titles.replace('""', f'"{data}"', 1).replace(', ""', ", ''")
+        gnuplot(f"""set terminal pngcairo noenhanced size 900,480 font "sans,10"
+set output "{os.path.join(figures_dir, profile_png)}"
+set title "Where a decoded token's time goes (ms per token)"
+set style data histograms
+set style histogram rowstacked
+set style fill solid 0.8 border -1
+set boxwidth 0.7
+set xtics rotate by -30
+set ylabel "ms per token"
+set key outside right
+set grid ytics
+plot {titles.replace('using 2', 'using 2:xtic(1)', 1)}
+""")
+        os.unlink(data)
+        out.append(f"![decode profile](figures/{profile_png})")
+    return latency_png, out
 
 
 def main():

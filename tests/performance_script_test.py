@@ -24,6 +24,11 @@ def main():
         assert r.returncode == 0, f"performance.py failed ({r.returncode}):\n{r.stderr}"
         doc = open(out).read()
         data = json.load(open(raw))
+        # (d) gnuplot's PNGs beside the document (CI installs gnuplot-nox: install-deps.sh).
+        pngs = {}
+        for name in ("latency_quick.png", "decode_profile_quick.png"):
+            path = os.path.join(tmp, "figures", name)
+            pngs[name] = os.path.exists(path) and open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     failures = []
 
     def check(cond, what):
@@ -64,6 +69,8 @@ def main():
           "(c) f16 cache ends")
     check(re.search(r"With an f16 cache: [\d.]+ ms at 64, [\d.]+ ms at 256, ratio [\d.]+", doc),
           "(c) f16 flatness line")
+    for name, ok in pngs.items():
+        check(ok and f"(figures/{name})" in doc, f"(d) {name} not drawn or not in the document")
     check(doc.count("streamingllm bench -m") == 4, "(b)+(c) commands not all listed")
     if failures:
         print("\n".join(failures) + "\n--- document ---\n" + doc)
