@@ -27,8 +27,8 @@ def ours(binary, model, ids, threads, prefill, decode):
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         subprocess.run([binary, "bench", "-m", model, "-t", str(threads), "--ids-file", ids,
                         "--rounds", "1", "--prefill", str(prefill), "--decode", str(decode),
-                        "--caches", "", "--full-cache", "0", "--bandwidth-mib", "16", "--json",
-                        out.name],
+                        "--caches", "", "--full-cache", "0", "--profile", "0",
+                        "--bandwidth-mib", "16", "--json", out.name],
                        check=True, capture_output=True)
         j = json.load(open(out.name))
     return j["prefill"]["tok_s"], j["decode_short"]["tok_s"]

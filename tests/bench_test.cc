@@ -127,8 +127,9 @@ TEST(BenchCliTest, WithoutTokensPrintsTheSpeedReport) {
   EXPECT_EQ(caches.err, "error: --caches: '' is not a cache size in [8, 1048576]\n");
 }
 
-// --full-cache 0 drops the full-cache decode; recompute times at most 2 tokens from cache 2048 on
-// (each one is a prefill of the whole cache: a minute at 4096 on a 1.1B model).
+// --full-cache 0 drops the full-cache decode, --profile 0 the profiled one; recompute times at most
+// 2 tokens from cache 2048 on (each one is a prefill of the whole cache: a minute at 4096 on a 1.1B
+// model).
 TEST(BenchCliTest, SpeedReportFullCacheAndRecomputeTokens) {
   const std::string json_path = temp_dir() + "/speed_caps.json";
 #if defined(SLLM_TEST_ASAN)
@@ -138,12 +139,14 @@ TEST(BenchCliTest, SpeedReportFullCacheAndRecomputeTokens) {
 #endif
   const auto r =
       run_cli("bench -m " + kModel + " -t 1 --prefill 0 --decode 4 --rounds 1 " +
-              "--full-cache 0 --caches " + caches +
+              "--full-cache 0 --profile 0 --caches " + caches +
               " --streaming-tokens 2 --recompute-tokens 3 --bandwidth-mib 16 --json " + json_path);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out.find("cache full"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("where a decoded token's time goes"), std::string::npos) << r.out;
   const auto j = nlohmann::json::parse(slurp(json_path));
   EXPECT_FALSE(j.contains("decode_full"));
+  EXPECT_FALSE(j.contains("decode_profile"));
   EXPECT_EQ(j["decode_short"]["seconds_per_token"].size(), 1u);
   ASSERT_EQ(j["latency_by_cache"].size(), 2u);
   EXPECT_EQ(j["latency_by_cache"][0]["recompute_tokens"], 3);

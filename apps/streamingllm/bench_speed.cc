@@ -224,7 +224,7 @@ int bench_speed(const SpeedArgs& a, const std::string& model_path,
     rows.push_back(row);
   }
   DecodeProfile profile;
-  if (a.decode > 0) {
+  if (a.decode > 0 && a.profile != 0) {
     SLLM_CLI_ASSIGN(profile,
                     profile_decode(model, std::span(ids).first(kShortPrompt), a.decode, a.kv_type));
   }

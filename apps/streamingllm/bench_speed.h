@@ -27,6 +27,7 @@ struct SpeedArgs {
   size_t recompute_tokens = 3;
   static constexpr size_t kLargeCache = 2048;
   size_t full_cache = 1024;    // the cache of the full-cache decode measurement (0: skip it)
+  int profile = 1;             // 1: a profiled decode (where a token's time goes); 0: none
   size_t bandwidth_mib = 512;  // bytes read by the bandwidth probe (far above any cache)
   std::string ids_file;        // token ids to feed (else a fixed pseudo-random sequence)
   KvType kv_type = KvType::kF32;

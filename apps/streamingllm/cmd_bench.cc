@@ -314,6 +314,8 @@ Command add_bench(CLI::App& app) {
              "most 2 from cache 2048 on)");
   add_number(*cmd, "--full-cache", a->speed.full_cache, {size_t{0}, size_t{1} << 20},
              "Speed report: cache of the full-cache decode measurement (0: skip it)");
+  add_number(*cmd, "--profile", a->speed.profile, {0, 1},
+             "Speed report: 1 profiles a decode of --decode tokens (time per phase), 0 skips it");
   add_number(*cmd, "--bandwidth-mib", a->speed.bandwidth_mib, {size_t{16}, size_t{1} << 16},
              "Speed report: MiB read by the memory bandwidth probe");
   cmd->add_option("--ids-file", a->speed.ids_file,
