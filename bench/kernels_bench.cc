@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <random>
@@ -141,63 +142,94 @@ void register_matmul_benchmarks() {
   }
 }
 
-// One head attending over n_rows cached rows laid out as in KvCache (rows of n_kv_heads heads):
-// the fused kernel (/hwy), the per-row kernels it replaced (/rows: a dispatched dot_kv per key,
-// softmax, a dispatched axpy_kv per value) and the double reference (/ref).
-void bm_attention(benchmark::State& state, TensorType kv_type, size_t head_dim, size_t n_rows,
-                  const std::string& variant) {
-  constexpr size_t kKvHeads = 4;
+// One head attending over n_rows cached rows laid out as in KvCache (a plane of rows per KV
+// head): the fused kernel (/hwy), the per-row kernels it replaced (/rows: a dispatched dot_kv per
+// key, softmax, a dispatched axpy_kv per value) and the double reference (/ref).
+// With n_heads > 1 (grouped-query attention), each of 4 KV heads is attended in turn by its
+// n_heads query heads, as a decoded token does in one layer, and each iteration moves on to the
+// next of n_layers copies of the cache: with 22 layers of 4096 rows the rows come from memory, not
+// from a cache level, as they do when a model decodes. `GB/s` counts the K/V bytes read.
+void bm_attention(benchmark::State& state, TensorType kv_type, size_t head_dim, size_t n_heads,
+                  size_t n_rows, size_t n_layers, const std::string& variant) {
+  const size_t n_kv_heads = n_heads > 1 ? 4 : 1;
   const size_t elem_bytes = kv_type == TensorType::kF32 ? 4 : 2;
-  const ops::KvLayout layout{kv_type, head_dim, kKvHeads * head_dim * elem_bytes};
+  const size_t kv_dim = n_kv_heads * head_dim;
+  const ops::KvLayout layout{kv_type, head_dim, head_dim * elem_bytes};
   std::mt19937 rng(3);
   std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> kv(2 * n_rows * kKvHeads * head_dim);
+  std::vector<float> kv(2 * n_rows * kv_dim);
   for (auto& v : kv) v = dist(rng);
-  std::vector<uint8_t> keys(n_rows * layout.row_bytes), values(n_rows * layout.row_bytes);
-  ops::store_kv(kv.data(), keys.data(), kv_type, n_rows * kKvHeads * head_dim);
-  ops::store_kv(kv.data() + n_rows * kKvHeads * head_dim, values.data(), kv_type,
-                n_rows * kKvHeads * head_dim);
-  std::vector<float> q(head_dim), scores(n_rows), out(head_dim);
+  const size_t layer_bytes = n_kv_heads * n_rows * layout.row_bytes;
+  std::vector<uint8_t> keys(n_layers * layer_bytes), values(n_layers * layer_bytes);
+  ops::store_kv(kv.data(), keys.data(), kv_type, n_rows * kv_dim);
+  ops::store_kv(kv.data() + n_rows * kv_dim, values.data(), kv_type, n_rows * kv_dim);
+  for (size_t l = 1; l < n_layers; ++l) {
+    std::memcpy(&keys[l * layer_bytes], keys.data(), layer_bytes);
+    std::memcpy(&values[l * layer_bytes], values.data(), layer_bytes);
+  }
+  std::vector<float> q(n_heads * head_dim), scores(n_heads * n_rows), out(n_heads * head_dim);
   for (auto& v : q) v = dist(rng);
-  const ops::KvRun run{q.data(), keys.data(), values.data(), n_rows};
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  size_t layer = 0;
   for (auto _ : state) {
-    if (variant == "hwy") {
-      ops::attention(layout, std::span(&run, 1), 1, scale, scores.data(), out.data());
-    } else if (variant == "ref") {
-      ops::ref::attention(layout, std::span(&run, 1), 1, scale, scores.data(), out.data());
-    } else {
-      for (size_t r = 0; r < n_rows; ++r) {
-        scores[r] = ops::dot_kv(q.data(), &keys[r * layout.row_bytes], kv_type, head_dim) * scale;
-      }
-      ops::softmax(scores.data(), n_rows);
-      std::fill(out.begin(), out.end(), 0.0f);
-      for (size_t r = 0; r < n_rows; ++r) {
-        ops::axpy_kv(scores[r], &values[r * layout.row_bytes], kv_type, out.data(), head_dim);
+    for (size_t h = 0; h < n_kv_heads; ++h) {
+      const size_t offset = layer * layer_bytes + h * n_rows * layout.row_bytes;
+      const ops::KvRun run{q.data(), &keys[offset], &values[offset], n_rows};
+      if (variant == "hwy") {
+        ops::attention(layout, std::span(&run, 1), n_heads, scale, scores.data(), out.data());
+      } else if (variant == "ref") {
+        ops::ref::attention(layout, std::span(&run, 1), n_heads, scale, scores.data(),
+                            out.data());
+      } else {
+        for (size_t r = 0; r < n_rows; ++r) {
+          scores[r] =
+              ops::dot_kv(q.data(), &keys[r * layout.row_bytes], kv_type, head_dim) * scale;
+        }
+        ops::softmax(scores.data(), n_rows);
+        std::fill(out.begin(), out.end(), 0.0f);
+        for (size_t r = 0; r < n_rows; ++r) {
+          ops::axpy_kv(scores[r], &values[r * layout.row_bytes], kv_type, out.data(), head_dim);
+        }
       }
     }
+    layer = (layer + 1) % n_layers;
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
+  const auto iterations = static_cast<double>(state.iterations());
   state.counters["ns/row"] = benchmark::Counter(
-      static_cast<double>(n_rows) * static_cast<double>(state.iterations()),
+      static_cast<double>(n_rows * n_kv_heads) * iterations,
       benchmark::Counter::kIsRate | benchmark::Counter::kInvert, benchmark::Counter::kIs1000);
+  state.counters["GB/s"] = benchmark::Counter(
+      static_cast<double>(2 * n_rows * n_kv_heads * head_dim * elem_bytes) * iterations * 1e-9,
+      benchmark::Counter::kIsRate);
 }
 
 void register_attention_benchmarks() {
-  for (TensorType kv_type : {TensorType::kF32, TensorType::kF16}) {
+  const auto add = [](TensorType kv_type, size_t head_dim, size_t n_heads, size_t n_rows,
+                      size_t n_layers, const char* variant) {
     const char* type_name = tensor_type_traits(static_cast<uint32_t>(kv_type))->name;
+    const std::string name = std::string("attention/") + type_name +
+                             "/head_dim:" + std::to_string(head_dim) +
+                             "/heads:" + std::to_string(n_heads) +
+                             "/rows:" + std::to_string(n_rows) +
+                             (n_layers > 1 ? "/layers:" + std::to_string(n_layers) : "") + "/" +
+                             variant;
+    benchmark::RegisterBenchmark(name.c_str(), bm_attention, kv_type, head_dim, n_heads, n_rows,
+                                 n_layers, std::string(variant))
+        ->Unit(benchmark::kMicrosecond);
+  };
+  for (TensorType kv_type : {TensorType::kF32, TensorType::kF16}) {
     for (size_t head_dim : {8, 64, 128}) {
       for (size_t n_rows : {128, 1024}) {
-        for (const char* variant : {"ref", "rows", "hwy"}) {
-          const std::string name = std::string("attention/") + type_name +
-                                   "/head_dim:" + std::to_string(head_dim) +
-                                   "/rows:" + std::to_string(n_rows) + "/" + variant;
-          benchmark::RegisterBenchmark(name.c_str(), bm_attention, kv_type, head_dim, n_rows,
-                                       std::string(variant))
-              ->Unit(benchmark::kMicrosecond);
-        }
+        for (const char* variant : {"ref", "rows", "hwy"}) add(kv_type, head_dim, 1, n_rows, 1, variant);
       }
+    }
+    // A layer of a 1.1B-scale model with a full 4096-token cache: 4 KV heads, 8 query heads
+    // each (TinyLlama's 32 over 4; head_dim 128 as Llama-2-7B's), 22 layers (TinyLlama's) of
+    // rows read from memory.
+    for (size_t head_dim : {64, 128}) {
+      add(kv_type, head_dim, 8, 4096, 22, "hwy");
     }
   }
 }

@@ -4,11 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
 
 #include "engine_fixture.h"
+#include "kernels/ops.h"
 #include "reference/reference_llama.h"
 
 namespace sllm::test {
@@ -147,6 +149,81 @@ TEST(KvCacheTest, SizeIsSlotsTimesLayersTimesKv) {
   auto c = KvCache::create(shape_for_test(), o);
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->n_bytes(), (4u + 60u) * 1u * 2u * 2u * 16u * 2u);
+}
+
+// The cache keeps a plane per KV head (f32, f16), session files a slot's heads side by side:
+// contents() lays each layer's slots out as [slots, kv_dim] rows, the K/V each layer was given
+// (position 0 and no rope: stored as given), and restore() of those rows gives back a cache
+// whose contents and attention are the same, to the bit.
+TEST(KvCacheTest, ContentsAreRowsOfAllKvHeads) {
+  KvCacheShape shape;
+  shape.n_layers = 2;
+  shape.n_heads = 4;
+  shape.n_kv_heads = 2;
+  shape.head_dim = 4;
+  shape.rope = RopeSpec{4, 0};
+  KvCacheOptions o;
+  o.n_sinks = 1;
+  o.window = 2;
+  const size_t kv_dim = 8, q_dim = 16, n_tokens = 3;
+  for (TensorType type : {TensorType::kF32, TensorType::kF16}) {
+    o.kv_type = type;
+    auto cache = KvCache::create(shape, o);
+    ASSERT_TRUE(cache.ok());
+    ThreadPool pool(1);
+    std::vector<float> k(shape.n_layers * n_tokens * kv_dim), v(k.size());
+    for (size_t i = 0; i < k.size(); ++i) {
+      k[i] = static_cast<float>(i) * 0.25f;  // exact in f16 too
+      v[i] = -static_cast<float>(i) * 0.5f;
+    }
+    const auto kin = k, vin = v;
+    std::vector<float> q(n_tokens * q_dim, 0.5f), out(n_tokens * q_dim);
+    cache->begin_batch(n_tokens);
+    for (size_t l = 0; l < shape.n_layers; ++l) {
+      cache->attend(l, q.data(), &k[l * n_tokens * kv_dim], &v[l * n_tokens * kv_dim], out.data(),
+                    pool);
+    }
+    cache->end_batch();
+    const size_t elem = type == TensorType::kF32 ? 4 : 2;
+    const auto row_bytes = [&](const std::vector<float>& x, size_t l, size_t t) {
+      std::vector<uint8_t> row(kv_dim * elem);
+      ops::store_kv(&x[(l * n_tokens + t) * kv_dim], row.data(), type, kv_dim);
+      return row;
+    };
+    const KvCacheContents saved = cache->contents();
+    std::vector<uint8_t> want_k, want_v;
+    for (size_t l = 0; l < shape.n_layers; ++l) {
+      for (size_t t = 0; t < n_tokens; ++t) {  // slot t holds token t (sink, then the window)
+        const auto kr = row_bytes(kin, l, t), vr = row_bytes(vin, l, t);
+        EXPECT_EQ(cache->key_row(l, t), kr);
+        EXPECT_EQ(cache->value_row(l, t), vr);
+        want_k.insert(want_k.end(), kr.begin(), kr.end());
+        want_v.insert(want_v.end(), vr.begin(), vr.end());
+      }
+    }
+    ASSERT_EQ(std::vector<uint8_t>(saved.keys.begin(), saved.keys.end()), want_k);
+    ASSERT_EQ(std::vector<uint8_t>(saved.values.begin(), saved.values.end()), want_v);
+
+    auto copy = KvCache::create(shape, o);
+    ASSERT_TRUE(copy.ok());
+    ASSERT_TRUE(copy->restore(saved).ok());
+    const KvCacheContents again = copy->contents();
+    EXPECT_TRUE(std::equal(again.keys.begin(), again.keys.end(), want_k.begin(), want_k.end()));
+    EXPECT_TRUE(std::equal(again.values.begin(), again.values.end(), want_v.begin(), want_v.end()));
+    // The next token attends alike in both (it evicts token 1 from the window).
+    std::vector<float> outs[2];
+    KvCache* caches[2] = {&*cache, &*copy};
+    for (size_t c = 0; c < 2; ++c) {
+      std::vector<float> qn(q_dim), kn(kv_dim), vn(kv_dim);
+      for (size_t i = 0; i < q_dim; ++i) qn[i] = 0.1f * static_cast<float>(i);
+      for (size_t i = 0; i < kv_dim; ++i) kn[i] = vn[i] = 1.0f + static_cast<float>(i);
+      outs[c].resize(q_dim);
+      caches[c]->begin_batch(1);
+      caches[c]->attend(0, qn.data(), kn.data(), vn.data(), outs[c].data(), pool);
+      caches[c]->end_batch();
+    }
+    EXPECT_EQ(outs[0], outs[1]);
+  }
 }
 
 // Sliding-window layers (Gemma): in a cache of one local and one global layer, the local layer
@@ -417,14 +494,14 @@ TEST(StreamingCacheTest, KeysAreWrittenOnceAndNeverRewritten) {
     for (size_t l = 0; l < n_layers; ++l) {
       for (size_t s = 0; s < std::min(i + 1, n_slots); ++s) {
         const size_t idx = l * n_slots + s;
-        const uint8_t* bytes = cache.key_bytes(l, s);
+        const std::vector<uint8_t> bytes = cache.key_row(l, s);
         if (cache.slot_token(l, s) == held[idx]) {
-          ASSERT_EQ(std::memcmp(bytes, snapshot[idx].data(), cache.slot_bytes()), 0)
+          ASSERT_EQ(bytes, snapshot[idx])
               << "slot " << s << " of layer " << l << " changed while holding token " << held[idx];
         } else {
           ASSERT_EQ(cache.slot_token(l, s), i) << "a slot may only change to take the new token";
           held[idx] = cache.slot_token(l, s);
-          snapshot[idx].assign(bytes, bytes + cache.slot_bytes());
+          snapshot[idx] = bytes;
         }
       }
     }

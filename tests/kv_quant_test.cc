@@ -236,9 +236,9 @@ TEST(KvQuantCacheTest, StoresGgmlBlocks) {
   cache->end_batch();
   std::vector<uint8_t> want(68);
   quant::quantize_row(TensorType::kQ8_0, k0.data(), want.data(), 64);
-  EXPECT_EQ(std::memcmp(cache->key_bytes(0, 0), want.data(), want.size()), 0);
+  EXPECT_EQ(cache->key_row(0, 0), want);
   quant::quantize_row(TensorType::kQ8_0, v0.data(), want.data(), 64);
-  EXPECT_EQ(std::memcmp(cache->value_bytes(0, 0), want.data(), want.size()), 0);
+  EXPECT_EQ(cache->value_row(0, 0), want);
 }
 
 // Bytes: q8_0 is 34 bytes per 32 values, q4_0 18; the slots, the layers and K and V multiply.

@@ -168,6 +168,9 @@ KvCache::KvCache(const KvCacheShape& shape, const KvCacheOptions& options)
       n_slots_(options.n_sinks + options.window),
       kv_dim_(shape.n_kv_heads * shape.head_dim),
       slot_bytes_(static_cast<size_t>(kv_bytes(options.kv_type, kv_dim_))),
+      plane_heads_(is_block_kv(options.kv_type) ? shape.n_kv_heads : 1),
+      n_planes_(shape.n_kv_heads / plane_heads_),
+      plane_bytes_(slot_bytes_ / n_planes_),
       layers_(layout_layers(shape, options)),
       n_rows_(layers_.empty() ? 0 : layers_.back().row0 + layers_.back().n_slots),
       keys_(n_rows_ * slot_bytes_),
@@ -190,12 +193,21 @@ size_t KvCache::n_cached() const {
   return static_cast<size_t>(std::min<uint64_t>(n_seen_, n_slots_));
 }
 
-const uint8_t* KvCache::key_bytes(size_t layer, size_t slot) const {
-  return &keys_[(layers_[layer].row0 + slot) * slot_bytes_];
+std::vector<uint8_t> KvCache::key_row(size_t layer, size_t slot) const {
+  std::vector<uint8_t> row(slot_bytes_);
+  for (size_t p = 0; p < n_planes_; ++p) {
+    std::memcpy(&row[p * plane_bytes_], &keys_[slot_offset(layers_[layer], p, slot)], plane_bytes_);
+  }
+  return row;
 }
 
-const uint8_t* KvCache::value_bytes(size_t layer, size_t slot) const {
-  return &values_[(layers_[layer].row0 + slot) * slot_bytes_];
+std::vector<uint8_t> KvCache::value_row(size_t layer, size_t slot) const {
+  std::vector<uint8_t> row(slot_bytes_);
+  for (size_t p = 0; p < n_planes_; ++p) {
+    std::memcpy(&row[p * plane_bytes_], &values_[slot_offset(layers_[layer], p, slot)],
+                plane_bytes_);
+  }
+  return row;
 }
 
 void KvCache::clear() {
@@ -235,10 +247,14 @@ void KvCache::attend(size_t layer, float* q, float* k, const float* v, float* ou
 
   // Rotate this batch's keys once, at their absolute positions, and store them in the cache's
   // element type, so that batch keys and cached keys are read identically.
+  const size_t plane_dim = plane_heads_ * shape_.head_dim;
   for (size_t i = 0; i < n_batch_; ++i) {
     angles[i].rotate(k + i * kv_dim_, shape_.n_kv_heads);
-    store_kv_row(options_.kv_type, k + i * kv_dim_, &batch_k_[i * slot_bytes_], kv_dim_);
-    store_kv_row(options_.kv_type, v + i * kv_dim_, &batch_v_[i * slot_bytes_], kv_dim_);
+    for (size_t p = 0; p < n_planes_; ++p) {
+      const size_t at = i * kv_dim_ + p * plane_dim;
+      store_kv_row(options_.kv_type, k + at, &batch_k_[batch_offset(p, i)], plane_dim);
+      store_kv_row(options_.kv_type, v + at, &batch_v_[batch_offset(p, i)], plane_dim);
+    }
   }
   // Queries: at the absolute position for the window, at the in-cache position for the sinks.
   for (size_t i = 0; i < n_batch_; ++i) {
@@ -278,12 +294,15 @@ void KvCache::attend(size_t layer, float* q, float* k, const float* v, float* ou
   for (size_t i = 0; i < n_batch_; ++i) {
     const uint64_t t = t0 + i;
     if (t >= ls.n_sinks && t + ls.window < t_end) continue;
-    const size_t row = ls.row0 + slot_of(ls, t);
-    uint64_t& held = slot_token_[row];
+    const size_t slot = slot_of(ls, t);
+    uint64_t& held = slot_token_[ls.row0 + slot];
     assert(held == 0 || held - 1 < t);  // a slot only ever moves on to a newer token
     held = t + 1;
-    std::memcpy(&keys_[row * slot_bytes_], &batch_k_[i * slot_bytes_], slot_bytes_);
-    std::memcpy(&values_[row * slot_bytes_], &batch_v_[i * slot_bytes_], slot_bytes_);
+    for (size_t p = 0; p < n_planes_; ++p) {
+      const size_t to = slot_offset(ls, p, slot), from = batch_offset(p, i);
+      std::memcpy(&keys_[to], &batch_k_[from], plane_bytes_);
+      std::memcpy(&values_[to], &batch_v_[from], plane_bytes_);
+    }
     ++n_key_writes_;
   }
 }
@@ -291,16 +310,19 @@ void KvCache::attend(size_t layer, float* q, float* k, const float* v, float* ou
 KvCache::KvRows KvCache::kv_rows(size_t layer, ThreadPool& pool) {
   const LayerSlots& ls = layers_[layer];
   if (!is_block_kv(options_.kv_type)) {
-    return {&keys_[ls.row0 * slot_bytes_],
-            &values_[ls.row0 * slot_bytes_],
+    // A plane per KV head.
+    return {&keys_[slot_offset(ls, 0, 0)],
+            &values_[slot_offset(ls, 0, 0)],
             batch_k_.data(),
             batch_v_.data(),
-            slot_bytes_,
+            plane_bytes_,
+            ls.n_slots * plane_bytes_,
+            options_.max_batch * plane_bytes_,
             options_.kv_type};
   }
   // The layer's K and V rows in f32: its held slots, then the batch's rows, decoded once per
   // layer and batch. Slots fill in order (sinks, then the ring), so the ones held are the first
-  // min(n_seen, slots) of the layer, contiguous in keys_ as in the decoded rows.
+  // min(n_seen, slots) of the layer, contiguous in keys_ (one plane) as in the decoded rows.
   const size_t n_rows = n_slots_ + options_.max_batch;
   float* k_f32 = dequantized_.data();
   float* v_f32 = k_f32 + n_rows * kv_dim_;
@@ -313,7 +335,7 @@ KvCache::KvRows KvCache::kv_rows(size_t layer, ThreadPool& pool) {
     const bool batch = task >= n_held_tasks;
     const size_t first = (batch ? task - n_held_tasks : task) * rows_per_task;
     const size_t n = std::min(rows_per_task, (batch ? n_batch_ : n_held) - first);
-    const size_t from = (batch ? first : ls.row0 + first) * slot_bytes_;
+    const size_t from = batch ? batch_offset(0, first) : slot_offset(ls, 0, first);
     const size_t to = ((batch ? n_slots_ : 0) + first) * kv_dim_;
     const uint8_t* k = batch ? batch_k_.data() : keys_.data();
     const uint8_t* v = batch ? batch_v_.data() : values_.data();
@@ -333,6 +355,8 @@ KvCache::KvRows KvCache::kv_rows(size_t layer, ThreadPool& pool) {
           bytes(k_f32 + n_slots_ * kv_dim_),
           bytes(v_f32 + n_slots_ * kv_dim_),
           kv_dim_ * sizeof(float),
+          shape_.head_dim * sizeof(float),
+          shape_.head_dim * sizeof(float),
           TensorType::kF32};
 }
 
@@ -344,8 +368,7 @@ KvCache::KvRows KvCache::kv_rows(size_t layer, ThreadPool& pool) {
 void KvCache::attend_group(size_t layer, const KvRows& rows, size_t head, size_t i, const float* q,
                            const float* q_sink, float* out, float* scores) const {
   const size_t head_dim = shape_.head_dim;
-  const size_t kv_offset = (head / (shape_.n_heads / shape_.n_kv_heads)) *
-                           static_cast<size_t>(kv_bytes(rows.type, head_dim));
+  const size_t kv_head = head / (shape_.n_heads / shape_.n_kv_heads);
   const uint64_t t0 = n_seen_;
   const uint64_t t = t0 + i;
   const LayerSlots& ls = layers_[layer];
@@ -353,8 +376,6 @@ void KvCache::attend_group(size_t layer, const KvRows& rows, size_t head, size_t
   const uint64_t n_sink_seen = std::min<uint64_t>(n_sinks, t + 1);
   // Window: stream indices [lo, t], at most `window` of them, never a sink.
   const uint64_t lo = std::max<uint64_t>(n_sinks, t + 1 > ls.window ? t + 1 - ls.window : 0);
-  const uint8_t* layer_k = rows.layer_k;
-  const uint8_t* layer_v = rows.layer_v;
 
   // The visible tokens in order, as runs of consecutive rows: sinks already cached, sinks in this
   // batch, the cached window from slot_of(lo) up to the ring's end and on from its start, and the
@@ -364,26 +385,28 @@ void KvCache::attend_group(size_t layer, const KvRows& rows, size_t head, size_t
   size_t n_runs = 0;
   // `distance`: the in-cache distance from the query to the run's first row (ALiBi's): c(t) - j
   // for sink j, t - n for window token n.
-  const auto add_run = [&](const float* query, const uint8_t* k, const uint8_t* v, uint64_t row,
-                           uint64_t n_rows, uint64_t distance) {
+  const auto add_run = [&](const float* query, bool batch, uint64_t row, uint64_t n_rows,
+                           uint64_t distance) {
     if (n_rows == 0) return;
     assert(n_runs < std::size(runs));
-    const size_t offset = static_cast<size_t>(row) * rows.row_bytes + kv_offset;
+    const uint8_t* k = batch ? rows.batch_k : rows.layer_k;
+    const uint8_t* v = batch ? rows.batch_v : rows.layer_v;
+    const size_t offset = static_cast<size_t>(row) * rows.row_bytes +
+                          kv_head * (batch ? rows.batch_head_stride : rows.layer_head_stride);
     runs[n_runs++] = {query, k + offset, v + offset, static_cast<size_t>(n_rows), distance};
   };
   const uint64_t c_t = cache_pos(t);
   const uint64_t n_sinks_cached = std::min(n_sink_seen, t0);
-  add_run(q_sink, layer_k, layer_v, 0, n_sinks_cached, c_t);
-  add_run(q_sink, rows.batch_k, rows.batch_v, 0, n_sink_seen - n_sinks_cached,
-          c_t - n_sinks_cached);
+  add_run(q_sink, false, 0, n_sinks_cached, c_t);
+  add_run(q_sink, true, 0, n_sink_seen - n_sinks_cached, c_t - n_sinks_cached);
   // Cached part of the window walks the ring from slot_of(lo), wrapping past the last slot.
   const uint64_t n_window_cached = lo < t0 ? std::min(t0, t + 1) - lo : 0;
   const uint64_t first_slot = n_window_cached > 0 ? slot_of(ls, lo) : 0;
   const uint64_t n_before_wrap = std::min<uint64_t>(n_window_cached, ls.n_slots - first_slot);
-  add_run(q, layer_k, layer_v, first_slot, n_before_wrap, t - lo);
-  add_run(q, layer_k, layer_v, n_sinks, n_window_cached - n_before_wrap, t - lo - n_before_wrap);
+  add_run(q, false, first_slot, n_before_wrap, t - lo);
+  add_run(q, false, n_sinks, n_window_cached - n_before_wrap, t - lo - n_before_wrap);
   const uint64_t first_batch = std::max(lo, t0);  // > t while the sinks are still filling
-  add_run(q, rows.batch_k, rows.batch_v, first_batch - t0,
+  add_run(q, true, first_batch - t0,
           first_batch <= t ? t + 1 - first_batch : 0, t - first_batch);
 
   const ops::KvLayout layout{rows.type, head_dim, rows.row_bytes, shape_.attn_softcap};

@@ -24,6 +24,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -64,13 +65,17 @@ struct KvCacheOptions {
   size_t max_batch = 64;   // most tokens per attend() call
 };
 
-// A cache's contents as views into it, for session files (runtime/session_file.h). The slot map
-// is not part of it: it follows from n_seen.
+// A cache's contents for session files (runtime/session_file.h), in the files' layout: each
+// layer's slots in turn, a slot's KV heads side by side ([layer_slots(l), kv_dim] of kv_type),
+// whatever the cache's own layout. The slot map is not part of it: it follows from n_seen.
 struct KvCacheContents {
   uint64_t n_seen = 0;
   uint64_t n_key_writes = 0;
-  std::span<const uint8_t> keys;  // each layer's slots in turn, [layer_slots(l), kv_dim] of kv_type
-  std::span<const uint8_t> values;  // likewise
+  std::span<const uint8_t> keys;
+  std::span<const uint8_t> values;
+  // What keys and values point into when contents() had to lay them out (else empty: they are
+  // views into a file's bytes).
+  std::shared_ptr<const std::vector<uint8_t>> storage{};
 };
 
 class KvCache {
@@ -115,9 +120,10 @@ class KvCache {
     // stored + 1 so that 0 (calloc) is empty
     return slot_token_[layers_[layer].row0 + slot] - 1;
   }
-  // Raw K/V bytes of one slot of one layer (read-only; for tests and session files).
-  const uint8_t* key_bytes(size_t layer, size_t slot) const;
-  const uint8_t* value_bytes(size_t layer, size_t slot) const;
+  // The K/V bytes of one slot of one layer, its KV heads side by side (slot_bytes() of them; for
+  // tests).
+  std::vector<uint8_t> key_row(size_t layer, size_t slot) const;
+  std::vector<uint8_t> value_row(size_t layer, size_t slot) const;
   size_t slot_bytes() const { return slot_bytes_; }
   // Every key row written so far; each token is written once per layer, never rewritten.
   uint64_t n_key_writes() const { return n_key_writes_; }
@@ -148,15 +154,31 @@ class KvCache {
   }
   // In-cache position of stream index t once it is the newest token: c(t) = min(t, S + W - 1).
   uint64_t cache_pos(uint64_t t) const { return t < n_slots_ - 1 ? t : n_slots_ - 1; }
+  // Storage: each layer's slots are planes of plane_heads_ KV heads, one after the other, each a
+  // [layer_slots, plane_heads * head_dim] array of kv_type. f32 and f16 keep a plane per KV head,
+  // so that the rows one head attends over are contiguous (at a stride of all heads, four rows
+  // of a 64-wide head fill a 4 KiB page: the hardware prefetchers give up at page ends and the
+  // cache's sets alias, and a 4096-token cache was read at a third of the speed). q8_0 and q4_0
+  // keep one plane (whole 32-value blocks may span heads); attention reads their f32 decoding.
+  // Byte offset of plane p of slot `slot` of a layer, and of batch row i's.
+  size_t slot_offset(const LayerSlots& ls, size_t plane, size_t slot) const {
+    return ls.row0 * slot_bytes_ + (plane * ls.n_slots + slot) * plane_bytes_;
+  }
+  size_t batch_offset(size_t plane, size_t i) const {
+    return (plane * options_.max_batch + i) * plane_bytes_;
+  }
   // Where attention reads a layer's rows: the cache's own (f32, f16) or their f32 decoding in
-  // dequantized_ (q8_0, q4_0). Row r of the layer is at layer_k + r * row_bytes, batch row i at
-  // batch_k + i * row_bytes; a KV head's part starts its head_dim values into a row.
+  // dequantized_ (q8_0, q4_0). KV head h's row r of the layer is at
+  // layer_k + h * layer_head_stride + r * row_bytes, its batch row i at
+  // batch_k + h * batch_head_stride + i * row_bytes.
   struct KvRows {
     const uint8_t* layer_k;
     const uint8_t* layer_v;
     const uint8_t* batch_k;
     const uint8_t* batch_v;
     size_t row_bytes;
+    size_t layer_head_stride;
+    size_t batch_head_stride;
     TensorType type;
   };
   // For a block type this decodes the layer's held rows and the batch's (once per layer and
@@ -172,11 +194,14 @@ class KvCache {
   size_t n_slots_;     // n_sinks + window
   size_t kv_dim_;      // n_kv_heads * head_dim
   size_t slot_bytes_;  // bytes of kv_dim values of kv_type
+  size_t plane_heads_;  // KV heads per plane: 1, or n_kv_heads for a block type
+  size_t n_planes_;     // n_kv_heads / plane_heads_
+  size_t plane_bytes_;  // bytes of plane_heads_ * head_dim values of kv_type
   std::vector<LayerSlots> layers_;
   size_t n_rows_;  // slots of all layers
 
-  ZeroedArray<uint8_t> keys_;    // [n_rows, kv_dim] of kv_type, rotated once at write
-  ZeroedArray<uint8_t> values_;  // [n_rows, kv_dim] of kv_type
+  ZeroedArray<uint8_t> keys_;    // n_rows * slot_bytes in planes, rotated once at write
+  ZeroedArray<uint8_t> values_;  // likewise
   static constexpr uint64_t kEmpty = ~uint64_t{0};  // slot_token() of a slot never written
   // [n_rows] stream index held + 1, 0 if none (zero pages need no initialisation)
   ZeroedArray<uint64_t> slot_token_;
@@ -188,7 +213,7 @@ class KvCache {
   std::vector<RopeAngles> abs_angles_;      // [max_batch] at start_pos + t
   std::vector<RopeAngles> sink_angles_;     // [max_batch] at start_pos + c(t)
   std::vector<RopeAngles> local_angles_;    // [max_batch] at start_pos + t, local rope (if any)
-  std::vector<uint8_t> batch_k_, batch_v_;  // [max_batch, kv_dim] of kv_type
+  std::vector<uint8_t> batch_k_, batch_v_;  // [n_planes][max_batch] planes of kv_type
   std::vector<float> q_sink_;               // [max_batch, n_heads * head_dim]
   ZeroedArray<float> scores_;               // [n_heads, n_slots]: a query sees at most n_slots rows
   // Block types: [K, V][n_slots + max_batch][kv_dim] f32 (see kv_rows()).

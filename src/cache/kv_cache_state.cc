@@ -2,13 +2,34 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "cache/kv_cache.h"
 
 namespace sllm {
 
-KvCacheContents KvCache::contents() const { return {n_seen_, n_key_writes_, keys_, values_}; }
+// The files keep a slot's KV heads side by side; the cache keeps planes of plane_heads_ heads
+// (runs of slots). One plane is the files' layout already.
+KvCacheContents KvCache::contents() const {
+  if (n_planes_ == 1) return {n_seen_, n_key_writes_, keys_, values_};
+  auto storage = std::make_shared<std::vector<uint8_t>>(keys_.size() + values_.size());
+  uint8_t* keys = storage->data();
+  uint8_t* values = keys + keys_.size();
+  for (const LayerSlots& ls : layers_) {
+    for (size_t slot = 0; slot < ls.n_slots; ++slot) {
+      const size_t row = (ls.row0 + slot) * slot_bytes_;
+      for (size_t p = 0; p < n_planes_; ++p) {
+        std::memcpy(keys + row + p * plane_bytes_, &keys_[slot_offset(ls, p, slot)], plane_bytes_);
+        std::memcpy(values + row + p * plane_bytes_, &values_[slot_offset(ls, p, slot)],
+                    plane_bytes_);
+      }
+    }
+  }
+  return {n_seen_, n_key_writes_, std::span<const uint8_t>(keys, keys_.size()),
+          std::span<const uint8_t>(values, values_.size()), std::move(storage)};
+}
 
 Status KvCache::restore(const KvCacheContents& contents) {
   if (contents.keys.size() != keys_.size() || contents.values.size() != values_.size()) {
@@ -17,8 +38,22 @@ Status KvCache::restore(const KvCacheContents& contents) {
                      std::to_string(contents.values.size()) + " bytes of K/V, this cache " +
                      std::to_string(keys_.size()) + " + " + std::to_string(values_.size()));
   }
-  std::memcpy(keys_.data(), contents.keys.data(), keys_.size());
-  std::memcpy(values_.data(), contents.values.data(), values_.size());
+  if (n_planes_ == 1) {
+    std::memcpy(keys_.data(), contents.keys.data(), keys_.size());
+    std::memcpy(values_.data(), contents.values.data(), values_.size());
+  } else {
+    for (const LayerSlots& ls : layers_) {
+      for (size_t slot = 0; slot < ls.n_slots; ++slot) {
+        const size_t row = (ls.row0 + slot) * slot_bytes_;
+        for (size_t p = 0; p < n_planes_; ++p) {
+          std::memcpy(&keys_[slot_offset(ls, p, slot)], &contents.keys[row + p * plane_bytes_],
+                      plane_bytes_);
+          std::memcpy(&values_[slot_offset(ls, p, slot)], &contents.values[row + p * plane_bytes_],
+                      plane_bytes_);
+        }
+      }
+    }
+  }
   n_seen_ = contents.n_seen;
   n_key_writes_ = contents.n_key_writes;
   // After n_seen tokens a layer holds its sinks 0..S-1 and its window's last W tokens, each in

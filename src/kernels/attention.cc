@@ -17,6 +17,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "hwy/cache_control.h"
 #include "kernels/quant.h"
 #include "util/tensor_type.h"
 
@@ -107,6 +108,18 @@ HWY_INLINE hn::Vec<D> load_kv_tail(D d, const uint8_t* HWY_RESTRICT row, size_t 
   return hn::Load(d, buf);
 }
 
+// Asks for rows [first, first + n) of a run's K or V rows (the head's `bytes` of each) ahead of
+// their use. A KV head's rows are contiguous in the cache, but the hardware prefetchers stop at
+// 4 KiB page ends (16 rows of a 64-float head): with these hints a 4096-row cache, read from
+// memory, attends 10-25% faster (kernels_bench's layers:22 cases).
+HWY_INLINE void prefetch_rows(const uint8_t* base, size_t row_bytes, size_t first, size_t n,
+                              size_t bytes) {
+  for (size_t r = first; r < first + n; ++r) {
+    const uint8_t* row = base + r * row_bytes;
+    for (size_t b = 0; b < bytes; b += 64) hwy::Prefetch(row + b);
+  }
+}
+
 // Lane j of q . k for one row: the products of elements j, j + L, j + 2L, ... added in order.
 // kOneVector: head_dim == Lanes, the row is one vector (and q_tail is all of q).
 template <TensorType kType, bool kOneVector, class D>
@@ -154,8 +167,14 @@ HWY_INLINE void score_run(D d, const KvLayout& layout, const KvRun& run, size_t 
   constexpr size_t kGroup = hn::MaxLanes(D()) >= 8 ? 8 : 4;
   const hn::CappedTag<float, kGroup> dg;
   const auto vscale = hn::Set(dg, scale);
+  constexpr size_t kAheadRows = 32;  // about a memory latency of scoring ahead
+  const size_t head_bytes = head_dim * (kType == TensorType::kF16 ? 2 : 4);
   for (size_t r = 0; r < n_rows; r += kGroup) {
     const size_t n_valid = std::min(kGroup, n_rows - r);
+    if (r + kAheadRows < n_rows) {
+      prefetch_rows(keys, layout.row_bytes, r + kAheadRows,
+                    std::min(kGroup, n_rows - r - kAheadRows), head_bytes);
+    }
     for (size_t h = 0; h < n_heads; ++h) {
       const float* q = run.q + h * head_dim;
       const auto q_rest = q_tail(q);
@@ -373,8 +392,24 @@ void attention_typed(D d, const KvLayout& layout, std::span<const KvRun> runs, s
     inv_sums[h] = 1.0f / exp_shifted_in_place<true>(scores + h * n_rows, n_rows);
   }
   constexpr size_t kBlockRows = 64;
+  const size_t head_bytes = head_dim * (kType == TensorType::kF16 ? 2 : 4);
+  // The value rows [lo, hi) of all runs, asked for a block ahead of their use.
+  const auto prefetch_values = [&](size_t lo, size_t hi) {
+    size_t n = 0;
+    for (const KvRun& run : runs) {
+      if (n >= hi) break;
+      const size_t from = lo > n ? lo - n : 0, end = std::min(run.n_rows, hi - n);
+      if (from < end) {
+        prefetch_rows(static_cast<const uint8_t*>(run.values), layout.row_bytes, from, end - from,
+                      head_bytes);
+      }
+      n += run.n_rows;
+    }
+  };
+  prefetch_values(0, kBlockRows);
   for (size_t lo = 0; lo < n_rows; lo += kBlockRows) {
     const size_t hi = std::min(n_rows, lo + kBlockRows);
+    if (hi < n_rows) prefetch_values(hi, std::min(n_rows, hi + kBlockRows));
     for (size_t p = 0; p < n_pairs; ++p) {
       const float* w = scores + 2 * p * n_rows;
       for (size_t c = 0; c < n_chunks; ++c) {
