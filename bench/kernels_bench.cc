@@ -178,12 +178,10 @@ void bm_attention(benchmark::State& state, TensorType kv_type, size_t head_dim, 
       if (variant == "hwy") {
         ops::attention(layout, std::span(&run, 1), n_heads, scale, scores.data(), out.data());
       } else if (variant == "ref") {
-        ops::ref::attention(layout, std::span(&run, 1), n_heads, scale, scores.data(),
-                            out.data());
+        ops::ref::attention(layout, std::span(&run, 1), n_heads, scale, scores.data(), out.data());
       } else {
         for (size_t r = 0; r < n_rows; ++r) {
-          scores[r] =
-              ops::dot_kv(q.data(), &keys[r * layout.row_bytes], kv_type, head_dim) * scale;
+          scores[r] = ops::dot_kv(q.data(), &keys[r * layout.row_bytes], kv_type, head_dim) * scale;
         }
         ops::softmax(scores.data(), n_rows);
         std::fill(out.begin(), out.end(), 0.0f);
@@ -209,12 +207,10 @@ void register_attention_benchmarks() {
   const auto add = [](TensorType kv_type, size_t head_dim, size_t n_heads, size_t n_rows,
                       size_t n_layers, const char* variant) {
     const char* type_name = tensor_type_traits(static_cast<uint32_t>(kv_type))->name;
-    const std::string name = std::string("attention/") + type_name +
-                             "/head_dim:" + std::to_string(head_dim) +
-                             "/heads:" + std::to_string(n_heads) +
-                             "/rows:" + std::to_string(n_rows) +
-                             (n_layers > 1 ? "/layers:" + std::to_string(n_layers) : "") + "/" +
-                             variant;
+    const std::string name =
+        std::string("attention/") + type_name + "/head_dim:" + std::to_string(head_dim) +
+        "/heads:" + std::to_string(n_heads) + "/rows:" + std::to_string(n_rows) +
+        (n_layers > 1 ? "/layers:" + std::to_string(n_layers) : "") + "/" + variant;
     benchmark::RegisterBenchmark(name.c_str(), bm_attention, kv_type, head_dim, n_heads, n_rows,
                                  n_layers, std::string(variant))
         ->Unit(benchmark::kMicrosecond);
@@ -222,7 +218,8 @@ void register_attention_benchmarks() {
   for (TensorType kv_type : {TensorType::kF32, TensorType::kF16}) {
     for (size_t head_dim : {8, 64, 128}) {
       for (size_t n_rows : {128, 1024}) {
-        for (const char* variant : {"ref", "rows", "hwy"}) add(kv_type, head_dim, 1, n_rows, 1, variant);
+        for (const char* variant : {"ref", "rows", "hwy"})
+          add(kv_type, head_dim, 1, n_rows, 1, variant);
       }
     }
     // A layer of a 1.1B-scale model with a full 4096-token cache: 4 KV heads, 8 query heads

@@ -406,8 +406,7 @@ void KvCache::attend_group(size_t layer, const KvRows& rows, size_t head, size_t
   add_run(q, false, first_slot, n_before_wrap, t - lo);
   add_run(q, false, n_sinks, n_window_cached - n_before_wrap, t - lo - n_before_wrap);
   const uint64_t first_batch = std::max(lo, t0);  // > t while the sinks are still filling
-  add_run(q, true, first_batch - t0,
-          first_batch <= t ? t + 1 - first_batch : 0, t - first_batch);
+  add_run(q, true, first_batch - t0, first_batch <= t ? t + 1 - first_batch : 0, t - first_batch);
 
   const ops::KvLayout layout{rows.type, head_dim, rows.row_bytes, shape_.attn_softcap};
   const float scale =

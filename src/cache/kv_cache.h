@@ -191,9 +191,9 @@ class KvCache {
 
   KvCacheShape shape_;
   KvCacheOptions options_;
-  size_t n_slots_;     // n_sinks + window
-  size_t kv_dim_;      // n_kv_heads * head_dim
-  size_t slot_bytes_;  // bytes of kv_dim values of kv_type
+  size_t n_slots_;      // n_sinks + window
+  size_t kv_dim_;       // n_kv_heads * head_dim
+  size_t slot_bytes_;   // bytes of kv_dim values of kv_type
   size_t plane_heads_;  // KV heads per plane: 1, or n_kv_heads for a block type
   size_t n_planes_;     // n_kv_heads / plane_heads_
   size_t plane_bytes_;  // bytes of plane_heads_ * head_dim values of kv_type
