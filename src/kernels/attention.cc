@@ -316,6 +316,80 @@ HWY_INLINE void accumulate_values(D d, const KvLayout& layout, std::span<const K
   }
 }
 
+#if !(HWY_TARGET == HWY_SCALAR || HWY_HAVE_SCALABLE)
+// accumulate_values<kType, false, true> for two full column chunks at once, col and col + Lanes,
+// with their states: each weight is broadcast once for both, so a row costs a head pair two value
+// loads and two broadcasts instead of two loads and four (loads, not FMAs, bounded the pass). The
+// same products are added in the same order, so the bits are accumulate_values'.
+template <TensorType kType, class D>
+HWY_INLINE void accumulate_values_x2(D d, const KvLayout& layout, std::span<const KvRun> runs,
+                                     const float* HWY_RESTRICT weights, size_t stride, size_t col,
+                                     size_t lo, size_t hi, float* HWY_RESTRICT state0,
+                                     float* HWY_RESTRICT state1) {
+  const size_t n_lanes = hn::Lanes(d);
+  float* const states[2] = {state0, state1};
+  // acc[c][h * 4 + j]: column chunk c, head h of the pair, the partial sum of rows n % 4 == j.
+  hn::Vec<D> acc[2][8];
+  for (size_t c = 0; c < 2; ++c) {
+    for (size_t i = 0; i < 8; ++i) {
+      acc[c][i] = lo == 0 ? hn::Zero(d) : hn::LoadU(d, states[c] + i * n_lanes);
+    }
+  }
+  using J0 = std::integral_constant<size_t, 0>;
+  using J1 = std::integral_constant<size_t, 1>;
+  using J2 = std::integral_constant<size_t, 2>;
+  using J3 = std::integral_constant<size_t, 3>;
+  size_t n = 0;  // index of the run's first row among all rows
+  for (const KvRun& run : runs) {
+    if (n >= hi) break;
+    const size_t r_end = std::min(run.n_rows, hi - n);
+    const auto* values = static_cast<const uint8_t*>(run.values);
+    const float* wa = weights + n;
+    const float* wb = weights + stride + n;
+    const auto add_row = [&](size_t r, auto j_const) HWY_ATTR {
+      constexpr size_t j = decltype(j_const)::value;
+      const uint8_t* row = values + r * layout.row_bytes;
+      const auto x0 = load_dense<kType>(d, row, col);
+      const auto x1 = load_dense<kType>(d, row, col + n_lanes);
+      const auto a = hn::Set(d, wa[r]), b = hn::Set(d, wb[r]);
+      acc[0][j] = hn::MulAdd(a, x0, acc[0][j]);
+      acc[0][4 + j] = hn::MulAdd(b, x0, acc[0][4 + j]);
+      acc[1][j] = hn::MulAdd(a, x1, acc[1][j]);
+      acc[1][4 + j] = hn::MulAdd(b, x1, acc[1][4 + j]);
+    };
+    const auto add_any = [&](size_t r) HWY_ATTR {
+      switch ((n + r) % 4) {
+        case 0:
+          add_row(r, J0());
+          break;
+        case 1:
+          add_row(r, J1());
+          break;
+        case 2:
+          add_row(r, J2());
+          break;
+        default:
+          add_row(r, J3());
+          break;
+      }
+    };
+    size_t r = lo > n ? lo - n : 0;
+    for (; r < r_end && (n + r) % 4 != 0; ++r) add_any(r);
+    for (; r + 4 <= r_end; r += 4) {
+      add_row(r, J0());
+      add_row(r + 1, J1());
+      add_row(r + 2, J2());
+      add_row(r + 3, J3());
+    }
+    for (; r < r_end; ++r) add_any(r);
+    n += run.n_rows;
+  }
+  for (size_t c = 0; c < 2; ++c) {
+    for (size_t i = 0; i < 8; ++i) hn::StoreU(acc[c][i], d, states[c] + i * n_lanes);
+  }
+}
+#endif
+
 // out[col, col + n_valid) = inv_sum * the sum of the four partial sums at `state`.
 template <bool kPartial, class D>
 HWY_INLINE void finish_values(D d, const float* HWY_RESTRICT state, float inv_sum, size_t col,
@@ -417,6 +491,14 @@ void attention_typed(D d, const KvLayout& layout, std::span<const KvRun> runs, s
         float* st = &state[(p * n_chunks + c) * 8 * n_lanes];
         const bool two = 2 * p + 1 < n_heads, partial = col + n_lanes > head_dim;
         const size_t n_valid = partial ? head_dim - col : n_lanes;
+#if !(HWY_TARGET == HWY_SCALAR || HWY_HAVE_SCALABLE)
+        if (two && col + 2 * n_lanes <= head_dim) {
+          accumulate_values_x2<kType>(d, layout, runs, w, n_rows, col, lo, hi, st,
+                                      st + 8 * n_lanes);
+          ++c;  // both chunks done
+          continue;
+        }
+#endif
         if (two && !partial) {
           accumulate_values<kType, false, true>(d, layout, runs, w, n_rows, col, n_valid, lo, hi,
                                                 st);
