@@ -226,6 +226,7 @@ void register_attention_benchmarks() {
     // each (TinyLlama's 32 over 4; head_dim 128 as Llama-2-7B's), 22 layers (TinyLlama's) of
     // rows read from memory.
     for (size_t head_dim : {64, 128}) {
+      add(kv_type, head_dim, 8, 4096, 1, "hwy");  // the layer in the CPU caches
       add(kv_type, head_dim, 8, 4096, 22, "hwy");
     }
   }
