@@ -323,7 +323,13 @@ KvCache::KvRows KvCache::kv_rows(size_t layer, ThreadPool& pool) {
   // The layer's K and V rows in f32: its held slots, then the batch's rows, decoded once per
   // layer and batch. Slots fill in order (sinks, then the ring), so the ones held are the first
   // min(n_seen, slots) of the layer, contiguous in keys_ (one plane) as in the decoded rows.
+  // When whole blocks make up a head (head_dim a multiple of 32) each head's rows are decoded
+  // into a plane of their own, [n_kv_heads][n_slots + max_batch][head_dim], for the reasons of
+  // the f32/f16 planes; else into rows of all heads, [n_slots + max_batch][kv_dim].
   const size_t n_rows = n_slots_ + options_.max_batch;
+  const size_t head_dim = shape_.head_dim;
+  const bool planes = head_dim % kKvBlockValues == 0;
+  const size_t head_bytes = static_cast<size_t>(kv_bytes(options_.kv_type, head_dim));
   float* k_f32 = dequantized_.data();
   float* v_f32 = k_f32 + n_rows * kv_dim_;
   const size_t n_held = static_cast<size_t>(std::min<uint64_t>(n_seen_, ls.n_slots));
@@ -336,11 +342,22 @@ KvCache::KvRows KvCache::kv_rows(size_t layer, ThreadPool& pool) {
     const size_t first = (batch ? task - n_held_tasks : task) * rows_per_task;
     const size_t n = std::min(rows_per_task, (batch ? n_batch_ : n_held) - first);
     const size_t from = batch ? batch_offset(0, first) : slot_offset(ls, 0, first);
-    const size_t to = ((batch ? n_slots_ : 0) + first) * kv_dim_;
-    const uint8_t* k = batch ? batch_k_.data() : keys_.data();
-    const uint8_t* v = batch ? batch_v_.data() : values_.data();
-    ops::dequantize_row(options_.kv_type, k + from, k_f32 + to, n * kv_dim_);
-    ops::dequantize_row(options_.kv_type, v + from, v_f32 + to, n * kv_dim_);
+    const size_t row = (batch ? n_slots_ : 0) + first;  // of the decoded rows
+    const uint8_t* k = (batch ? batch_k_.data() : keys_.data()) + from;
+    const uint8_t* v = (batch ? batch_v_.data() : values_.data()) + from;
+    if (!planes) {
+      ops::dequantize_row(options_.kv_type, k, k_f32 + row * kv_dim_, n * kv_dim_);
+      ops::dequantize_row(options_.kv_type, v, v_f32 + row * kv_dim_, n * kv_dim_);
+      return;
+    }
+    for (size_t r = 0; r < n; ++r) {
+      for (size_t h = 0; h < shape_.n_kv_heads; ++h) {
+        const size_t src = r * slot_bytes_ + h * head_bytes;
+        const size_t dst = (h * n_rows + row + r) * head_dim;
+        ops::dequantize_row(options_.kv_type, k + src, k_f32 + dst, head_dim);
+        ops::dequantize_row(options_.kv_type, v + src, v_f32 + dst, head_dim);
+      }
+    }
   };
   const size_t n_tasks = n_held_tasks + (n_batch_ + rows_per_task - 1) / rows_per_task;
   // About one operation a value: a short cache (stories260K's 256 slots) decodes inline.
@@ -350,13 +367,15 @@ KvCache::KvRows KvCache::kv_rows(size_t layer, ThreadPool& pool) {
     for (size_t task = 0; task < n_tasks; ++task) decode(task);
   }
   const auto bytes = [](const float* p) { return reinterpret_cast<const uint8_t*>(p); };
+  const size_t row_floats = planes ? head_dim : kv_dim_;
+  const size_t head_stride = (planes ? n_rows * head_dim : head_dim) * sizeof(float);
   return {bytes(k_f32),
           bytes(v_f32),
-          bytes(k_f32 + n_slots_ * kv_dim_),
-          bytes(v_f32 + n_slots_ * kv_dim_),
-          kv_dim_ * sizeof(float),
-          shape_.head_dim * sizeof(float),
-          shape_.head_dim * sizeof(float),
+          bytes(k_f32 + n_slots_ * row_floats),
+          bytes(v_f32 + n_slots_ * row_floats),
+          row_floats * sizeof(float),
+          head_stride,
+          head_stride,
           TensorType::kF32};
 }
 

@@ -11,6 +11,7 @@ namespace sllm {
 namespace {
 
 constexpr size_t kBlock = quant::kBlockElems;
+static_assert(kBlock == kKvBlockValues);
 
 }  // namespace
 

@@ -20,8 +20,9 @@
 
 namespace sllm {
 
-// Whether K/V of this type are stored as blocks (q8_0, q4_0).
+// Whether K/V of this type are stored as blocks (q8_0, q4_0), and the values of a block.
 bool is_block_kv(TensorType type);
+inline constexpr size_t kKvBlockValues = 32;
 
 // Bytes of n values of a cache type (f32, f16, q8_0, q4_0); for a block type n is a multiple of
 // 32 (check_kv_type checked it).
