@@ -193,20 +193,22 @@ size_t KvCache::n_cached() const {
   return static_cast<size_t>(std::min<uint64_t>(n_seen_, n_slots_));
 }
 
+void KvCache::gather_row(const ZeroedArray<uint8_t>& kv, const LayerSlots& ls, size_t slot,
+                         uint8_t* row) const {
+  for (size_t p = 0; p < n_planes_; ++p) {
+    std::memcpy(row + p * plane_bytes_, &kv[slot_offset(ls, p, slot)], plane_bytes_);
+  }
+}
+
 std::vector<uint8_t> KvCache::key_row(size_t layer, size_t slot) const {
   std::vector<uint8_t> row(slot_bytes_);
-  for (size_t p = 0; p < n_planes_; ++p) {
-    std::memcpy(&row[p * plane_bytes_], &keys_[slot_offset(layers_[layer], p, slot)], plane_bytes_);
-  }
+  gather_row(keys_, layers_[layer], slot, row.data());
   return row;
 }
 
 std::vector<uint8_t> KvCache::value_row(size_t layer, size_t slot) const {
   std::vector<uint8_t> row(slot_bytes_);
-  for (size_t p = 0; p < n_planes_; ++p) {
-    std::memcpy(&row[p * plane_bytes_], &values_[slot_offset(layers_[layer], p, slot)],
-                plane_bytes_);
-  }
+  gather_row(values_, layers_[layer], slot, row.data());
   return row;
 }
 

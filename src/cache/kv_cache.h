@@ -164,6 +164,9 @@ class KvCache {
   size_t slot_offset(const LayerSlots& ls, size_t plane, size_t slot) const {
     return ls.row0 * slot_bytes_ + (plane * ls.n_slots + slot) * plane_bytes_;
   }
+  // Copies a slot's planes into `row`, side by side (slot_bytes_ of them).
+  void gather_row(const ZeroedArray<uint8_t>& kv, const LayerSlots& ls, size_t slot,
+                  uint8_t* row) const;
   size_t batch_offset(size_t plane, size_t i) const {
     return (plane * options_.max_batch + i) * plane_bytes_;
   }

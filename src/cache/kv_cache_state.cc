@@ -20,11 +20,8 @@ KvCacheContents KvCache::contents() const {
   for (const LayerSlots& ls : layers_) {
     for (size_t slot = 0; slot < ls.n_slots; ++slot) {
       const size_t row = (ls.row0 + slot) * slot_bytes_;
-      for (size_t p = 0; p < n_planes_; ++p) {
-        std::memcpy(keys + row + p * plane_bytes_, &keys_[slot_offset(ls, p, slot)], plane_bytes_);
-        std::memcpy(values + row + p * plane_bytes_, &values_[slot_offset(ls, p, slot)],
-                    plane_bytes_);
-      }
+      gather_row(keys_, ls, slot, keys + row);
+      gather_row(values_, ls, slot, values + row);
     }
   }
   return {n_seen_, n_key_writes_, std::span<const uint8_t>(keys, keys_.size()),
