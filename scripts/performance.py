@@ -265,9 +265,13 @@ def profile_lines(rows):
 def section_latency(a, runner, model, quick):
     name, path = model
     caches = "64,128,256" if quick else "256,512,1024,2048,4096"
-    args = ["--rounds", "1", "--prefill", "0", "--decode", "0", "--caches", caches,
+    largest = caches.split(",")[-1]
+    # The profiled decode (16 tokens) in a full cache of the largest size: where the time goes
+    # once attention reads the whole cache.
+    profiled = ["--decode", "16", "--full-cache", "0", "--profile-cache", largest]
+    args = ["--rounds", "1", "--prefill", "0", "--caches", caches,
             "--streaming-tokens", "4" if quick else "16", "--recompute-tokens",
-            "1" if quick else "3", "--bandwidth-mib", "16"]
+            "1" if quick else "3", "--bandwidth-mib", "16"] + profiled
     t = max(a.threads)
     log(f"(c) {name}, {t} thread(s), caches {caches}")
     j = runner.bench(path, t, args)
@@ -284,10 +288,10 @@ def section_latency(a, runner, model, quick):
     # The same flatness with an f16 cache (llama.cpp's default): half the bytes per cached row.
     ends = f"{rows[0]['cache']},{rows[-1]['cache']}"
     log(f"(c) {name}, {t} thread(s), f16 cache, caches {ends}")
-    j16 = runner.bench(path, t, ["--rounds", "1", "--prefill", "0", "--decode", "0", "--caches",
+    j16 = runner.bench(path, t, ["--rounds", "1", "--prefill", "0", "--caches",
                                  ends, "--streaming-tokens", "4" if quick else "16",
                                  "--recompute-tokens", "0", "--kv-type", "f16",
-                                 "--bandwidth-mib", "16"])
+                                 "--bandwidth-mib", "16"] + profiled)
     j["f16"] = j16
     r16 = j16["latency_by_cache"]
     text = [f"{name}, {t} threads, f32 KV cache, load {j['load']}. Per-token latency (median) "
@@ -301,6 +305,13 @@ def section_latency(a, runner, model, quick):
         f"{r16[0]['streaming_ms']:.2f} ms at {r16[0]['cache']}, {r16[-1]['streaming_ms']:.2f} ms "
         f"at {r16[-1]['cache']}, ratio {j16['streaming_largest_over_smallest']:.3f} — "
         f"{'met' if j16['streaming_largest_over_smallest'] <= 1.25 else 'not met'}."]
+    # Where a token's time goes in the full largest cache, f32 and f16 (the same table as (b)'s).
+    prof = profile_lines([dict(jj, threads=t, name=f"{name}, {kv} KV, {largest}-token cache")
+                          for jj, kv in ((j, "f32"), (j16, "f16"))])
+    if prof:
+        text += ["", f"Where a decoded token's time goes with the cache full ({largest} tokens; "
+                 "`bench --profile-cache`, a separate profiled run of 16 tokens): each phase's "
+                 "share of the wall time, the matrix phases' weight GB/s.", ""] + prof[3:]
     return j, text
 
 

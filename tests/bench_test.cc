@@ -113,6 +113,23 @@ TEST(BenchCliTest, WithoutTokensPrintsTheSpeedReport) {
   EXPECT_GT(phases_s, 0.0);
   EXPECT_LE(phases_s, profile["seconds"].get<double>());
 
+  // --profile-cache: the profiled decode in a full streaming cache instead of after 8 tokens.
+  const auto full = run_cli("bench -m " + kModel +
+                            " -t 1 --prefill 0 --decode 4 --rounds 1 --caches '' --full-cache 0 "
+                            "--profile-cache 48 --bandwidth-mib 16 --json " +
+                            json_path);
+  ASSERT_EQ(full.exit_code, 0) << full.err;
+  EXPECT_NE(full.out.find("where a decoded token's time goes (a profiled run of 4 tokens in a full "
+                          "48-token cache; "),
+            std::string::npos)
+      << full.out;
+  const auto jf = nlohmann::json::parse(slurp(json_path));
+  EXPECT_EQ(jf["decode_profile"]["cache_tokens"], 48);
+  EXPECT_EQ(jf["decode_profile"]["tokens"], 4);
+  EXPECT_EQ(jf["decode_profile"]["phases"][3]["phase"], "attention");
+  EXPECT_EQ(jf["decode_profile"]["phases"][3]["calls"], 4 * 5);
+  EXPECT_EQ(j["decode_profile"]["cache_tokens"], 0);
+
   const std::string ids = temp_dir() + "/ids.txt";
   std::ofstream(ids) << "1 2 512\n";
   const auto bad_id = run_cli("bench -m " + kModel + " --ids-file " + ids);

@@ -69,6 +69,11 @@ def main():
           "(c) f16 cache ends")
     check(re.search(r"With an f16 cache: [\d.]+ ms at 64, [\d.]+ ms at 256, ratio [\d.]+", doc),
           "(c) f16 flatness line")
+    # (c) where a token's time goes with the 256-token cache full, f32 and f16 KV.
+    for kv in ("f32", "f16"):
+        check(re.search(rf"^\| stories260K \(F32\), {kv} KV, 256-token cache \| 2 \| ([\d.]+) \| "
+                        r"\d+% · [\d.]+ GB/s \| \d+% \|", doc, re.M), f"(c) {kv} full-cache profile")
+    check(data["latency"]["decode_profile"]["cache_tokens"] == 256, "(c) raw full-cache profile")
     for name, ok in pngs.items():
         check(ok and f"(figures/{name})" in doc, f"(d) {name} not drawn or not in the document")
     check(doc.count("streamingllm bench -m") == 4, "(b)+(c) commands not all listed")

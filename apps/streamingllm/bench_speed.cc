@@ -137,7 +137,8 @@ double sum(const std::vector<double>& v) {
 }
 
 // Where a decoded token's time goes: a separate, profiled decode (Stream::set_profiling) of the
-// same length after the same short prompt, so that the timed runs above carry no timers.
+// same length after the same short prompt, or in a full cache of `cache` tokens, so that the timed
+// runs above carry no timers.
 struct DecodeProfile {
   size_t tokens = 0;
   double seconds = 0;  // the whole decode's wall time
@@ -145,9 +146,10 @@ struct DecodeProfile {
 };
 
 Result<DecodeProfile> profile_decode(const std::shared_ptr<Model>& model,
-                                     std::span<const TokenId> prompt, size_t n, KvType kv) {
-  SLLM_ASSIGN_OR_RETURN(auto s, make_stream(model, CachePolicy::kStreaming,
-                                            std::max(prompt.size() + n, size_t{1024}), 512, kv));
+                                     std::span<const TokenId> prompt, size_t n, size_t cache,
+                                     KvType kv) {
+  if (cache == 0) cache = std::max(prompt.size() + n, size_t{1024});
+  SLLM_ASSIGN_OR_RETURN(auto s, make_stream(model, CachePolicy::kStreaming, cache, 512, kv));
   SLLM_ASSIGN_OR_RETURN(const size_t fed, s->feed(prompt));
   (void)fed;  // all of them: no interrupt given
   s->set_profiling(true);
@@ -163,7 +165,7 @@ int bench_speed(const SpeedArgs& a, const std::string& model_path,
   const ModelInfo& info = model->info();
   const size_t max_cache =
       a.caches.empty() ? 0 : *std::max_element(a.caches.begin(), a.caches.end());
-  const size_t n_needed = std::max({a.prefill, a.full_cache, max_cache}) + 8;
+  const size_t n_needed = std::max({a.prefill, a.full_cache, max_cache, a.profile_cache}) + 8;
   SLLM_CLI_ASSIGN(const std::vector<TokenId> ids, bench_ids(a, info.n_vocab, n_needed));
   std::error_code ec;
   const uint64_t file_bytes = std::filesystem::file_size(model_path, ec);
@@ -225,8 +227,9 @@ int bench_speed(const SpeedArgs& a, const std::string& model_path,
   }
   DecodeProfile profile;
   if (a.decode > 0 && a.profile != 0) {
-    SLLM_CLI_ASSIGN(profile,
-                    profile_decode(model, std::span(ids).first(kShortPrompt), a.decode, a.kv_type));
+    const size_t prompt = a.profile_cache > 0 ? a.profile_cache : kShortPrompt;
+    SLLM_CLI_ASSIGN(profile, profile_decode(model, std::span(ids).first(prompt), a.decode,
+                                            a.profile_cache, a.kv_type));
   }
   // The model's peak, before the probe's buffer adds to it.
   const uint64_t rss = peak_rss_bytes();
@@ -276,9 +279,12 @@ int bench_speed(const SpeedArgs& a, const std::string& model_path,
   }
   if (profile.tokens > 0) {
     const double per_token = 1e3 / static_cast<double>(profile.tokens);
-    out("where a decoded token's time goes (a profiled run of {} tokens after {}; weight GB/s "
+    out("where a decoded token's time goes (a profiled run of {} tokens {}; weight GB/s "
         "against the {:.1f} GB/s read bandwidth):\n",
-        profile.tokens, kShortPrompt, bw.best_gbs);
+        profile.tokens,
+        a.profile_cache > 0 ? fmt::format("in a full {}-token cache", a.profile_cache)
+                            : fmt::format("after {}", kShortPrompt),
+        bw.best_gbs);
     out("  {:<28} {:>10} {:>7} {:>10} {:>8}\n", "phase", "ms/token", "share", "weight MB", "GB/s");
     double phases_s = 0;
     for (const PhaseTime& p : profile.phases) {
@@ -336,8 +342,10 @@ int bench_speed(const SpeedArgs& a, const std::string& model_path,
                           {"seconds", p.seconds},
                           {"weight_bytes", p.weight_bytes}});
       }
-      j["decode_profile"] = {
-          {"tokens", profile.tokens}, {"seconds", profile.seconds}, {"phases", phases}};
+      j["decode_profile"] = {{"tokens", profile.tokens},
+                             {"cache_tokens", a.profile_cache},
+                             {"seconds", profile.seconds},
+                             {"phases", phases}};
     }
     j["peak_rss_bytes"] = rss;
     SLLM_CLI_CHECK(write_output_file(a.json_path, j.dump(2) + "\n"));

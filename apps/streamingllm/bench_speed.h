@@ -26,8 +26,12 @@ struct SpeedArgs {
   // tokens of a 1.1B model on 2 cores: a minute), so at kLargeCache and above at most 2.
   size_t recompute_tokens = 3;
   static constexpr size_t kLargeCache = 2048;
-  size_t full_cache = 1024;    // the cache of the full-cache decode measurement (0: skip it)
-  int profile = 1;             // 1: a profiled decode (where a token's time goes); 0: none
+  size_t full_cache = 1024;  // the cache of the full-cache decode measurement (0: skip it)
+  int profile = 1;           // 1: a profiled decode (where a token's time goes); 0: none
+  // The profiled decode's cache: 0, after an 8-token prompt (the short decode's); C > 0, a
+  // streaming cache of C tokens filled first (the full-cache decode, where attention's share
+  // grows).
+  size_t profile_cache = 0;
   size_t bandwidth_mib = 512;  // bytes read by the bandwidth probe (far above any cache)
   std::string ids_file;        // token ids to feed (else a fixed pseudo-random sequence)
   KvType kv_type = KvType::kF32;

@@ -316,6 +316,9 @@ Command add_bench(CLI::App& app) {
              "Speed report: cache of the full-cache decode measurement (0: skip it)");
   add_number(*cmd, "--profile", a->speed.profile, {0, 1},
              "Speed report: 1 profiles a decode of --decode tokens (time per phase), 0 skips it");
+  add_number(*cmd, "--profile-cache", a->speed.profile_cache, {size_t{0}, size_t{1} << 20},
+             "Speed report: the profiled decode runs in a full streaming cache of this many tokens "
+             "(0: after an 8-token prompt, as the short decode)");
   add_number(*cmd, "--bandwidth-mib", a->speed.bandwidth_mib, {size_t{16}, size_t{1} << 16},
              "Speed report: MiB read by the memory bandwidth probe");
   cmd->add_option("--ids-file", a->speed.ids_file,
