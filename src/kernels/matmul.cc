@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "hwy/cache_control.h"
 #include "kernels/qdot.h"
 #include "kernels/quant.h"
 #include "util/tensor_type.h"
@@ -70,9 +71,15 @@ HWY_INLINE void store_row_sums(D d, const hn::Vec<D>* v, float* HWY_RESTRICT out
 // every row of a group, then the scalar tail in column order: its bits do not depend on which
 // rows share its group or tile, so neither the batch size nor the thread count changes them.
 // (Arrays of vectors: fine on fixed-size targets; SVE/RVV would need named variables.)
+// ahead > 0 (dense types, the first batch tile): each 64-byte line of the group's rows is
+// prefetched `ahead` bytes on, where the next group's rows are. A 2048-column f16 row is one
+// 4 KiB page, and the hardware prefetchers stop at page ends, so without the hints every row of
+// a decode started cold. Into L2 (the next group of f16 rows is 32 KiB, most of L1). TinyLlama
+// f16 decode, medians of 3 interleaved runs on a shared machine: 2 threads 13.7 -> 17.9 tok/s,
+// 1 thread 8.7 -> 9.2.
 template <TensorType kType, size_t kRows>
 HWY_INLINE void group_dots(const uint8_t* const* rows, size_t n_valid, const float* HWY_RESTRICT x,
-                           size_t n_cols, float* HWY_RESTRICT y, size_t y_stride) {
+                           size_t n_cols, float* HWY_RESTRICT y, size_t y_stride, size_t ahead) {
   static_assert(kRows >= 1 && kRows <= kBatchTile);
   using D = std::conditional_t<is_block_type(kType), DBlock, DF>;
   const D d;
@@ -102,7 +109,19 @@ HWY_INLINE void group_dots(const uint8_t* const* rows, size_t n_valid, const flo
       }
     }
   } else {
+    constexpr size_t kElemBytes = kType == TensorType::kF32 ? 4 : 2;
+    const size_t step_bytes = n_lanes * kElemBytes;  // a power of two: 64 divides or is a multiple
     for (; col + n_lanes <= n_cols; col += n_lanes) {
+      if (ahead > 0 && (col * kElemBytes) % 64 < step_bytes) {
+        for (size_t g = 0; g < kRowGroup; ++g) {
+          const uintptr_t at = reinterpret_cast<uintptr_t>(rows[g]) + col * kElemBytes + ahead;
+#if HWY_ARCH_X86
+          _mm_prefetch(reinterpret_cast<const char*>(at), _MM_HINT_T1);  // L2: 8 rows ahead
+#else
+          hwy::Prefetch(reinterpret_cast<const void*>(at));
+#endif
+        }
+      }
       hn::Vec<D> w[kRowGroup];
       for (size_t g = 0; g < kRowGroup; ++g) w[g] = load_dense<kType>(d, rows[g], col);
       fma_group(w, col);
@@ -124,25 +143,28 @@ HWY_INLINE void group_dots(const uint8_t* const* rows, size_t n_valid, const flo
 
 // y[b, r + g] for every batch row b and g < n_valid: one group of weight rows times x, tile by
 // tile of batch rows, so the group is read from memory once and then served from L1.
+// ahead: as group_dots' (0: no prefetch hints), given to the first tile only.
 template <TensorType kType>
 HWY_INLINE void group_times_batch(const uint8_t* const* rows, size_t n_valid, const MatView& w,
-                                  const float* x, size_t n_batch, float* y, size_t r) {
+                                  const float* x, size_t n_batch, float* y, size_t r,
+                                  size_t ahead) {
   for (size_t b0 = 0; b0 < n_batch; b0 += kBatchTile) {
     const float* xb = x + b0 * w.n_cols;
     float* yb = y + b0 * w.n_rows + r;
     const size_t n_tile = std::min(kBatchTile, n_batch - b0);
+    const size_t a = b0 == 0 ? ahead : 0;
     if (n_tile == kBatchTile) {
-      group_dots<kType, kBatchTile>(rows, n_valid, xb, w.n_cols, yb, w.n_rows);
+      group_dots<kType, kBatchTile>(rows, n_valid, xb, w.n_cols, yb, w.n_rows, a);
     } else if constexpr (kBatchTile == 4) {
       if (n_tile == 3) {
-        group_dots<kType, 3>(rows, n_valid, xb, w.n_cols, yb, w.n_rows);
+        group_dots<kType, 3>(rows, n_valid, xb, w.n_cols, yb, w.n_rows, a);
       } else if (n_tile == 2) {
-        group_dots<kType, 2>(rows, n_valid, xb, w.n_cols, yb, w.n_rows);
+        group_dots<kType, 2>(rows, n_valid, xb, w.n_cols, yb, w.n_rows, a);
       } else {
-        group_dots<kType, 1>(rows, n_valid, xb, w.n_cols, yb, w.n_rows);
+        group_dots<kType, 1>(rows, n_valid, xb, w.n_cols, yb, w.n_rows, a);
       }
     } else {
-      group_dots<kType, 1>(rows, n_valid, xb, w.n_cols, yb, w.n_rows);
+      group_dots<kType, 1>(rows, n_valid, xb, w.n_cols, yb, w.n_rows, a);
     }
   }
 }
@@ -158,7 +180,9 @@ void matmul_rows(const MatView& w, const float* x, size_t n_batch, float* y, siz
     for (size_t g = 0; g < kRowGroup; ++g) {
       rows[g] = data + (r + std::min(g, n_valid - 1)) * w.row_bytes;
     }
-    group_times_batch<kType>(rows, n_valid, w, x, n_batch, y, r);
+    // The next group's rows (past the last one too: a prefetch does not fault).
+    const size_t ahead = is_block_type(kType) ? 0 : kRowGroup * w.row_bytes;
+    group_times_batch<kType>(rows, n_valid, w, x, n_batch, y, r, ahead);
   }
 }
 
@@ -180,7 +204,7 @@ void matmul_rows_decoded(const MatView& w, const float* x, size_t n_batch, float
       rows[g] =
           reinterpret_cast<const uint8_t*>(decoded.data() + std::min(g, n_valid - 1) * w.n_cols);
     }
-    group_times_batch<TensorType::kF32>(rows, n_valid, w, x, n_batch, y, r);
+    group_times_batch<TensorType::kF32>(rows, n_valid, w, x, n_batch, y, r, 0);
   }
 }
 
