@@ -1,5 +1,9 @@
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <sstream>
 
@@ -120,9 +124,11 @@ void Server::Impl::routes() {
   http.set_payload_max_length(options.max_body_bytes);
   // httplib's default also sets SO_REUSEPORT, which lets a second server bind the same port
   // and silently take half of the connections: address reuse only.
-  http.set_socket_options([](socket_t sock) {
+  // The socket is kept for start(), which enlarges its listen backlog.
+  http.set_socket_options([this](socket_t sock) {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof(yes));
+    listen_fd = sock;
   });
   const size_t n_threads = options.n_http_threads;
   http.new_task_queue = [n_threads] { return new httplib::ThreadPool(n_threads); };
@@ -339,6 +345,13 @@ Status Server::start() {
                                        " (in use, or not an address of this machine)");
     }
     s.port = s.options.port;
+  }
+  // Debian's httplib listens with a backlog of 5: a burst of more new connections than that (32
+  // clients at once) overflowed the accept queue, and some clients' requests failed unanswered.
+  // A second listen() on a listening socket sets its backlog (capped by net.core.somaxconn).
+  if (s.listen_fd >= 0 && ::listen(s.listen_fd, SOMAXCONN) != 0) {
+    return Error(ErrorCode::kIo,
+                 std::string("cannot set the listen backlog: ") + std::strerror(errno));
   }
   s.listener = std::thread([&s] {
     s.http.listen_after_bind();

@@ -112,6 +112,7 @@ struct Server::Impl {
   Metrics metrics;
   httplib::Server http;
   int port = 0;
+  int listen_fd = -1;  // the listening socket, as httplib created it (routes(): socket options)
   std::thread listener;
   std::atomic<bool> listener_done{false};
   std::mutex active_mu;
