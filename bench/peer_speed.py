@@ -5,7 +5,11 @@ the rounds and our/their ratios. The machine is shared and noisy: the runs alter
 round, and only ratios measured in one run mean anything.
 
     python3 bench/peer_speed.py MODEL.gguf [MODEL.gguf ...] [--threads 1,2] [--rounds 5]
-                                [--prefill 512] [--decode 64] [--json OUT]
+                                [--prefill 512] [--decode 64] [--pin CPUS] [--json OUT]
+
+--pin CPUS: run both engines under `taskset -c CPUS` (e.g. `--pin 0` with `--threads 1`): on a
+virtual machine the cores need not be equal (on ours, CPU 1 decoded q8_0 17% slower than CPU 0,
+pinned, side by side), and an unpinned one-thread run lands on either.
 
 Ours: `streamingllm bench --ids-file F --rounds 1 --caches ''` (its speed report; model loading is
 not timed). Theirs: bench/peer/speed.mjs (node-llama-cpp 3.21.1 = llama.cpp's prebuilt CPU
@@ -23,9 +27,9 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def ours(binary, model, ids, threads, prefill, decode):
+def ours(binary, model, ids, threads, prefill, decode, prefix=()):
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        subprocess.run([binary, "bench", "-m", model, "-t", str(threads), "--ids-file", ids,
+        subprocess.run([*prefix, binary, "bench", "-m", model, "-t", str(threads), "--ids-file", ids,
                         "--rounds", "1", "--prefill", str(prefill), "--decode", str(decode),
                         "--caches", "", "--full-cache", "0", "--profile", "0",
                         "--bandwidth-mib", "16", "--json", out.name],
@@ -34,8 +38,8 @@ def ours(binary, model, ids, threads, prefill, decode):
     return j["prefill"]["tok_s"], j["decode_short"]["tok_s"]
 
 
-def theirs(model, ids, threads, prefill, decode):
-    r = subprocess.run(["node", os.path.join(ROOT, "bench", "peer", "speed.mjs"), model, ids,
+def theirs(model, ids, threads, prefill, decode, prefix=()):
+    r = subprocess.run([*prefix, "node", os.path.join(ROOT, "bench", "peer", "speed.mjs"), model, ids,
                         "--threads", str(threads), "--prefill", str(prefill), "--decode",
                         str(decode)], check=True, capture_output=True, text=True)
     j = json.loads(r.stdout.strip().splitlines()[-1])
@@ -57,7 +61,7 @@ def write_ids(vocab, n):
         return f.name
 
 
-def compare(binary, model, ids, threads, rounds, prefill, decode, peer=True):
+def compare(binary, model, ids, threads, rounds, prefill, decode, peer=True, prefix=()):
     """One model at one thread count, ours and theirs alternating in order every round. Returns
     the samples, medians (tok/s: prefill, decode) and our/their ratios (None without the peer)."""
     who_runs = ["ours", "theirs"] if peer else ["ours"]
@@ -66,9 +70,9 @@ def compare(binary, model, ids, threads, rounds, prefill, decode, peer=True):
     for r in range(rounds):
         for who in (who_runs if r % 2 == 0 else who_runs[::-1]):
             if who == "ours":
-                samples[who].append(ours(binary, model, ids, threads, prefill, decode))
+                samples[who].append(ours(binary, model, ids, threads, prefill, decode, prefix))
             else:
-                samples[who].append(theirs(model, ids, threads, prefill, decode))
+                samples[who].append(theirs(model, ids, threads, prefill, decode, prefix))
         loads.append(load_average())
     med = {w: (statistics.median(s[0] for s in v), statistics.median(s[1] for s in v))
            for w, v in samples.items()}
@@ -89,7 +93,9 @@ def main():
     ap.add_argument("--decode", type=int, default=64)
     ap.add_argument("--vocab", type=int, default=32000, help="ids are drawn below this")
     ap.add_argument("--json", help="write every sample here")
+    ap.add_argument("--pin", help="run both engines under `taskset -c PIN`")
     a = ap.parse_args()
+    prefix = ("taskset", "-c", a.pin) if a.pin else ()
 
     ids = write_ids(a.vocab, max(a.prefill, 8) + 8)
     results = []
@@ -97,7 +103,7 @@ def main():
           f"{'decode ours':>12} {'theirs':>9} {'ratio':>6}  load")
     for model in a.models:
         for threads in [int(t) for t in a.threads.split(",")]:
-            row = compare(a.bin, model, ids, threads, a.rounds, a.prefill, a.decode)
+            row = compare(a.bin, model, ids, threads, a.rounds, a.prefill, a.decode, prefix=prefix)
             med = row["median"]
             results.append(row)
             print(f"{os.path.basename(model):<40} {threads:>3} {med['ours'][0]:>13.1f} "
