@@ -116,7 +116,7 @@ HWY_INLINE void group_dots(const uint8_t* const* rows, size_t n_valid, const flo
         for (size_t g = 0; g < kRowGroup; ++g) {
           const uintptr_t at = reinterpret_cast<uintptr_t>(rows[g]) + col * kElemBytes + ahead;
 #if HWY_ARCH_X86
-          _mm_prefetch(reinterpret_cast<const char*>(at), _MM_HINT_T1);  // L2: 8 rows ahead
+          _mm_prefetch(reinterpret_cast<const char*>(at), _MM_HINT_T1);  // into L2
 #else
           hwy::Prefetch(reinterpret_cast<const void*>(at));
 #endif
